@@ -1,0 +1,43 @@
+# `make help` lists the targets. Every target works from a clean clone: it builds .venv first.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -hE '^[a-z][a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install ingestq with its dev tools
+
+test: $(STAMP) ## run the whole test suite (starts its own PostgreSQL)
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff (lint + format check) and mypy --strict
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+fmt: $(STAMP) ## format and auto-fix
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+demo: $(STAMP) ## enqueue a few thousand probe jobs, drain them with workers, print stats
+	$(BIN)/python -m ingestq.demo
+
+bench: $(STAMP) ## run the benchmarks side by side with peers; writes BENCHMARKS.md
+	$(BIN)/python -m bench.run
+
+clean: ## remove .venv, caches and the demo database
+	rm -rf $(VENV) .ingestq .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: help install test lint fmt demo bench clean

@@ -1,0 +1,178 @@
+"""Job kinds: the registry of handlers, the `task` decorator, and the context a handler receives.
+
+A handler is a plain function (sync or async). Its keyword arguments come from the job payload; if it
+declares a parameter named `ctx`, it also receives the `JobContext` (progress, cancellation, the job).
+Sync handlers run in a thread so they never block the worker's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Generic, ParamSpec, TypeVar
+
+from ingestq.core.job import DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, Job, JsonDict, NewJob, Progress
+from ingestq.errors import JobCancelled, UnknownJobKind
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+ProgressSink = Callable[[Progress], Awaitable[None]]
+
+
+class JobContext:
+    """What a running handler can see and do. Built by the worker for each attempt."""
+
+    def __init__(self, job: Job, progress_sink: ProgressSink | None = None) -> None:
+        self.job = job
+        self._progress_sink = progress_sink
+        self._cancel = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._cancel.is_set()
+
+    def request_cancel(self) -> None:
+        """Called by the worker when a person cancels the job (or the worker is shutting down hard)."""
+        self._cancel.set()
+
+    async def wait_cancelled(self) -> None:
+        await self._cancel.wait()
+
+    def raise_if_cancelled(self) -> None:
+        """Call at stage boundaries: stops the job here if cancellation was requested."""
+        if self._cancel.is_set():
+            raise JobCancelled(f"job {self.job.id} cancelled")
+
+    async def progress(self, stage: str, done: int = 0, total: int | None = None) -> None:
+        if self._progress_sink is not None:
+            await self._progress_sink(Progress(stage=stage, done=done, total=total))
+
+    def progress_threadsafe(self, stage: str, done: int = 0, total: int | None = None) -> None:
+        """For sync handlers running in a worker thread: schedules the write on the worker's loop."""
+        asyncio.run_coroutine_threadsafe(self.progress(stage, done, total), self._loop)
+
+
+@dataclass(frozen=True)
+class TaskSpec(Generic[P, R]):
+    """A registered job kind and its defaults. Calling it runs the function directly (no queue)."""
+
+    kind: str
+    fn: Callable[P, R]
+    queue: str = DEFAULT_QUEUE
+    priority: int = 0
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    backoff_base: float = 1.0  # seconds before the first retry; doubles each attempt (with jitter)
+    backoff_max: float = 3600.0
+    timeout: float | None = None  # seconds per attempt; None: no limit
+    wants_ctx: bool = False
+    is_async: bool = False
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.fn(*args, **kwargs)
+
+    def new_job(
+        self,
+        payload: JsonDict | None = None,
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        run_at: datetime | None = None,
+        max_attempts: int | None = None,
+        dedupe_key: str | None = None,
+        document_id: str | None = None,
+    ) -> NewJob:
+        return NewJob(
+            kind=self.kind,
+            payload=dict(payload or {}),
+            queue=queue or self.queue,
+            priority=self.priority if priority is None else priority,
+            run_at=run_at,
+            max_attempts=max_attempts or self.max_attempts,
+            dedupe_key=dedupe_key,
+            document_id=document_id,
+        )
+
+    async def invoke(self, ctx: JobContext) -> Any:
+        kwargs: dict[str, Any] = dict(ctx.job.payload)
+        if self.wants_ctx:
+            kwargs["ctx"] = ctx
+        if self.is_async:
+            return await self.fn(**kwargs)  # type: ignore[misc]
+        return await asyncio.to_thread(self.fn, **kwargs)  # type: ignore[arg-type]
+
+
+@dataclass
+class Registry:
+    """Job kind → TaskSpec. The worker claims only kinds present in its registry."""
+
+    tasks: dict[str, TaskSpec[Any, Any]] = field(default_factory=dict)
+
+    def register(self, spec: TaskSpec[Any, Any]) -> None:
+        existing = self.tasks.get(spec.kind)
+        if existing is not None and existing.fn is not spec.fn:
+            raise ValueError(f"job kind {spec.kind!r} is already registered to another function")
+        self.tasks[spec.kind] = spec
+
+    def get(self, kind: str) -> TaskSpec[Any, Any]:
+        try:
+            return self.tasks[kind]
+        except KeyError:
+            raise UnknownJobKind(kind) from None
+
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(sorted(self.tasks))
+
+    def merge(self, other: Registry) -> Registry:
+        merged = Registry(dict(self.tasks))
+        for spec in other.tasks.values():
+            merged.register(spec)
+        return merged
+
+    def task(
+        self,
+        fn: Callable[P, R] | None = None,
+        *,
+        name: str | None = None,
+        queue: str = DEFAULT_QUEUE,
+        priority: int = 0,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        backoff_base: float = 1.0,
+        backoff_max: float = 3600.0,
+        timeout: float | None = None,
+    ) -> Any:
+        """Register `fn` as a job kind (`@registry.task` or `@registry.task(queue="q", ...)`).
+
+        The kind defaults to `module.qualname`, so enqueueing by name works across processes."""
+
+        def decorate(f: Callable[P, R]) -> TaskSpec[P, R]:
+            params = inspect.signature(f).parameters
+            spec: TaskSpec[P, R] = TaskSpec(
+                kind=name or f"{f.__module__}.{f.__qualname__}",
+                fn=f,
+                queue=queue,
+                priority=priority,
+                max_attempts=max_attempts,
+                backoff_base=backoff_base,
+                backoff_max=backoff_max,
+                timeout=timeout,
+                wants_ctx="ctx" in params,
+                is_async=inspect.iscoroutinefunction(f),
+            )
+            self.register(spec)
+            return spec
+
+        return decorate(fn) if fn is not None else decorate
+
+
+default_registry = Registry()
+task = default_registry.task
+"""Register a function in the default registry: `@ingestq.task(queue="emails", max_attempts=3)`."""
+
+
+def with_overrides(spec: TaskSpec[P, R], **changes: Any) -> TaskSpec[P, R]:
+    return replace(spec, **changes)
