@@ -130,7 +130,7 @@ class Store(Protocol):
         ...
 
     # --- wake-ups --------------------------------------------------------------------------------------
-    async def wait_for_jobs(self, timeout: float) -> None:
+    async def wait_for_jobs(self, max_wait: float) -> None:
         """Return when new jobs may be available (a notification, or a cheap change check), or after
-        `timeout` seconds. Must not busy-wait."""
+        `max_wait` seconds. Must not busy-wait."""
         ...
