@@ -1,0 +1,100 @@
+"""The layering rules of DESIGN.md, checked on the source: imports flow one way, SQL stays in the backends."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "ingestq"
+
+LEAVES = {"ingestq.errors", "ingestq.clock", "ingestq.settings", "ingestq.core.job"}
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(SRC.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Every ingestq module a file imports (absolute or relative), including lazy imports in functions."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = _module_name(path) if path.name == "__init__.py" else _module_name(path).rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                module = ".".join([*base, node.module] if node.module else base)
+            else:
+                module = node.module or ""
+            found.add(module)
+            found.update(f"{module}.{alias.name}" for alias in node.names)
+    return {m for m in found if m == "ingestq" or m.startswith("ingestq.")}
+
+
+def _files(pattern: str) -> list[Path]:
+    return sorted(p for p in SRC.glob(pattern) if p.is_file())
+
+
+def _within(module: str, prefixes: set[str]) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in prefixes)
+
+
+def test_source_tree_is_present() -> None:
+    assert (SRC / "core" / "job.py").is_file()
+    assert len(_files("**/*.py")) > 10
+
+
+@pytest.mark.parametrize("path", _files("pipeline/**/*.py"), ids=lambda p: str(p.relative_to(SRC)))
+def test_pipeline_stages_do_not_know_queues(path: Path) -> None:
+    if path.name == "ingest.py" and path.parent.name == "pipeline":
+        pytest.skip("pipeline/ingest.py is the one bridge between the queue and the pipeline")
+    bad = {m for m in _imports(path) if _within(m, {"ingestq.core", "ingestq.store", "ingestq.worker"})}
+    assert not bad, f"{path.name} imports {sorted(bad)}"
+
+
+@pytest.mark.parametrize("path", _files("store/**/*.py"), ids=lambda p: str(p.relative_to(SRC)))
+def test_store_imports_only_leaves(path: Path) -> None:
+    allowed_prefixes = LEAVES | {"ingestq.store"}
+    bad = {m for m in _imports(path) if m != "ingestq" and not _within(m, allowed_prefixes)}
+    assert not bad, f"{path.name} imports {sorted(bad)}"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in _files("**/*.py") if not _within(_module_name(p), {"ingestq.store"})],
+    ids=lambda p: str(p.relative_to(SRC)),
+)
+def test_only_open_store_names_a_backend(path: Path) -> None:
+    bad = {m for m in _imports(path) if _within(m, {"ingestq.store.sqlite", "ingestq.store.postgres"})}
+    assert not bad, f"{path.name} imports a concrete backend: {sorted(bad)}"
+
+
+@pytest.mark.parametrize("path", _files("**/*.py"), ids=lambda p: str(p.relative_to(SRC)))
+def test_leaves_import_no_package_module(path: Path) -> None:
+    if _module_name(path) not in LEAVES:
+        pytest.skip("not a leaf")
+    bad = {m for m in _imports(path) if m != "ingestq" and not _within(m, {_module_name(path)})}
+    assert not bad, f"leaf {path.name} imports {sorted(bad)}"
+
+
+_SQL = re.compile(r"""["'](\s*)(SELECT|INSERT INTO|UPDATE \w+ SET|DELETE FROM|CREATE TABLE)\b""", re.IGNORECASE)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in _files("**/*.py") if not _within(_module_name(p), {"ingestq.store"})],
+    ids=lambda p: str(p.relative_to(SRC)),
+)
+def test_sql_lives_only_in_the_backends(path: Path) -> None:
+    hits = [m.group(0) for m in _SQL.finditer(path.read_text(encoding="utf-8"))]
+    assert not hits, f"{path.name} contains SQL {hits}"
