@@ -39,6 +39,10 @@ class UnknownJobKind(IngestqError):
         self.kind = kind
 
 
+class InvalidPayload(IngestqError):
+    """A job payload is not a JSON object (a dict with string keys and JSON-encodable values)."""
+
+
 class QueueFull(IngestqError):
     """Backpressure: the queue already holds its maximum number of unfinished jobs."""
 

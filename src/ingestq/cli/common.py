@@ -1,0 +1,87 @@
+"""What the commands share: the Settings in the context, running a coroutine with a connected Client,
+loading the user's task registry from `--app`, and the consoles."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from ingestq.core.client import Client
+from ingestq.core.handlers import Registry, TaskSpec, default_registry
+from ingestq.settings import Settings
+
+from .errors import CliError
+
+T = TypeVar("T")
+
+console = Console(highlight=False)
+
+APP_HELP = "Your tasks: `package.module` (tasks registered with @ingestq.task) or `module:registry`."
+
+
+def settings_of(ctx: typer.Context) -> Settings:
+    root = ctx.find_root()
+    obj = root.obj
+    if not isinstance(obj, Settings):  # a command invoked without the root callback (tests)
+        obj = Settings()
+        root.obj = obj
+    return obj
+
+
+def with_client(
+    ctx: typer.Context,
+    action: Callable[[Client], Awaitable[T]],
+    *,
+    registry: Registry | None = None,
+    check_schema: bool = True,
+    auto_migrate: bool | None = None,
+) -> T:
+    """Run `action` with a client connected per the context's Settings (`auto_migrate` overrides)."""
+    settings = settings_of(ctx)
+    if auto_migrate is not None:
+        settings = settings.model_copy(update={"auto_migrate": auto_migrate})
+
+    async def run() -> T:
+        client = await Client.connect(settings, registry=registry, check_schema=check_schema)
+        async with client:
+            return await action(client)
+
+    return asyncio.run(run())
+
+
+def load_registry(app: str | None) -> Registry | None:
+    """`--app module` imports the module (its @ingestq.task functions land in the default registry);
+    `--app module:object` also takes `object`, a Registry or a single task."""
+    if not app:
+        return None
+    module_name, _, attr = app.partition(":")
+    if not module_name:
+        raise CliError(f"--app {app!r}: expected module or module:object")
+    if "" not in sys.path and "." not in sys.path:
+        sys.path.insert(0, "")  # like `python -m`: modules in the current directory are importable
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise CliError(f"--app {app!r}: cannot import {module_name!r} ({exc})") from None
+    if not attr:
+        return default_registry
+    obj: Any = getattr(module, attr, None)
+    if isinstance(obj, Registry):
+        return obj
+    if isinstance(obj, TaskSpec):
+        registry = Registry()
+        registry.register(obj)
+        return registry
+    raise CliError(f"--app {app!r}: {attr!r} in {module_name!r} is not a Registry or a task")
+
+
+def print_json(document: Any) -> None:
+    """Exactly one JSON document on stdout (no Rich markup, no wrapping)."""
+    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")

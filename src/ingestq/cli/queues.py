@@ -1,0 +1,58 @@
+"""`ingestq queues set | list`: per-queue limits (backpressure)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ingestq.core.client import Client
+from ingestq.core.job import QueueConfig
+
+from .common import console, print_json, with_client
+from .errors import CliError
+from .render import to_json
+
+queues_app = typer.Typer(help="Queue settings.", no_args_is_help=True)
+
+
+@queues_app.command("set")
+def set_queue(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Queue name.")],
+    max_depth: Annotated[
+        int | None, typer.Option(min=0, help="Most unfinished jobs the queue may hold; enqueue beyond fails.")
+    ] = None,
+    unbounded: Annotated[bool, typer.Option("--unbounded", help="Remove the limit.")] = False,
+) -> None:
+    """Set a queue's maximum depth (or remove it with --unbounded)."""
+    if (max_depth is None) == (not unbounded):
+        raise CliError("give exactly one of --max-depth N or --unbounded")
+
+    async def action(client: Client) -> QueueConfig:
+        return await client.configure_queue(name, None if unbounded else max_depth)
+
+    config = with_client(ctx, action)
+    limit = "unbounded" if config.max_depth is None else f"max depth {config.max_depth}"
+    console.print(f"queue {config.name}: {limit}")
+
+
+@queues_app.command("list")
+def list_queues(
+    ctx: typer.Context,
+    json_: Annotated[bool, typer.Option("--json", help="Print exactly one JSON document.")] = False,
+) -> None:
+    """List the queues that have settings."""
+
+    async def action(client: Client) -> list[QueueConfig]:
+        return await client.queues()
+
+    configs = with_client(ctx, action)
+    if json_:
+        print_json(to_json(configs))
+        return
+    table = Table("queue", "max depth", box=None, header_style="bold")
+    for config in configs:
+        table.add_row(config.name, "unbounded" if config.max_depth is None else str(config.max_depth))
+    console.print(table)

@@ -1,0 +1,328 @@
+"""The one API over the queue: enqueue, inspect and steer jobs. Library, CLI, HTTP and dashboard all use it.
+
+The client knows jobs, not SQL: every operation is one call on the `Store` protocol, with "now" taken
+from the injected clock so that tests can move time by hand.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, Self
+
+from ingestq.clock import SYSTEM_CLOCK, Clock
+from ingestq.core.handlers import Registry, TaskSpec, default_registry
+from ingestq.core.job import (
+    FINISHED_STATES,
+    Job,
+    JobFilter,
+    JobState,
+    JsonDict,
+    NewJob,
+    QueueConfig,
+    QueueStats,
+    WorkerInfo,
+)
+from ingestq.errors import ConfigError, InvalidPayload, JobNotFound, SchemaError
+from ingestq.settings import Settings
+from ingestq.store import Store, open_store
+
+TaskOrKind = TaskSpec[Any, Any] | str
+
+# `list` is a method name below; these aliases keep the builtin usable in annotations inside the class.
+_Jobs = list[Job]
+_Ints = list[int]
+_Stats = list[QueueStats]
+_Workers = list[WorkerInfo]
+_Queues = list[QueueConfig]
+
+
+def _builtin_kinds() -> Registry:
+    """The kinds ingestq itself defines (e.g. `ingestq.probe`), known to every client and worker."""
+    try:
+        builtin = importlib.import_module("ingestq.builtin")
+    except ImportError:  # the built-in kinds module is optional until it lands
+        return Registry()
+    registry = getattr(builtin, "builtin_registry", None)
+    return registry if isinstance(registry, Registry) else Registry()
+
+
+def validate_payload(payload: Any) -> JsonDict:
+    """A payload is a JSON object: a dict with string keys whose values JSON can encode (no NaN)."""
+    if payload is None:
+        return {}
+    if not isinstance(payload, dict):
+        raise InvalidPayload(f"payload must be a JSON object (dict), got {type(payload).__name__}")
+    try:
+        # Round-trip so that what the handler later receives is exactly what the store will hold.
+        decoded = json.loads(json.dumps(payload, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise InvalidPayload(f"payload is not JSON-serialisable: {exc}") from None
+    if not isinstance(decoded, dict) or decoded.keys() != payload.keys():
+        raise InvalidPayload("payload keys must be strings")
+    return decoded
+
+
+class Client:
+    """Async client. `async with await Client.connect(settings) as client:` or `Client(store)`."""
+
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        *,
+        owns_store: bool = False,
+    ) -> None:
+        self.store = store
+        self.registry = _builtin_kinds().merge(registry if registry is not None else default_registry)
+        self.clock = clock
+        self._owns_store = owns_store
+
+    @classmethod
+    async def connect(
+        cls,
+        settings: Settings | None = None,
+        *,
+        registry: Registry | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        check_schema: bool = True,
+    ) -> Self:
+        """Open the store of `settings` (migrating it when `settings.auto_migrate`); close with `close()`.
+
+        `check_schema=False` skips the schema check, for commands that inspect or migrate the schema."""
+        settings = settings or Settings()
+        store = open_store(settings)
+        await store.open()
+        try:
+            if settings.auto_migrate:
+                await store.migrate()
+            if check_schema:
+                applied, latest = await store.schema_version()
+                if applied < latest:
+                    raise SchemaError(
+                        f"database schema is at version {applied}, this code needs {latest}: "
+                        "run `ingestq db migrate`"
+                    )
+        except BaseException:
+            await store.close()
+            raise
+        return cls(store, registry, clock, owns_store=True)
+
+    async def close(self) -> None:
+        if self._owns_store:
+            await self.store.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    # --- schema --------------------------------------------------------------------------------------
+    async def migrate(self) -> _Ints:
+        return await self.store.migrate()
+
+    async def schema_version(self) -> tuple[int, int]:
+        return await self.store.schema_version()
+
+    # --- enqueue -------------------------------------------------------------------------------------
+    def new_job(
+        self,
+        task_or_kind: TaskOrKind,
+        payload: JsonDict | None = None,
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        delay: float | None = None,
+        run_at: datetime | None = None,
+        max_attempts: int | None = None,
+        dedupe_key: str | None = None,
+        document_id: str | None = None,
+    ) -> NewJob:
+        """Build and validate a job without inserting it. A kind given by name takes the defaults it
+        was registered with when this client's registry knows it (a remote worker may know others)."""
+        if isinstance(task_or_kind, TaskSpec):
+            spec: TaskSpec[Any, Any] | None = task_or_kind
+            kind = task_or_kind.kind
+        elif isinstance(task_or_kind, str) and task_or_kind:
+            kind = task_or_kind
+            spec = self.registry.tasks.get(kind)
+        else:
+            raise ConfigError(f"job kind must be a task or a non-empty name, got {task_or_kind!r}")
+        data = validate_payload(payload)
+        if max_attempts is not None and max_attempts < 1:
+            raise ConfigError(f"max_attempts must be at least 1, got {max_attempts}")
+        if queue is not None and not queue:
+            raise ConfigError("queue name must not be empty")
+        when = self._run_at(delay, run_at)
+        if spec is not None:
+            return spec.new_job(
+                data,
+                queue=queue,
+                priority=priority,
+                run_at=when,
+                max_attempts=max_attempts,
+                dedupe_key=dedupe_key,
+                document_id=document_id,
+            )
+        defaults = NewJob(kind=kind)
+        return NewJob(
+            kind=kind,
+            payload=data,
+            queue=queue or defaults.queue,
+            priority=defaults.priority if priority is None else priority,
+            run_at=when,
+            max_attempts=max_attempts or defaults.max_attempts,
+            dedupe_key=dedupe_key,
+            document_id=document_id,
+        )
+
+    def _run_at(self, delay: float | None, run_at: datetime | None) -> datetime | None:
+        if delay is not None and run_at is not None:
+            raise ConfigError("give either delay or run_at, not both")
+        if run_at is not None:
+            if run_at.tzinfo is None:
+                raise ConfigError("run_at must be timezone-aware (UTC)")
+            return run_at
+        if delay is not None:
+            if not math.isfinite(delay) or delay < 0:
+                raise ConfigError(f"delay must be a non-negative number of seconds, got {delay}")
+            return self.clock.now() + timedelta(seconds=delay) if delay else None
+        return None
+
+    async def enqueue(
+        self,
+        task_or_kind: TaskOrKind,
+        payload: JsonDict | None = None,
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        delay: float | None = None,
+        run_at: datetime | None = None,
+        max_attempts: int | None = None,
+        dedupe_key: str | None = None,
+        document_id: str | None = None,
+    ) -> Job:
+        """Insert one job durably and return it (or the unfinished job with the same dedupe_key).
+        Raises QueueFull when the queue is at its max depth."""
+        new = self.new_job(
+            task_or_kind,
+            payload,
+            queue=queue,
+            priority=priority,
+            delay=delay,
+            run_at=run_at,
+            max_attempts=max_attempts,
+            dedupe_key=dedupe_key,
+            document_id=document_id,
+        )
+        (job,) = await self.store.job_insert_many([new], self.clock.now())
+        return job
+
+    async def enqueue_many(
+        self,
+        task_or_kind: TaskOrKind,
+        payloads: Iterable[JsonDict | None],
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        delay: float | None = None,
+        run_at: datetime | None = None,
+        max_attempts: int | None = None,
+    ) -> _Jobs:
+        """Insert one job per payload in one transaction (all or nothing), in order."""
+        jobs = [
+            self.new_job(
+                task_or_kind,
+                payload,
+                queue=queue,
+                priority=priority,
+                delay=delay,
+                run_at=run_at,
+                max_attempts=max_attempts,
+            )
+            for payload in payloads
+        ]
+        return await self.insert_many(jobs)
+
+    async def insert_many(self, jobs: Sequence[NewJob]) -> _Jobs:
+        """Insert prepared jobs (see `new_job`), possibly of different kinds, in one transaction."""
+        if not jobs:
+            return []
+        for job in jobs:
+            validate_payload(job.payload)
+        return await self.store.job_insert_many(list(jobs), self.clock.now())
+
+    # --- inspect -------------------------------------------------------------------------------------
+    async def get(self, job_id: int) -> Job:
+        """The job with this id. Raises JobNotFound."""
+        job = await self.store.job_get(job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
+    async def list(self, flt: JobFilter | None = None) -> _Jobs:
+        """Newest first; pass the last id seen as `JobFilter(before_id=...)` for the next page."""
+        flt = flt or JobFilter()
+        if flt.limit < 1:
+            raise ConfigError(f"limit must be at least 1, got {flt.limit}")
+        return await self.store.job_list(flt)
+
+    async def position(self, job_id: int) -> int | None:
+        """1-based place among the due queued jobs of its queue; None once it is no longer queued."""
+        return await self.store.job_position(job_id, self.clock.now())
+
+    async def stats(self) -> _Stats:
+        return await self.store.stats(self.clock.now())
+
+    async def workers(self) -> _Workers:
+        return await self.store.worker_list(self.clock.now())
+
+    async def queues(self) -> _Queues:
+        return await self.store.queue_list()
+
+    # --- steer ---------------------------------------------------------------------------------------
+    async def cancel(self, job_id: int) -> Job:
+        """Queued → cancelled now; running → asked to stop at its next stage boundary."""
+        return await self.store.job_cancel(job_id, self.clock.now())
+
+    async def retry(self, job_id: int) -> Job:
+        """Re-queue a failed or cancelled job now. Raises InvalidJobState for other states."""
+        return await self.store.job_retry(job_id, self.clock.now())
+
+    async def purge(
+        self,
+        states: Sequence[JobState] | None = None,
+        *,
+        queue: str | None = None,
+        older_than: float | None = None,
+    ) -> int:
+        """Delete finished jobs (default: every finished state), optionally only those of `queue` that
+        finished more than `older_than` seconds ago. Returns how many were deleted."""
+        chosen = tuple(states) if states else tuple(sorted(FINISHED_STATES))
+        unfinished = [s.value for s in chosen if s not in FINISHED_STATES]
+        if unfinished:
+            raise ConfigError(f"only finished jobs can be purged, not {', '.join(unfinished)}")
+        before = None
+        if older_than is not None:
+            if not math.isfinite(older_than) or older_than < 0:
+                raise ConfigError(f"older_than must be a non-negative number of seconds, got {older_than}")
+            before = self.clock.now() - timedelta(seconds=older_than)
+        return await self.store.job_purge(chosen, queue, before)
+
+    async def configure_queue(self, name: str, max_depth: int | None) -> QueueConfig:
+        """Set (or with None, remove) a queue's maximum number of unfinished jobs."""
+        if not name:
+            raise ConfigError("queue name must not be empty")
+        if max_depth is not None and max_depth < 0:
+            raise ConfigError(f"max_depth must be zero or more, got {max_depth}")
+        config = QueueConfig(name=name, max_depth=max_depth)
+        await self.store.queue_configure(config)
+        return config
