@@ -1,0 +1,168 @@
+"""PDF through PDFium (pypdfium2): text per page, split into paragraphs, with 1-based page numbers.
+
+PDFium tries the empty user password by itself, so the many real files "encrypted" with an empty
+password open normally; a file that needs a real password fails with "encrypted PDF (password
+required)". PDF text has no paragraph markup: a line ends a paragraph when it is followed by a blank
+line, or when it is clearly shorter than the page's typical line and ends a sentence.
+
+Pages without a text layer are handed to the OCR hook (`ingestq.pipeline.parse.ocr`) when OCR is on
+and the `ocr` extra is installed; otherwise they are listed in the document's warnings.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+
+import pypdfium2 as pdfium
+
+from ingestq.pipeline.errors import CorruptDocument, DocumentTooLarge, EncryptedDocument
+from ingestq.pipeline.model import Block, BlockKind, MediaType, ParsedDocument, ParseOptions, SourceDocument
+from ingestq.pipeline.parse import ocr
+
+# pypdfium2 error codes (FPDF_ERR_*), see PdfiumError.err_code
+_ERR_PASSWORD = 4
+_ERR_SECURITY = 5
+_ERR_FORMAT = 3
+_ERR_FILE = 2
+
+_SENTENCE_END = re.compile(r"[.!?:;)\]\"”]$")
+
+
+class PdfParser:
+    def parse(self, doc: SourceDocument, options: ParseOptions) -> ParsedDocument:
+        pdf = _open(doc.data)
+        try:
+            count = len(pdf)
+            if count > options.max_pages:
+                raise DocumentTooLarge(f"PDF has {count:,} pages, over the {options.max_pages:,}-page limit")
+            blocks: list[Block] = []
+            no_text: list[int] = []
+            ocr_pages: list[int] = []
+            failed: list[str] = []
+            for index in range(count):
+                number = index + 1
+                try:
+                    text = _page_text(pdf, index)
+                except pdfium.PdfiumError as exc:
+                    failed.append(f"page {number}: {exc}")
+                    continue
+                if not text.strip():
+                    text = self._ocr_page(pdf, index, options)
+                    (ocr_pages if text.strip() else no_text).append(number)
+                blocks.extend(Block(BlockKind.PARAGRAPH, para, page=number) for para in _paragraphs(text))
+            title = _title(pdf, blocks)
+            warnings = _warnings(no_text, ocr_pages, failed, options)
+            return ParsedDocument(MediaType.PDF, title, tuple(blocks), pages=count, warnings=warnings)
+        finally:
+            pdf.close()
+
+    def _ocr_page(self, pdf: pdfium.PdfDocument, index: int, options: ParseOptions) -> str:
+        if not options.ocr or not ocr.available():
+            return ""
+        page = pdf[index]
+        try:
+            width, height = page.get_size()
+            scale = options.ocr_dpi / 72
+            pixels = width * scale * height * scale
+            if pixels > options.max_ocr_pixels:
+                scale *= (options.max_ocr_pixels / pixels) ** 0.5
+            bitmap = page.render(scale=scale)
+            return ocr.recognise(bitmap.to_numpy())
+        finally:
+            page.close()
+
+
+def _open(data: bytes) -> pdfium.PdfDocument:
+    try:
+        return pdfium.PdfDocument(data)
+    except pdfium.PdfiumError as exc:
+        code = getattr(exc, "err_code", None)
+        if code == _ERR_PASSWORD:
+            raise EncryptedDocument("encrypted PDF (password required)") from None
+        if code == _ERR_SECURITY:
+            raise EncryptedDocument("encrypted PDF (unsupported security handler)") from None
+        raise CorruptDocument(f"corrupt PDF: {_reason(exc)}") from None
+
+
+def _reason(exc: pdfium.PdfiumError) -> str:
+    match = re.search(r"\(PDFium: (.*?)\)", str(exc))
+    return (match.group(1) if match else str(exc)).rstrip(".").lower() or "cannot be opened"
+
+
+def _page_text(pdf: pdfium.PdfDocument, index: int) -> str:
+    page = pdf[index]
+    try:
+        textpage = page.get_textpage()
+        try:
+            raw = textpage.get_text_range()
+        finally:
+            textpage.close()
+    finally:
+        page.close()
+    # PDFium marks a hyphen it judged to be a line-break hyphen as U+FFFE: join those words.
+    raw = raw.replace("\ufffe\r\n", "").replace("\ufffe\n", "").replace("\ufffe", "")
+    return raw.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+
+
+def _paragraphs(text: str) -> list[str]:
+    lines = [line.strip() for line in text.split("\n")]
+    lengths = [len(line) for line in lines if line]
+    if not lengths:
+        return []
+    typical = statistics.median(lengths)
+    paragraphs: list[str] = []
+    current: list[str] = []
+    for line in lines:
+        if not line:
+            if current:
+                paragraphs.append(" ".join(current))
+                current = []
+            continue
+        current.append(line)
+        if len(line) < typical * 0.7 and _SENTENCE_END.search(line):
+            paragraphs.append(" ".join(current))
+            current = []
+    if current:
+        paragraphs.append(" ".join(current))
+    return paragraphs
+
+
+def _title(pdf: pdfium.PdfDocument, blocks: list[Block]) -> str:
+    try:
+        title = (pdf.get_metadata_value("Title") or "").strip()
+    except (pdfium.PdfiumError, KeyError, ValueError):
+        title = ""
+    if title:
+        return title
+    return blocks[0].text[:200] if blocks else ""
+
+
+def _warnings(
+    no_text: list[int], ocr_pages: list[int], failed: list[str], options: ParseOptions
+) -> tuple[str, ...]:
+    out: list[str] = []
+    if ocr_pages:
+        out.append(f"OCR used on {len(ocr_pages)} image-only page(s): {_ranges(ocr_pages)}")
+    if no_text:
+        if not options.ocr:
+            why = "OCR disabled"
+        elif not ocr.available():
+            why = "OCR not installed (pip install 'ingestq[ocr]')"
+        else:
+            why = "OCR found no text"
+        out.append(f"no text on {len(no_text)} page(s): {_ranges(no_text)} ({why})")
+    out.extend(failed[:10])
+    return tuple(out)
+
+
+def _ranges(numbers: list[int]) -> str:
+    spans: list[str] = []
+    start = prev = numbers[0]
+    for n in [*numbers[1:], -1]:
+        if n == prev + 1:
+            prev = n
+            continue
+        spans.append(str(start) if start == prev else f"{start}-{prev}")
+        start = prev = n
+    return ", ".join(spans[:20]) + (", …" if len(spans) > 20 else "")
