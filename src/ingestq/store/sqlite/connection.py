@@ -1,0 +1,71 @@
+"""Opening a SQLite database file with apsw: URL parsing, pragmas, and one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import apsw
+
+from ingestq.errors import ConfigError, StoreError
+
+_PREFIX = "sqlite:///"
+# apsw keeps this many prepared statements per connection; the store uses fewer than this.
+STATEMENT_CACHE_SIZE = 200
+
+
+def parse_sqlite_url(url: str) -> Path:
+    """`sqlite:///rel/path` → rel/path; `sqlite:////abs/path` → /abs/path."""
+    if not url.startswith(_PREFIX):
+        raise ConfigError(
+            f"bad SQLite URL {url!r}: use sqlite:///relative/path.db or sqlite:////absolute/path.db"
+        )
+    raw = url[len(_PREFIX) :].split("?", 1)[0]
+    if not raw or raw.endswith("/"):
+        raise ConfigError(f"bad SQLite URL {url!r}: no file name")
+    return Path(raw)
+
+
+def connect(
+    path: Path,
+    *,
+    busy_timeout_ms: int,
+    synchronous: Literal["NORMAL", "FULL"],
+    readonly: bool = False,
+) -> apsw.Connection:
+    """Open `path` (creating it and its folder), switch to WAL and check that it is a SQLite database."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create the folder of {path}: {exc.strerror or exc}") from None
+    if path.is_dir():
+        raise StoreError(f"cannot open {path}: it is a directory")
+    flags = apsw.SQLITE_OPEN_READONLY if readonly else apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
+    try:
+        conn = apsw.Connection(str(path), flags=flags, statementcachesize=STATEMENT_CACHE_SIZE)
+    except apsw.Error as exc:
+        raise StoreError(f"cannot open {path}: {_reason(exc)}") from None
+    try:
+        conn.set_busy_timeout(busy_timeout_ms)
+        if not readonly:
+            mode = conn.pragma("journal_mode", "wal")
+            if str(mode).lower() != "wal":
+                raise StoreError(f"cannot use {path}: WAL journal mode refused (got {mode})")
+            conn.pragma("synchronous", synchronous)
+            conn.pragma("foreign_keys", True)
+        else:
+            conn.pragma("schema_version")  # reads the header: fails now if this is not a database
+    except apsw.NotADBError:
+        conn.close()
+        raise StoreError(f"{path} is not a SQLite database") from None
+    except apsw.Error as exc:
+        conn.close()
+        raise StoreError(f"cannot open {path}: {_reason(exc)}") from None
+    return conn
+
+
+def _reason(exc: apsw.Error) -> str:
+    text = str(exc)
+    # apsw prefixes messages with the exception class name ("CantOpenError: unable to open ...")
+    _, _, tail = text.partition(": ")
+    return (tail or text).splitlines()[0]

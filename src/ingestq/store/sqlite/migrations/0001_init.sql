@@ -1,0 +1,91 @@
+-- ingestq schema 1: jobs, queues, workers, periodic schedules.
+-- Times are REAL unix seconds (UTC); JSON is TEXT. The migration runner records this file in
+-- ingestq_migrations inside the same transaction.
+
+CREATE TABLE ingestq_jobs (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: ids never reused after purges
+    queue            TEXT    NOT NULL,
+    kind             TEXT    NOT NULL,
+    payload          TEXT    NOT NULL DEFAULT '{}',
+    priority         INTEGER NOT NULL DEFAULT 0,
+    state            TEXT    NOT NULL DEFAULT 'queued'
+                     CHECK (state IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
+    run_at           REAL    NOT NULL,
+    attempt          INTEGER NOT NULL DEFAULT 0 CHECK (attempt >= 0),
+    max_attempts     INTEGER NOT NULL CHECK (max_attempts >= 1),
+    dedupe_key       TEXT,
+    lease_owner      TEXT,
+    lease_expires_at REAL,
+    cancel_requested INTEGER NOT NULL DEFAULT 0 CHECK (cancel_requested IN (0, 1)),
+    progress         TEXT,
+    result           TEXT,
+    last_error       TEXT,
+    errors           TEXT    NOT NULL DEFAULT '[]',
+    document_id      TEXT,
+    created_at       REAL    NOT NULL,
+    started_at       REAL,
+    finished_at      REAL
+);
+
+-- Every hot index is partial over unfinished rows, so claim, position, depth checks and the
+-- rescuer cost the same whether 0 or 1,000,000 finished jobs are kept.
+CREATE INDEX ingestq_jobs_claim ON ingestq_jobs (priority DESC, run_at, id) WHERE state = 'queued';
+CREATE INDEX ingestq_jobs_claim_queue ON ingestq_jobs (queue, priority DESC, run_at, id)
+    WHERE state = 'queued';
+CREATE INDEX ingestq_jobs_unfinished ON ingestq_jobs (queue, state)
+    WHERE state IN ('queued', 'running');
+CREATE INDEX ingestq_jobs_lease ON ingestq_jobs (lease_expires_at) WHERE state = 'running';
+CREATE UNIQUE INDEX ingestq_jobs_dedupe ON ingestq_jobs (dedupe_key)
+    WHERE dedupe_key IS NOT NULL AND state IN ('queued', 'running');
+CREATE INDEX ingestq_jobs_finished ON ingestq_jobs (state, finished_at)
+    WHERE state IN ('succeeded', 'failed', 'cancelled');
+CREATE INDEX ingestq_jobs_document ON ingestq_jobs (document_id) WHERE document_id IS NOT NULL;
+
+-- Finished jobs per queue and state, kept by triggers so that stats never counts history.
+-- Only transitions into or out of a finished state touch it: one write per job lifetime.
+CREATE TABLE ingestq_finished_counts (
+    queue TEXT    NOT NULL,
+    state TEXT    NOT NULL,
+    n     INTEGER NOT NULL,
+    PRIMARY KEY (queue, state)
+) WITHOUT ROWID;
+
+CREATE TRIGGER ingestq_jobs_finished_in AFTER UPDATE OF state ON ingestq_jobs
+WHEN new.state IN ('succeeded', 'failed', 'cancelled') AND old.state IS NOT new.state
+BEGIN
+    INSERT INTO ingestq_finished_counts (queue, state, n) VALUES (new.queue, new.state, 1)
+    ON CONFLICT (queue, state) DO UPDATE SET n = n + 1;
+END;
+
+CREATE TRIGGER ingestq_jobs_finished_out AFTER UPDATE OF state ON ingestq_jobs
+WHEN old.state IN ('succeeded', 'failed', 'cancelled') AND old.state IS NOT new.state
+BEGIN
+    UPDATE ingestq_finished_counts SET n = n - 1 WHERE queue = old.queue AND state = old.state;
+END;
+
+CREATE TRIGGER ingestq_jobs_finished_gone AFTER DELETE ON ingestq_jobs
+WHEN old.state IN ('succeeded', 'failed', 'cancelled')
+BEGIN
+    UPDATE ingestq_finished_counts SET n = n - 1 WHERE queue = old.queue AND state = old.state;
+END;
+
+CREATE TABLE ingestq_queues (
+    name      TEXT PRIMARY KEY,
+    max_depth INTEGER CHECK (max_depth IS NULL OR max_depth >= 0)
+);
+
+CREATE TABLE ingestq_workers (
+    worker_id     TEXT    PRIMARY KEY,
+    hostname      TEXT    NOT NULL,
+    pid           INTEGER NOT NULL,
+    queues        TEXT,  -- JSON array, NULL: every queue
+    concurrency   INTEGER NOT NULL,
+    lease_seconds REAL    NOT NULL,
+    started_at    REAL    NOT NULL,
+    heartbeat_at  REAL    NOT NULL
+);
+
+CREATE TABLE ingestq_periodic (
+    name      TEXT PRIMARY KEY,
+    last_slot REAL NOT NULL
+);

@@ -1,0 +1,278 @@
+-- SQLite dialect of ingestq's named queries (same names as store/postgres/queries.sql).
+-- Every query that returns jobs lists the columns in the order of ingestq.core.job.Job's fields.
+
+-- ===== schema ========================================================================================
+
+-- name: migrations_table
+CREATE TABLE IF NOT EXISTS ingestq_migrations (
+    version    INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL,
+    applied_at REAL NOT NULL
+)
+
+-- name: migrations_table_exists
+SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'ingestq_migrations'
+
+-- name: schema_version
+SELECT coalesce(max(version), 0) FROM ingestq_migrations
+
+-- name: migration_record
+INSERT INTO ingestq_migrations (version, name, applied_at) VALUES (:version, :name, :applied_at)
+
+-- ===== jobs: insert and read =========================================================================
+
+-- name: job_insert
+INSERT INTO ingestq_jobs (queue, kind, payload, priority, run_at, max_attempts, dedupe_key, document_id,
+                          created_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+RETURNING id
+
+-- name: job_get
+SELECT id, queue, kind, payload, priority, state, run_at, attempt, max_attempts, dedupe_key, lease_owner,
+       lease_expires_at, cancel_requested, progress, result, last_error, errors, document_id, created_at,
+       started_at, finished_at
+FROM ingestq_jobs WHERE id = :id
+
+-- name: job_get_unfinished_by_dedupe_key
+SELECT id, queue, kind, payload, priority, state, run_at, attempt, max_attempts, dedupe_key, lease_owner,
+       lease_expires_at, cancel_requested, progress, result, last_error, errors, document_id, created_at,
+       started_at, finished_at
+FROM ingestq_jobs
+WHERE dedupe_key = :dedupe_key AND state IN ('queued', 'running')
+
+-- name: queue_depth
+-- Unfinished jobs of one queue (backpressure).
+SELECT count(*) FROM ingestq_jobs WHERE queue = :queue AND state IN ('queued', 'running')
+
+-- name: job_list
+-- Filters are JSON arrays (NULL: no filter) so that one prepared statement serves every combination.
+SELECT id, queue, kind, payload, priority, state, run_at, attempt, max_attempts, dedupe_key, lease_owner,
+       lease_expires_at, cancel_requested, progress, result, last_error, errors, document_id, created_at,
+       started_at, finished_at
+FROM ingestq_jobs
+WHERE (:states IS NULL OR state IN (SELECT value FROM json_each(:states)))
+  AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
+  AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds)))
+  AND (:document_id IS NULL OR document_id = :document_id)
+  AND (:before_id IS NULL OR id < :before_id)
+ORDER BY id DESC
+LIMIT :limit
+
+-- ===== jobs: claim and outcomes ======================================================================
+
+-- name: job_claim
+-- Every queue. Rows come back in no particular order; the store sorts them into claim order.
+UPDATE ingestq_jobs
+SET state = 'running', attempt = attempt + 1, lease_owner = :worker_id, lease_expires_at = :lease_until,
+    started_at = :now, cancel_requested = 0
+WHERE id IN (
+    SELECT id FROM ingestq_jobs INDEXED BY ingestq_jobs_claim
+    WHERE state = 'queued' AND run_at <= :now
+      AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds)))
+    ORDER BY priority DESC, run_at, id
+    LIMIT :limit
+)
+RETURNING id, queue, kind, payload, priority, state, run_at, attempt, max_attempts, dedupe_key,
+          lease_owner, lease_expires_at, cancel_requested, progress, result, last_error, errors,
+          document_id, created_at, started_at, finished_at
+
+-- name: job_claim_queue
+-- One queue: walks that queue's slice of the claim index.
+UPDATE ingestq_jobs
+SET state = 'running', attempt = attempt + 1, lease_owner = :worker_id, lease_expires_at = :lease_until,
+    started_at = :now, cancel_requested = 0
+WHERE id IN (
+    SELECT id FROM ingestq_jobs INDEXED BY ingestq_jobs_claim_queue
+    WHERE state = 'queued' AND queue = :queue AND run_at <= :now
+      AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds)))
+    ORDER BY priority DESC, run_at, id
+    LIMIT :limit
+)
+RETURNING id, queue, kind, payload, priority, state, run_at, attempt, max_attempts, dedupe_key,
+          lease_owner, lease_expires_at, cancel_requested, progress, result, last_error, errors,
+          document_id, created_at, started_at, finished_at
+
+-- name: job_claim_queues
+-- Several queues (a JSON array).
+UPDATE ingestq_jobs
+SET state = 'running', attempt = attempt + 1, lease_owner = :worker_id, lease_expires_at = :lease_until,
+    started_at = :now, cancel_requested = 0
+WHERE id IN (
+    SELECT id FROM ingestq_jobs INDEXED BY ingestq_jobs_claim
+    WHERE state = 'queued' AND run_at <= :now
+      AND queue IN (SELECT value FROM json_each(:queues))
+      AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds)))
+    ORDER BY priority DESC, run_at, id
+    LIMIT :limit
+)
+RETURNING id, queue, kind, payload, priority, state, run_at, attempt, max_attempts, dedupe_key,
+          lease_owner, lease_expires_at, cancel_requested, progress, result, last_error, errors,
+          document_id, created_at, started_at, finished_at
+
+-- name: job_succeed
+-- Every outcome is fenced: it applies only to the attempt the caller holds.
+UPDATE ingestq_jobs
+SET state = 'succeeded', result = :result, finished_at = :now, lease_expires_at = NULL
+WHERE id = :id AND state = 'running' AND lease_owner = :owner AND attempt = :attempt
+RETURNING id
+
+-- name: job_retry_later
+-- History keeps the last :limit errors: at the limit, the oldest is dropped before appending.
+UPDATE ingestq_jobs
+SET state = 'queued', run_at = :run_at, lease_owner = NULL, lease_expires_at = NULL,
+    last_error = :error,
+    errors = json_insert(
+        CASE WHEN json_array_length(errors) >= :limit THEN json_remove(errors, '$[0]') ELSE errors END,
+        '$[#]', json_object('attempt', attempt, 'at', :now, 'message', :error))
+WHERE id = :id AND state = 'running' AND lease_owner = :owner AND attempt = :attempt
+RETURNING id
+
+-- name: job_fail
+UPDATE ingestq_jobs
+SET state = 'failed', finished_at = :now, lease_expires_at = NULL,
+    last_error = :error,
+    errors = json_insert(
+        CASE WHEN json_array_length(errors) >= :limit THEN json_remove(errors, '$[0]') ELSE errors END,
+        '$[#]', json_object('attempt', attempt, 'at', :now, 'message', :error))
+WHERE id = :id AND state = 'running' AND lease_owner = :owner AND attempt = :attempt
+RETURNING id
+
+-- name: job_mark_cancelled
+UPDATE ingestq_jobs
+SET state = 'cancelled', finished_at = :now, lease_expires_at = NULL,
+    last_error = coalesce(:error, last_error)
+WHERE id = :id AND state = 'running' AND lease_owner = :owner AND attempt = :attempt
+RETURNING id
+
+-- name: job_release
+-- Graceful shutdown: the attempt was not really made, so it is given back.
+UPDATE ingestq_jobs
+SET state = 'queued', run_at = :now, attempt = attempt - 1, lease_owner = NULL, lease_expires_at = NULL,
+    started_at = NULL
+WHERE id = :id AND state = 'running' AND lease_owner = :owner AND attempt = :attempt
+RETURNING id
+
+-- name: job_progress
+UPDATE ingestq_jobs
+SET progress = :progress
+WHERE id = :id AND state = 'running' AND lease_owner = :owner AND attempt = :attempt
+RETURNING id
+
+-- name: job_rescue_stale
+-- Leases that expired: their worker died or hung. The attempt it made counts.
+UPDATE ingestq_jobs
+SET state = CASE WHEN attempt >= max_attempts THEN 'failed' ELSE 'queued' END,
+    finished_at = CASE WHEN attempt >= max_attempts THEN :now ELSE NULL END,
+    run_at = CASE WHEN attempt >= max_attempts THEN run_at ELSE :now END,
+    lease_owner = CASE WHEN attempt >= max_attempts THEN lease_owner ELSE NULL END,
+    lease_expires_at = NULL,
+    last_error = :error,
+    errors = json_insert(
+        CASE WHEN json_array_length(errors) >= :limit THEN json_remove(errors, '$[0]') ELSE errors END,
+        '$[#]', json_object('attempt', attempt, 'at', :now, 'message', :error))
+WHERE state = 'running' AND lease_expires_at < :now
+RETURNING id, state
+
+-- ===== jobs: what a person does ======================================================================
+
+-- name: job_cancel_queued
+UPDATE ingestq_jobs SET state = 'cancelled', finished_at = :now
+WHERE id = :id AND state = 'queued'
+
+-- name: job_cancel_running
+UPDATE ingestq_jobs SET cancel_requested = 1
+WHERE id = :id AND state = 'running'
+
+-- name: job_retry_by_person
+-- Due now, with at least one attempt left.
+UPDATE ingestq_jobs
+SET state = 'queued', run_at = :now, finished_at = NULL, cancel_requested = 0, lease_owner = NULL,
+    lease_expires_at = NULL, max_attempts = max(max_attempts, attempt + 1)
+WHERE id = :id AND state IN ('failed', 'cancelled')
+
+-- name: job_position
+-- 1-based place in claim order among the due queued jobs of the job's queue.
+SELECT count(*) FROM ingestq_jobs INDEXED BY ingestq_jobs_claim_queue
+WHERE state = 'queued' AND queue = :queue AND run_at <= :now
+  AND (priority > :priority
+       OR (priority = :priority AND (run_at < :run_at OR (run_at = :run_at AND id <= :id))))
+
+-- name: job_purge
+DELETE FROM ingestq_jobs
+WHERE state IN (SELECT value FROM json_each(:states))
+  AND (:queue IS NULL OR queue = :queue)
+  AND (:finished_before IS NULL OR finished_at < :finished_before)
+
+-- name: job_prune
+DELETE FROM ingestq_jobs
+WHERE id IN (
+    SELECT id FROM ingestq_jobs INDEXED BY ingestq_jobs_finished
+    WHERE state = :state AND finished_at < :before
+    LIMIT :limit
+)
+
+-- ===== stats =========================================================================================
+
+-- name: stats_unfinished
+SELECT queue, state, count(*) FROM ingestq_jobs INDEXED BY ingestq_jobs_unfinished
+WHERE state IN ('queued', 'running')
+GROUP BY queue, state
+
+-- name: stats_finished
+SELECT queue, state, n FROM ingestq_finished_counts WHERE n > 0
+
+-- name: stats_oldest_due
+SELECT queue, min(run_at) FROM ingestq_jobs INDEXED BY ingestq_jobs_claim_queue
+WHERE state = 'queued' AND run_at <= :now
+GROUP BY queue
+
+-- name: stats_running_by_worker
+SELECT queue, lease_owner, count(*) FROM ingestq_jobs INDEXED BY ingestq_jobs_lease
+WHERE state = 'running'
+GROUP BY queue, lease_owner
+
+-- ===== queues, workers, periodic =====================================================================
+
+-- name: queue_configure
+INSERT INTO ingestq_queues (name, max_depth) VALUES (:name, :max_depth)
+ON CONFLICT (name) DO UPDATE SET max_depth = excluded.max_depth
+
+-- name: queue_list
+SELECT name, max_depth FROM ingestq_queues ORDER BY name
+
+-- name: queue_max_depths
+SELECT name, max_depth FROM ingestq_queues WHERE max_depth IS NOT NULL
+
+-- name: worker_upsert
+INSERT INTO ingestq_workers (worker_id, hostname, pid, queues, concurrency, lease_seconds, started_at,
+                             heartbeat_at)
+VALUES (:worker_id, :hostname, :pid, :queues, :concurrency, :lease_seconds, :now, :now)
+ON CONFLICT (worker_id) DO UPDATE SET
+    hostname = excluded.hostname, pid = excluded.pid, queues = excluded.queues,
+    concurrency = excluded.concurrency, lease_seconds = excluded.lease_seconds,
+    heartbeat_at = excluded.heartbeat_at
+
+-- name: worker_extend_leases
+-- Extends only what the worker still owns; ids missing from the result were lost.
+UPDATE ingestq_jobs SET lease_expires_at = :lease_until
+WHERE id IN (SELECT value FROM json_each(:job_ids)) AND state = 'running' AND lease_owner = :worker_id
+RETURNING id, cancel_requested
+
+-- name: worker_delete_silent
+DELETE FROM ingestq_workers WHERE heartbeat_at < :now - 10 * lease_seconds
+
+-- name: worker_deregister
+DELETE FROM ingestq_workers WHERE worker_id = :worker_id
+
+-- name: worker_list
+SELECT w.worker_id, w.hostname, w.pid, w.queues, w.concurrency, w.started_at, w.heartbeat_at,
+       (SELECT count(*) FROM ingestq_jobs j INDEXED BY ingestq_jobs_lease
+        WHERE j.state = 'running' AND j.lease_owner = w.worker_id)
+FROM ingestq_workers w
+ORDER BY w.worker_id
+
+-- name: periodic_claim_slot
+-- Returns a row only for the first caller of a slot newer than the last one enqueued.
+INSERT INTO ingestq_periodic (name, last_slot) VALUES (:name, :slot)
+ON CONFLICT (name) DO UPDATE SET last_slot = excluded.last_slot WHERE last_slot < excluded.last_slot
+RETURNING name

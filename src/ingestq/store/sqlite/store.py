@@ -1,0 +1,225 @@
+"""SqliteStore: the embedded backend of the `Store` protocol (one SQLite file, WAL mode, via apsw).
+
+apsw is synchronous, so every statement of a store runs on one dedicated thread that owns the
+connection (`Engine`); the async methods only hand work to it. Wake-ups combine an in-process event
+(this store inserted or re-queued jobs) with `ChangeWatcher`, which notices commits by other processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Literal, ParamSpec, TypeVar
+
+import apsw
+
+from ingestq.core.job import (
+    ClaimRequest,
+    HeartbeatReply,
+    Job,
+    JobFilter,
+    JobState,
+    NewJob,
+    Outcome,
+    OutcomeKind,
+    Progress,
+    QueueConfig,
+    QueueStats,
+    Retention,
+    WorkerBeat,
+    WorkerInfo,
+)
+from ingestq.errors import StoreError
+from ingestq.settings import Settings
+from ingestq.store.sqlite.connection import connect, parse_sqlite_url
+from ingestq.store.sqlite.engine import Engine
+from ingestq.store.sqlite.wakeup import ChangeWatcher
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# How often a waiting store checks for commits by other processes (seconds).
+CHANGE_CHECK_INTERVAL = 0.005
+
+
+class SqliteStore:
+    backend = "sqlite"
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        busy_timeout_ms: int = 10_000,
+        synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+        change_check_interval: float = CHANGE_CHECK_INTERVAL,
+    ) -> None:
+        self.path = path
+        self._busy_timeout_ms = busy_timeout_ms
+        self._synchronous: Literal["NORMAL", "FULL"] = synchronous
+        self._change_check_interval = change_check_interval
+        self._executor: ThreadPoolExecutor | None = None
+        self._engine: Engine | None = None
+        self._watcher: ChangeWatcher | None = None
+        self._wakeup = asyncio.Event()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SqliteStore:
+        return cls(
+            parse_sqlite_url(settings.database_url),
+            busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+            synchronous=settings.sqlite_synchronous,
+        )
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({str(self.path)!r})"
+
+    # --- plumbing ---------------------------------------------------------------------------------------
+    def _connect(self) -> apsw.Connection:
+        return connect(self.path, busy_timeout_ms=self._busy_timeout_ms, synchronous=self._synchronous)
+
+    async def _run(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        if self._executor is None:
+            raise StoreError(f"{self!r} is not open: await store.open() first")
+        call = functools.partial(fn, *args, **kwargs) if kwargs else functools.partial(fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    @property
+    def _e(self) -> Engine:
+        if self._engine is None:
+            raise StoreError(f"{self!r} is not open: await store.open() first")
+        return self._engine
+
+    # --- lifecycle and schema ---------------------------------------------------------------------------
+    async def open(self) -> None:
+        if self._executor is not None:
+            return
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingestq-sqlite")
+        label = str(self.path)
+        try:
+            self._engine = await self._run(lambda: Engine(self._connect(), label))
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+            raise
+        self._wakeup = asyncio.Event()
+        self._watcher = ChangeWatcher(self._connect, self._change_check_interval)
+        self._watcher.start(asyncio.get_running_loop(), self._wakeup.set)
+
+    async def close(self) -> None:
+        if self._executor is None:
+            return
+        if self._watcher is not None:
+            await asyncio.to_thread(self._watcher.stop)
+            self._watcher = None
+        if self._engine is not None:
+            await self._run(self._engine.close)
+            self._engine = None
+        self._executor.shutdown(wait=True)
+        self._executor = None
+
+    async def migrate(self) -> list[int]:
+        return await self._run(self._e.migrate)
+
+    async def schema_version(self) -> tuple[int, int]:
+        return await self._run(self._e.schema_version)
+
+    # --- jobs -------------------------------------------------------------------------------------------
+    async def job_insert_many(self, jobs: Sequence[NewJob], now: datetime) -> list[Job]:
+        inserted = await self._run(self._e.job_insert_many, jobs, now)
+        if inserted:
+            self._wakeup.set()
+        return inserted
+
+    async def job_get(self, job_id: int) -> Job | None:
+        return await self._run(self._e.job_get, job_id)
+
+    async def job_list(self, flt: JobFilter) -> list[Job]:
+        return await self._run(self._e.job_list, flt)
+
+    async def job_claim(self, req: ClaimRequest, now: datetime) -> list[Job]:
+        return await self._run(self._e.job_claim, req, now)
+
+    async def job_finish_many(self, outcomes: Sequence[Outcome], now: datetime) -> set[int]:
+        if not outcomes:
+            return set()
+        applied = await self._run(self._e.job_finish_many, outcomes, now)
+        if any(o.kind in (OutcomeKind.RETRY, OutcomeKind.RELEASED) for o in outcomes):
+            self._wakeup.set()
+        return applied
+
+    async def job_progress(
+        self, job_id: int, lease_owner: str, attempt: int, progress: Progress, now: datetime
+    ) -> bool:
+        return await self._run(self._e.job_progress, job_id, lease_owner, attempt, progress)
+
+    async def job_cancel(self, job_id: int, now: datetime) -> Job:
+        return await self._run(self._e.job_cancel, job_id, now)
+
+    async def job_retry(self, job_id: int, now: datetime) -> Job:
+        job = await self._run(self._e.job_retry, job_id, now)
+        self._wakeup.set()
+        return job
+
+    async def job_rescue_stale(self, now: datetime) -> list[int]:
+        moved, requeued = await self._run(self._e.job_rescue_stale, now)
+        if requeued:
+            self._wakeup.set()
+        return moved
+
+    async def job_position(self, job_id: int, now: datetime) -> int | None:
+        return await self._run(self._e.job_position, job_id, now)
+
+    async def job_purge(
+        self, states: Sequence[JobState], queue: str | None, finished_before: datetime | None
+    ) -> int:
+        return await self._run(self._e.job_purge, states, queue, finished_before)
+
+    async def job_prune(self, retention: Retention, now: datetime, limit: int = 10_000) -> int:
+        return await self._run(self._e.job_prune, retention, now, limit)
+
+    async def stats(self, now: datetime) -> list[QueueStats]:
+        return await self._run(self._e.stats, now)
+
+    # --- queues, workers, periodic jobs -----------------------------------------------------------------
+    async def queue_configure(self, config: QueueConfig) -> None:
+        await self._run(self._e.queue_configure, config)
+
+    async def queue_list(self) -> list[QueueConfig]:
+        return await self._run(self._e.queue_list)
+
+    async def worker_heartbeat(self, beat: WorkerBeat, now: datetime) -> HeartbeatReply:
+        return await self._run(self._e.worker_heartbeat, beat, now)
+
+    async def worker_deregister(self, worker_id: str) -> None:
+        await self._run(self._e.worker_deregister, worker_id)
+
+    async def worker_list(self, now: datetime) -> list[WorkerInfo]:
+        return await self._run(self._e.worker_list)
+
+    async def periodic_enqueue(self, name: str, slot: datetime, job: NewJob, now: datetime) -> Job | None:
+        inserted = await self._run(self._e.periodic_enqueue, name, slot, job, now)
+        if inserted is not None:
+            self._wakeup.set()
+        return inserted
+
+    # --- wake-ups ---------------------------------------------------------------------------------------
+    async def wait_for_jobs(self, max_wait: float) -> None:
+        if self._wakeup.is_set():
+            self._wakeup.clear()
+            return
+        watcher = self._watcher
+        if watcher is None:
+            raise StoreError(f"{self!r} is not open: await store.open() first")
+        watcher.acquire()
+        try:
+            async with asyncio.timeout(max(0.0, max_wait)):
+                await self._wakeup.wait()
+        except TimeoutError:
+            pass
+        finally:
+            watcher.release()
+            self._wakeup.clear()
