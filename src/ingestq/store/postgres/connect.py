@@ -1,0 +1,98 @@
+"""Connection settings and one-line connection errors for the PostgreSQL backend."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from ingestq.errors import ConfigError, StoreError
+
+CONNECT_TIMEOUT_S = 5
+"""libpq's connect_timeout (its minimum is 2 s): an unreachable host fails in seconds, not minutes."""
+
+# Session settings every connection gets. UTC makes psycopg return datetime.UTC-aware values (the rest
+# of ingestq compares them with its own UTC datetimes) and makes to_jsonb(timestamptz) ISO with +00:00.
+SESSION_OPTIONS = "-c TimeZone=UTC"
+
+
+def normalise_url(url: str) -> str:
+    """libpq accepts both schemes; `postgres://` is rewritten only so that one spelling reaches it."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if not url.startswith("postgresql://"):
+        raise ConfigError(f"not a PostgreSQL URL: {redact(url)!r}")
+    try:
+        conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        raise ConfigError(f"invalid PostgreSQL URL {redact(url)!r}: {first_line(str(exc))}") from None
+    return url
+
+
+def connect_kwargs(url: str) -> dict[str, Any]:
+    """Keyword arguments for psycopg.connect: the caller's options are kept, ours are added."""
+    params = conninfo_to_dict(url)
+    options = str(params.get("options") or "")
+    kwargs: dict[str, Any] = {
+        "options": f"{options} {SESSION_OPTIONS}".strip(),
+        "application_name": str(params.get("application_name") or "ingestq"),
+    }
+    if "connect_timeout" not in params:
+        kwargs["connect_timeout"] = CONNECT_TIMEOUT_S
+    return kwargs
+
+
+def redact(url: str) -> str:
+    """The URL without its password, fit for an error message."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+
+
+def where(url: str) -> str:
+    """`host:port` (or the socket directory) the URL points at, for error messages."""
+    params = conninfo_to_dict(url)
+    host = str(params.get("host") or "localhost")
+    port = str(params.get("port") or "5432")
+    if host.startswith("/"):
+        return f"{host} (unix socket, port {port})"
+    return f"{host}:{port}"
+
+
+def first_line(text: str) -> str:
+    return text.strip().splitlines()[0].strip() if text.strip() else text
+
+
+def describe_connect_error(url: str, exc: BaseException) -> str:
+    """Turn libpq's multi-line message into one line that says where and why."""
+    reason = _reason(str(exc))
+    return f"cannot connect to PostgreSQL at {where(url)}: {reason}"
+
+
+_KNOWN = (
+    (re.compile(r"connection refused", re.I), "connection refused (is the server running?)"),
+    (re.compile(r"timeout expired|timed out", re.I), "timed out"),
+    (re.compile(r"password authentication failed for user \"([^\"]*)\"", re.I), None),
+    (re.compile(r"database \"([^\"]*)\" does not exist", re.I), None),
+    (re.compile(r"role \"([^\"]*)\" does not exist", re.I), None),
+    (re.compile(r"no such file or directory", re.I), "no server listening on that socket"),
+    (re.compile(r"could not translate host name \"([^\"]*)\"", re.I), None),
+)
+
+
+def _reason(message: str) -> str:
+    for pattern, text in _KNOWN:
+        match = pattern.search(message)
+        if match:
+            return text or match.group(0)
+    # libpq prefixes lines with "connection failed:", "FATAL:" and tabs; keep the last informative part
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    line = lines[0] if lines else "unknown error"
+    line = re.sub(r"^(connection failed:\s*)?", "", line)
+    line = re.sub(r"^connection to server .*? failed:\s*", "", line)
+    line = re.sub(r"^(FATAL|ERROR):\s*", "", line)
+    return line
+
+
+def store_error(url: str, exc: BaseException) -> StoreError:
+    return StoreError(describe_connect_error(url, exc))

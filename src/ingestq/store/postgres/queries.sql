@@ -1,0 +1,314 @@
+-- Named queries of the PostgreSQL backend (same names as store/sqlite/queries.sql).
+-- Parameters are psycopg placeholders, %(name)s; every "now" comes from the caller, never from now(),
+-- so that tests and the worker own the clock. Job-returning queries list the columns in the order of
+-- core.job.Job's fields (store/postgres/rows.py relies on it).
+
+-- name: job_insert_many
+-- One statement for the whole batch: the columns arrive as arrays and unnest turns them back into rows,
+-- so 10,000 jobs cost one round trip and one plan. ORDER BY ord keeps identity ids in input order. A
+-- dedupe_key that matches an unfinished job (the partial unique index) is skipped here; the caller then
+-- reads the existing job with job_get_by_dedupe_keys.
+INSERT INTO ingestq_jobs
+    (queue, kind, payload, priority, run_at, max_attempts, dedupe_key, document_id, created_at)
+SELECT t.queue, t.kind, t.payload::jsonb, t.priority, t.run_at, t.max_attempts, t.dedupe_key,
+       t.document_id, %(now)s
+FROM unnest(%(queue)s::text[], %(kind)s::text[], %(payload)s::text[], %(priority)s::integer[],
+            %(run_at)s::timestamptz[], %(max_attempts)s::integer[], %(dedupe_key)s::text[],
+            %(document_id)s::text[])
+     WITH ORDINALITY AS t(queue, kind, payload, priority, run_at, max_attempts, dedupe_key, document_id, ord)
+ORDER BY t.ord
+ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND state IN ('queued', 'running') DO NOTHING
+RETURNING id, dedupe_key
+
+-- name: job_get_by_dedupe_keys
+-- The unfinished jobs holding these keys (served by the partial unique index).
+SELECT id, queue, kind, payload, priority, state, run_at, attempt, max_attempts, dedupe_key, lease_owner,
+       lease_expires_at, cancel_requested, progress, result, last_error, errors, document_id, created_at,
+       started_at, finished_at
+FROM ingestq_jobs
+WHERE dedupe_key = ANY(%(keys)s::text[]) AND state IN ('queued', 'running')
+
+-- name: queue_lock_limited
+-- Backpressure: lock the rows of the batch's queues that have a max_depth, in name order (no deadlock
+-- between two batches naming the same queues). Concurrent enqueuers to a limited queue wait here, so
+-- the depth each one counts after its insert includes every committed competitor.
+SELECT name, max_depth FROM ingestq_queues
+WHERE name = ANY(%(queues)s::text[]) AND max_depth IS NOT NULL
+ORDER BY name
+FOR UPDATE
+
+-- name: queue_depth_many
+-- Unfinished jobs per queue (both counts come from the partial indexes on unfinished rows).
+SELECT q.name,
+       (SELECT count(*) FROM ingestq_jobs j WHERE j.queue = q.name AND j.state = 'queued')
+     + (SELECT count(*) FROM ingestq_jobs j WHERE j.queue = q.name AND j.state = 'running')
+FROM unnest(%(queues)s::text[]) AS q(name)
+
+-- name: jobs_notify
+-- One notification per enqueue transaction, whatever the batch size; it is delivered at commit, so a
+-- listener never wakes up before the rows are visible. The payload names the queues.
+SELECT pg_notify('ingestq_jobs', %(queues)s)
+
+-- name: job_get
+SELECT id, queue, kind, payload, priority, state, run_at, attempt, max_attempts, dedupe_key, lease_owner,
+       lease_expires_at, cancel_requested, progress, result, last_error, errors, document_id, created_at,
+       started_at, finished_at
+FROM ingestq_jobs
+WHERE id = %(id)s
+
+-- name: job_list
+-- Keyset pagination on the primary key, newest first. A NULL filter means "any".
+SELECT id, queue, kind, payload, priority, state, run_at, attempt, max_attempts, dedupe_key, lease_owner,
+       lease_expires_at, cancel_requested, progress, result, last_error, errors, document_id, created_at,
+       started_at, finished_at
+FROM ingestq_jobs
+WHERE (%(states)s::ingestq_job_state[] IS NULL OR state = ANY(%(states)s::ingestq_job_state[]))
+  AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
+  AND (%(kinds)s::text[] IS NULL OR kind = ANY(%(kinds)s::text[]))
+  AND (%(document_id)s::text IS NULL OR document_id = %(document_id)s::text)
+  AND (%(before_id)s::bigint IS NULL OR id < %(before_id)s::bigint)
+ORDER BY id DESC
+LIMIT %(limit)s
+
+-- name: job_claim
+-- Claim in one statement. The CTE walks the ingestq_jobs_claim index in claim order and locks up to
+-- `limit` due rows; SKIP LOCKED passes over rows another claimer has locked instead of waiting for it,
+-- so concurrent workers each take different jobs without blocking one another, and a row is locked
+-- before it is updated, so no two claimers ever receive the same job. The UPDATE in the same statement
+-- moves the locked rows to running, so there is no window where a row is locked but still queued after
+-- the statement ends. RETURNING order is unspecified: the caller sorts into claim order.
+WITH picked AS (
+    SELECT id FROM ingestq_jobs
+    WHERE state = 'queued' AND run_at <= %(now)s
+      AND (%(kinds)s::text[] IS NULL OR kind = ANY(%(kinds)s::text[]))
+    ORDER BY priority DESC, run_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE ingestq_jobs j
+SET state = 'running', attempt = j.attempt + 1, lease_owner = %(worker_id)s,
+    lease_expires_at = %(lease_expires_at)s, started_at = %(now)s
+FROM picked
+WHERE j.id = picked.id
+RETURNING j.id, j.queue, j.kind, j.payload, j.priority, j.state, j.run_at, j.attempt, j.max_attempts,
+          j.dedupe_key, j.lease_owner, j.lease_expires_at, j.cancel_requested, j.progress, j.result,
+          j.last_error, j.errors, j.document_id, j.created_at, j.started_at, j.finished_at
+
+-- name: job_claim_queues
+-- job_claim restricted to some queues: the same statement, with a queue filter. A separate query so
+-- that each prepared statement keeps a plan fitted to its shape.
+WITH picked AS (
+    SELECT id FROM ingestq_jobs
+    WHERE state = 'queued' AND run_at <= %(now)s AND queue = ANY(%(queues)s::text[])
+      AND (%(kinds)s::text[] IS NULL OR kind = ANY(%(kinds)s::text[]))
+    ORDER BY priority DESC, run_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE ingestq_jobs j
+SET state = 'running', attempt = j.attempt + 1, lease_owner = %(worker_id)s,
+    lease_expires_at = %(lease_expires_at)s, started_at = %(now)s
+FROM picked
+WHERE j.id = picked.id
+RETURNING j.id, j.queue, j.kind, j.payload, j.priority, j.state, j.run_at, j.attempt, j.max_attempts,
+          j.dedupe_key, j.lease_owner, j.lease_expires_at, j.cancel_requested, j.progress, j.result,
+          j.last_error, j.errors, j.document_id, j.created_at, j.started_at, j.finished_at
+
+-- name: job_finish_many
+-- Apply a batch of outcomes in one statement (arrays again). The WHERE clause is the fence: an outcome
+-- applies only to a running row with the same owner and attempt, so a worker whose lease expired and
+-- whose job was claimed again cannot overwrite it. RELEASED gives the attempt back; FAILED and RETRY
+-- append to the error history, keeping the newest ERROR_HISTORY_LIMIT entries.
+WITH o AS (
+    SELECT * FROM unnest(%(id)s::bigint[], %(lease_owner)s::text[], %(attempt)s::integer[],
+                         %(kind)s::text[], %(result)s::text[], %(error)s::text[], %(run_at)s::timestamptz[])
+         AS o(id, lease_owner, attempt, kind, result, error, run_at)
+)
+UPDATE ingestq_jobs j
+SET state = (CASE o.kind WHEN 'retry' THEN 'queued' WHEN 'released' THEN 'queued' ELSE o.kind END)
+                ::ingestq_job_state,
+    attempt = CASE WHEN o.kind = 'released' THEN j.attempt - 1 ELSE j.attempt END,
+    run_at = CASE o.kind WHEN 'retry' THEN coalesce(o.run_at, %(now)s) WHEN 'released' THEN %(now)s
+                         ELSE j.run_at END,
+    lease_owner = NULL,
+    lease_expires_at = NULL,
+    result = CASE WHEN o.kind = 'succeeded' THEN o.result::jsonb ELSE j.result END,
+    last_error = CASE WHEN o.kind IN ('failed', 'retry') THEN o.error ELSE j.last_error END,
+    errors = CASE WHEN o.kind IN ('failed', 'retry') THEN
+                 (SELECT coalesce(jsonb_agg(e.value ORDER BY e.n), '[]'::jsonb)
+                  FROM jsonb_array_elements(
+                      j.errors || jsonb_build_array(jsonb_build_object(
+                          'attempt', j.attempt, 'at', %(now)s::timestamptz, 'message', o.error)))
+                      WITH ORDINALITY AS e(value, n)
+                  WHERE e.n > jsonb_array_length(j.errors) + 1 - %(history)s)
+             ELSE j.errors END,
+    finished_at = CASE WHEN o.kind IN ('succeeded', 'failed', 'cancelled') THEN %(now)s END
+FROM o
+WHERE j.id = o.id AND j.state = 'running' AND j.lease_owner = o.lease_owner AND j.attempt = o.attempt
+RETURNING j.id
+
+-- name: job_progress
+-- Fenced like job_finish_many: only the current holder may write progress.
+UPDATE ingestq_jobs
+SET progress = %(progress)s::jsonb
+WHERE id = %(id)s AND state = 'running' AND lease_owner = %(lease_owner)s AND attempt = %(attempt)s
+
+-- name: job_cancel
+-- queued: cancelled at once. running: only flagged; the worker sees the flag in its heartbeat reply and
+-- stops at the next stage boundary. Finished rows do not match (the caller reads them unchanged).
+UPDATE ingestq_jobs
+SET state = CASE WHEN state = 'queued' THEN 'cancelled'::ingestq_job_state ELSE state END,
+    finished_at = CASE WHEN state = 'queued' THEN %(now)s ELSE finished_at END,
+    cancel_requested = CASE WHEN state = 'running' THEN true ELSE cancel_requested END
+WHERE id = %(id)s AND state IN ('queued', 'running')
+RETURNING id, queue, kind, payload, priority, state, run_at, attempt, max_attempts, dedupe_key, lease_owner,
+          lease_expires_at, cancel_requested, progress, result, last_error, errors, document_id, created_at,
+          started_at, finished_at
+
+-- name: job_retry
+-- A person's retry: due now, with at least one attempt left.
+UPDATE ingestq_jobs
+SET state = 'queued', run_at = %(now)s, max_attempts = greatest(max_attempts, attempt + 1),
+    cancel_requested = false, finished_at = NULL, lease_owner = NULL, lease_expires_at = NULL
+WHERE id = %(id)s AND state IN ('failed', 'cancelled')
+RETURNING id, queue, kind, payload, priority, state, run_at, attempt, max_attempts, dedupe_key, lease_owner,
+          lease_expires_at, cancel_requested, progress, result, last_error, errors, document_id, created_at,
+          started_at, finished_at
+
+-- name: job_rescue_stale
+-- Expired leases (ingestq_jobs_running index): back to queued due now with the attempt counted, or
+-- failed when none is left; a job whose cancel was requested is cancelled rather than run again. SKIP
+-- LOCKED: a row locked right now is being finished by its worker, which is exactly what we want.
+WITH stale AS (
+    SELECT id FROM ingestq_jobs
+    WHERE state = 'running' AND lease_expires_at < %(now)s
+    ORDER BY id
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE ingestq_jobs j
+SET state = (CASE WHEN j.cancel_requested THEN 'cancelled'
+                  WHEN j.attempt >= j.max_attempts THEN 'failed'
+                  ELSE 'queued' END)::ingestq_job_state,
+    run_at = CASE WHEN j.cancel_requested OR j.attempt >= j.max_attempts THEN j.run_at ELSE %(now)s END,
+    finished_at = CASE WHEN j.cancel_requested OR j.attempt >= j.max_attempts THEN %(now)s END,
+    lease_owner = NULL,
+    lease_expires_at = NULL,
+    last_error = CASE WHEN j.cancel_requested THEN j.last_error ELSE %(message)s END,
+    errors = CASE WHEN j.cancel_requested THEN j.errors ELSE
+                 (SELECT coalesce(jsonb_agg(e.value ORDER BY e.n), '[]'::jsonb)
+                  FROM jsonb_array_elements(
+                      j.errors || jsonb_build_array(jsonb_build_object(
+                          'attempt', j.attempt, 'at', %(now)s::timestamptz, 'message', %(message)s::text)))
+                      WITH ORDINALITY AS e(value, n)
+                  WHERE e.n > jsonb_array_length(j.errors) + 1 - %(history)s)
+             END
+FROM stale
+WHERE j.id = stale.id
+RETURNING j.id
+
+-- name: job_position
+-- 1-based rank in claim order among the due queued jobs of the job's queue, counted on the
+-- ingestq_jobs_queue_claim index (only queued rows), so the cost does not depend on finished history.
+SELECT (SELECT count(*) FROM ingestq_jobs o
+        WHERE o.state = 'queued' AND o.queue = t.queue AND o.run_at <= %(now)s
+          AND (o.priority > t.priority
+               OR (o.priority = t.priority AND (o.run_at, o.id) <= (t.run_at, t.id))))
+FROM ingestq_jobs t
+WHERE t.id = %(id)s AND t.state = 'queued' AND t.run_at <= %(now)s
+
+-- name: job_purge
+DELETE FROM ingestq_jobs
+WHERE state = ANY(%(states)s::ingestq_job_state[])
+  AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+  AND (%(finished_before)s::timestamptz IS NULL OR finished_at < %(finished_before)s::timestamptz)
+
+-- name: job_prune
+-- Retention: oldest finished rows past their state's cutoff (a NULL cutoff keeps that state forever),
+-- at most `limit` per call so that one call never holds locks on a huge delete.
+DELETE FROM ingestq_jobs
+WHERE id IN (
+    SELECT id FROM ingestq_jobs
+    WHERE (state = 'succeeded' AND finished_at < %(succeeded_before)s::timestamptz)
+       OR (state = 'failed' AND finished_at < %(failed_before)s::timestamptz)
+       OR (state = 'cancelled' AND finished_at < %(cancelled_before)s::timestamptz)
+    LIMIT %(limit)s
+)
+
+-- name: stats_counts
+SELECT queue, state::text, count(*) FROM ingestq_jobs GROUP BY queue, state
+
+-- name: stats_oldest_due
+SELECT queue, min(run_at) FROM ingestq_jobs
+WHERE state = 'queued' AND run_at <= %(now)s
+GROUP BY queue
+
+-- name: stats_running_by_worker
+SELECT queue, lease_owner, count(*) FROM ingestq_jobs WHERE state = 'running' GROUP BY queue, lease_owner
+
+-- name: queue_configure
+INSERT INTO ingestq_queues (name, max_depth) VALUES (%(name)s, %(max_depth)s)
+ON CONFLICT (name) DO UPDATE SET max_depth = EXCLUDED.max_depth
+
+-- name: queue_list
+SELECT name, max_depth FROM ingestq_queues ORDER BY name
+
+-- name: worker_upsert
+INSERT INTO ingestq_workers
+    (worker_id, hostname, pid, queues, concurrency, lease_seconds, started_at, heartbeat_at)
+VALUES (%(worker_id)s, %(hostname)s, %(pid)s, %(queues)s, %(concurrency)s, %(lease_seconds)s, %(now)s, %(now)s)
+ON CONFLICT (worker_id) DO UPDATE
+SET hostname = EXCLUDED.hostname, pid = EXCLUDED.pid, queues = EXCLUDED.queues,
+    concurrency = EXCLUDED.concurrency, lease_seconds = EXCLUDED.lease_seconds,
+    heartbeat_at = EXCLUDED.heartbeat_at
+
+-- name: job_extend_leases
+-- Extend the leases of the jobs the worker still holds; the rows not returned are lost to it.
+UPDATE ingestq_jobs
+SET lease_expires_at = %(lease_expires_at)s
+WHERE id = ANY(%(ids)s::bigint[]) AND state = 'running' AND lease_owner = %(worker_id)s
+RETURNING id, cancel_requested
+
+-- name: worker_delete_silent
+-- A worker silent for more than 10 of its leases is gone.
+DELETE FROM ingestq_workers
+WHERE heartbeat_at < %(now)s::timestamptz - make_interval(secs => lease_seconds * 10)
+
+-- name: worker_deregister
+DELETE FROM ingestq_workers WHERE worker_id = %(worker_id)s
+
+-- name: worker_list
+SELECT w.worker_id, w.hostname, w.pid, w.queues, w.concurrency, w.started_at, w.heartbeat_at,
+       (SELECT count(*) FROM ingestq_jobs j WHERE j.state = 'running' AND j.lease_owner = w.worker_id)
+FROM ingestq_workers w
+ORDER BY w.worker_id
+
+-- name: periodic_claim_slot
+-- Record `slot` as the last one enqueued for `name` unless it (or a later one) already is. Concurrent
+-- callers serialise on the row: the loser re-checks the WHERE against the winner's slot and gets no row.
+INSERT INTO ingestq_periodic (name, last_slot) VALUES (%(name)s, %(slot)s)
+ON CONFLICT (name) DO UPDATE SET last_slot = EXCLUDED.last_slot
+WHERE ingestq_periodic.last_slot < EXCLUDED.last_slot
+RETURNING name
+
+-- name: periodic_set_job
+UPDATE ingestq_periodic SET job_id = %(job_id)s WHERE name = %(name)s
+
+-- name: migrations_lock
+-- Serialise concurrent migrate() calls (the key is a fixed, arbitrary number: "ingestq" in ASCII).
+SELECT pg_advisory_xact_lock(7236832819741041)
+
+-- name: migrations_create_table
+CREATE TABLE IF NOT EXISTS ingestq_migrations (
+    version    integer PRIMARY KEY,
+    name       text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)
+
+-- name: migrations_applied
+SELECT version FROM ingestq_migrations ORDER BY version
+
+-- name: migrations_table_exists
+SELECT to_regclass('ingestq_migrations') IS NOT NULL
+
+-- name: migrations_record
+INSERT INTO ingestq_migrations (version, name) VALUES (%(version)s, %(name)s)

@@ -1,0 +1,506 @@
+"""PostgresStore: the Store protocol on PostgreSQL (psycopg 3, an async pool, SKIP LOCKED, LISTEN/NOTIFY).
+
+Each operation is one statement or one short transaction, and batches travel as arrays (unnest), so
+the round trips per batch stay constant whatever its size. Statements inside a transaction are sent in
+pipeline mode: the client does not wait for one result before sending the next statement.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from ingestq.core.job import (
+    ERROR_HISTORY_LIMIT,
+    FINISHED_STATES,
+    ClaimRequest,
+    HeartbeatReply,
+    Job,
+    JobFilter,
+    JobState,
+    NewJob,
+    Outcome,
+    OutcomeKind,
+    Progress,
+    QueueConfig,
+    QueueStats,
+    Retention,
+    WorkerBeat,
+    WorkerInfo,
+)
+from ingestq.errors import InvalidJobState, JobNotFound, QueueFull, StoreError
+from ingestq.settings import Settings
+from ingestq.store.postgres import migrator
+from ingestq.store.postgres.connect import (
+    connect_kwargs,
+    first_line,
+    normalise_url,
+    store_error,
+    where,
+)
+from ingestq.store.postgres.listener import Listener
+from ingestq.store.postgres.rows import claim_order_key, job_from_row, progress_to_json
+from ingestq.store.queries import load_queries
+
+Q = load_queries("ingestq.store.postgres")
+
+Conn = psycopg.AsyncConnection[tuple[Any, ...]]
+
+POOL_TIMEOUT_S = 15.0
+"""How long an operation waits for a pooled connection (e.g. while the server restarts) before it
+raises StoreError; the worker treats that as a transient failure and tries again."""
+RESCUE_MESSAGE = "lease expired: the worker holding the job stopped heartbeating"
+_DEDUPE_ROUNDS = 3
+
+
+class PostgresStore:
+    backend = "postgresql"
+
+    def __init__(self, url: str, pool_max_size: int = 10) -> None:
+        self._url = normalise_url(url)
+        self._kwargs = connect_kwargs(self._url)
+        self._where = where(self._url)
+        self._pool_max_size = pool_max_size
+        self._pool: AsyncConnectionPool[Conn] | None = None
+        self._listener = Listener(self._url, self._kwargs)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PostgresStore:
+        return cls(settings.database_url, pool_max_size=settings.pg_pool_max_size)
+
+    # --- lifecycle and schema ------------------------------------------------------------------------
+    async def open(self) -> None:
+        if self._pool is not None:
+            return
+        # One direct connection first: it fails fast with libpq's own reason, which a pool would only
+        # log while retrying until its timeout.
+        try:
+            probe = await psycopg.AsyncConnection.connect(self._url, autocommit=True, **self._kwargs)
+        except (psycopg.Error, OSError) as exc:
+            raise store_error(self._url, exc) from None
+        await probe.close()
+        pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+            self._url,
+            min_size=1,
+            max_size=self._pool_max_size,
+            kwargs={"autocommit": True, **self._kwargs},
+            # A connection is checked (one empty query) when it leaves the pool, so connections broken
+            # by a server restart or pg_terminate_backend are replaced instead of failing a call. It
+            # costs one round trip per checkout, i.e. per batch, not per job.
+            check=AsyncConnectionPool.check_connection,
+            timeout=POOL_TIMEOUT_S,
+            open=False,
+            name="ingestq",
+        )
+        try:
+            await pool.open(wait=True, timeout=POOL_TIMEOUT_S)
+        except PoolTimeout as exc:
+            await pool.close()
+            raise store_error(self._url, exc) from None
+        self._pool = pool
+
+    async def close(self) -> None:
+        await self._listener.close()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Conn]:
+        if self._pool is None:
+            raise StoreError("the PostgreSQL store is not open (call `await store.open()` first)")
+        try:
+            async with self._pool.connection() as conn:
+                yield conn
+        except PoolTimeout:
+            raise StoreError(
+                f"PostgreSQL at {self._where} is unavailable: no connection within {POOL_TIMEOUT_S:g}s"
+            ) from None
+        except psycopg.OperationalError as exc:
+            raise StoreError(f"PostgreSQL at {self._where}: {first_line(str(exc))}") from exc
+
+    async def _fetchall(self, query: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        async with self._connection() as conn:
+            cur = await conn.execute(query, params)
+            return await cur.fetchall()
+
+    async def _fetchone(self, query: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        async with self._connection() as conn:
+            cur = await conn.execute(query, params)
+            return await cur.fetchone()
+
+    async def migrate(self) -> list[int]:
+        async with self._connection() as conn:
+            return await migrator.migrate(conn, Q)
+
+    async def schema_version(self) -> tuple[int, int]:
+        async with self._connection() as conn:
+            return await migrator.schema_version(conn, Q)
+
+    # --- jobs ------------------------------------------------------------------------------------------
+    async def job_insert_many(self, jobs: Sequence[NewJob], now: datetime) -> list[Job]:
+        if not jobs:
+            return []
+        async with self._connection() as conn, conn.transaction():
+            return await _insert(conn, jobs, now)
+
+    async def job_get(self, job_id: int) -> Job | None:
+        row = await self._fetchone(Q["job_get"], {"id": job_id})
+        return job_from_row(row) if row else None
+
+    async def job_list(self, flt: JobFilter) -> list[Job]:
+        params = {
+            "states": [s.value for s in flt.states] if flt.states is not None else None,
+            "queues": list(flt.queues) if flt.queues is not None else None,
+            "kinds": list(flt.kinds) if flt.kinds is not None else None,
+            "document_id": flt.document_id,
+            "before_id": flt.before_id,
+            "limit": max(flt.limit, 0),
+        }
+        return [job_from_row(r) for r in await self._fetchall(Q["job_list"], params)]
+
+    async def job_claim(self, req: ClaimRequest, now: datetime) -> list[Job]:
+        if req.limit <= 0 or req.queues == () or req.kinds == ():
+            return []
+        params: dict[str, Any] = {
+            "now": now,
+            "limit": req.limit,
+            "worker_id": req.worker_id,
+            "lease_expires_at": now + timedelta(seconds=req.lease_seconds),
+            "kinds": list(req.kinds) if req.kinds is not None else None,
+        }
+        if req.queues is None:
+            query = Q["job_claim"]
+        else:
+            query = Q["job_claim_queues"]
+            params["queues"] = list(req.queues)
+        rows = await self._fetchall(query, params)
+        return sorted((job_from_row(r) for r in rows), key=claim_order_key)
+
+    async def job_finish_many(self, outcomes: Sequence[Outcome], now: datetime) -> set[int]:
+        if not outcomes:
+            return set()
+        params = {
+            "id": [o.job_id for o in outcomes],
+            "lease_owner": [o.lease_owner for o in outcomes],
+            "attempt": [o.attempt for o in outcomes],
+            "kind": [o.kind.value for o in outcomes],
+            "result": [
+                _dump_json(o.result, "result")
+                if o.kind is OutcomeKind.SUCCEEDED and o.result is not None
+                else None
+                for o in outcomes
+            ],
+            "error": [o.error for o in outcomes],
+            "run_at": [o.run_at for o in outcomes],
+            "now": now,
+            "history": ERROR_HISTORY_LIMIT,
+        }
+        return {r[0] for r in await self._fetchall(Q["job_finish_many"], params)}
+
+    async def job_progress(
+        self, job_id: int, lease_owner: str, attempt: int, progress: Progress, now: datetime
+    ) -> bool:
+        params = {
+            "id": job_id,
+            "lease_owner": lease_owner,
+            "attempt": attempt,
+            "progress": progress_to_json(progress),
+        }
+        async with self._connection() as conn:
+            cur = await conn.execute(Q["job_progress"], params)
+            return cur.rowcount == 1
+
+    async def job_cancel(self, job_id: int, now: datetime) -> Job:
+        row = await self._fetchone(Q["job_cancel"], {"id": job_id, "now": now})
+        if row is not None:
+            return job_from_row(row)
+        job = await self.job_get(job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
+    async def job_retry(self, job_id: int, now: datetime) -> Job:
+        try:
+            row = await self._fetchone(Q["job_retry"], {"id": job_id, "now": now})
+        except pg_errors.UniqueViolation:
+            raise InvalidJobState(
+                f"job {job_id} cannot be retried: another unfinished job holds its dedupe key"
+            ) from None
+        if row is not None:
+            return job_from_row(row)
+        job = await self.job_get(job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        raise InvalidJobState(
+            f"job {job_id} is {job.state.value}: only failed or cancelled jobs can be retried"
+        )
+
+    async def job_rescue_stale(self, now: datetime) -> list[int]:
+        params = {"now": now, "message": RESCUE_MESSAGE, "history": ERROR_HISTORY_LIMIT}
+        return sorted(r[0] for r in await self._fetchall(Q["job_rescue_stale"], params))
+
+    async def job_position(self, job_id: int, now: datetime) -> int | None:
+        row = await self._fetchone(Q["job_position"], {"id": job_id, "now": now})
+        return int(row[0]) if row else None
+
+    async def job_purge(
+        self, states: Sequence[JobState], queue: str | None, finished_before: datetime | None
+    ) -> int:
+        bad = [JobState(s).value for s in states if JobState(s) not in FINISHED_STATES]
+        if bad:
+            raise InvalidJobState(
+                f"cannot purge {', '.join(bad)} jobs: only succeeded, failed and cancelled jobs are purged"
+            )
+        if not states:
+            return 0
+        params = {
+            "states": [JobState(s).value for s in states],
+            "queue": queue,
+            "finished_before": finished_before,
+        }
+        async with self._connection() as conn:
+            cur = await conn.execute(Q["job_purge"], params)
+            return cur.rowcount
+
+    async def job_prune(self, retention: Retention, now: datetime, limit: int = 10_000) -> int:
+        def cutoff(seconds: float | None) -> datetime | None:
+            return None if seconds is None else now - timedelta(seconds=seconds)
+
+        params = {
+            "succeeded_before": cutoff(retention.succeeded),
+            "failed_before": cutoff(retention.failed),
+            "cancelled_before": cutoff(retention.cancelled),
+            "limit": limit,
+        }
+        async with self._connection() as conn:
+            cur = await conn.execute(Q["job_prune"], params)
+            return cur.rowcount
+
+    async def stats(self, now: datetime) -> list[QueueStats]:
+        async with self._connection() as conn, conn.pipeline():
+            counts_cur = await conn.execute(Q["stats_counts"])
+            oldest_cur = await conn.execute(Q["stats_oldest_due"], {"now": now})
+            running_cur = await conn.execute(Q["stats_running_by_worker"])
+            queues_cur = await conn.execute(Q["queue_list"])
+            counts_rows = await counts_cur.fetchall()
+            oldest_rows = await oldest_cur.fetchall()
+            running_rows = await running_cur.fetchall()
+            queue_rows = await queues_cur.fetchall()
+        names = {r[0] for r in counts_rows} | {r[0] for r in queue_rows}
+        counts: dict[str, dict[JobState, int]] = {n: dict.fromkeys(JobState, 0) for n in names}
+        for queue, state, n in counts_rows:
+            counts[queue][JobState(state)] = int(n)
+        oldest = {queue: max((now - run_at).total_seconds(), 0.0) for queue, run_at in oldest_rows}
+        running: dict[str, dict[str, int]] = {n: {} for n in names}
+        for queue, owner, n in running_rows:
+            running[queue][owner] = int(n)
+        return [
+            QueueStats(
+                queue=n, counts=counts[n], oldest_queued_age=oldest.get(n), running_by_worker=running[n]
+            )
+            for n in sorted(names)
+        ]
+
+    # --- queues, workers, periodic jobs ---------------------------------------------------------------
+    async def queue_configure(self, config: QueueConfig) -> None:
+        async with self._connection() as conn:
+            await conn.execute(Q["queue_configure"], {"name": config.name, "max_depth": config.max_depth})
+
+    async def queue_list(self) -> list[QueueConfig]:
+        rows = await self._fetchall(Q["queue_list"], {})
+        return [QueueConfig(name=name, max_depth=max_depth) for name, max_depth in rows]
+
+    async def worker_heartbeat(self, beat: WorkerBeat, now: datetime) -> HeartbeatReply:
+        params = {
+            "worker_id": beat.worker_id,
+            "hostname": beat.hostname,
+            "pid": beat.pid,
+            "queues": list(beat.queues) if beat.queues is not None else None,
+            "concurrency": beat.concurrency,
+            "lease_seconds": beat.lease_seconds,
+            "now": now,
+            "ids": list(beat.job_ids),
+            "lease_expires_at": now + timedelta(seconds=beat.lease_seconds),
+        }
+        async with self._connection() as conn, conn.pipeline(), conn.transaction():
+            await conn.execute(Q["worker_upsert"], params)
+            held_cur = await conn.execute(Q["job_extend_leases"], params)
+            await conn.execute(Q["worker_delete_silent"], params)
+            held = await held_cur.fetchall()
+        owned = {job_id for job_id, _ in held}
+        return HeartbeatReply(
+            lost=frozenset(set(beat.job_ids) - owned),
+            cancel_requested=frozenset(job_id for job_id, flag in held if flag),
+        )
+
+    async def worker_deregister(self, worker_id: str) -> None:
+        async with self._connection() as conn:
+            await conn.execute(Q["worker_deregister"], {"worker_id": worker_id})
+
+    async def worker_list(self, now: datetime) -> list[WorkerInfo]:
+        rows = await self._fetchall(Q["worker_list"], {})
+        return [
+            WorkerInfo(
+                worker_id=worker_id,
+                hostname=hostname,
+                pid=pid,
+                queues=tuple(queues) if queues is not None else None,
+                concurrency=concurrency,
+                started_at=started_at,
+                heartbeat_at=heartbeat_at,
+                running=int(running),
+            )
+            for worker_id, hostname, pid, queues, concurrency, started_at, heartbeat_at, running in rows
+        ]
+
+    async def periodic_enqueue(self, name: str, slot: datetime, job: NewJob, now: datetime) -> Job | None:
+        async with self._connection() as conn, conn.transaction():
+            cur = await conn.execute(Q["periodic_claim_slot"], {"name": name, "slot": slot})
+            if await cur.fetchone() is None:
+                return None
+            (inserted,) = await _insert(conn, [job], now)
+            await conn.execute(Q["periodic_set_job"], {"name": name, "job_id": inserted.id})
+            return inserted
+
+    # --- wake-ups --------------------------------------------------------------------------------------
+    async def wait_for_jobs(self, max_wait: float) -> None:
+        await self._listener.wait(max_wait)
+
+    async def start_listening(self, max_wait: float = 10.0) -> None:
+        """Start the LISTEN connection now and wait until it listens (wait_for_jobs starts it lazily).
+        A worker calls this before its first claim, so no notification can fall between the two."""
+        if not await self._listener.wait_ready(max_wait):
+            raise StoreError(f"cannot LISTEN on PostgreSQL at {self._where} within {max_wait:g}s")
+
+    @property
+    def listener(self) -> Listener:
+        return self._listener
+
+
+# --- insert ---------------------------------------------------------------------------------------------
+
+
+def _dump_json(value: Any, what: str) -> str:
+    try:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"job {what} is not JSON-serialisable: {exc}") from None
+
+
+def _insert_params(jobs: Sequence[NewJob], now: datetime) -> dict[str, Any]:
+    return {
+        "queue": [j.queue for j in jobs],
+        "kind": [j.kind for j in jobs],
+        "payload": [_dump_json(j.payload, "payload") for j in jobs],
+        "priority": [j.priority for j in jobs],
+        "run_at": [j.run_at or now for j in jobs],
+        "max_attempts": [j.max_attempts for j in jobs],
+        "dedupe_key": [j.dedupe_key for j in jobs],
+        "document_id": [j.document_id for j in jobs],
+        "now": now,
+    }
+
+
+def _new_job(job_id: int, new: NewJob, payload: str, now: datetime) -> Job:
+    return Job(
+        id=job_id,
+        queue=new.queue,
+        kind=new.kind,
+        payload=json.loads(payload),  # what job_get will return, not the caller's (mutable) object
+        priority=new.priority,
+        state=JobState.QUEUED,
+        run_at=new.run_at or now,
+        attempt=0,
+        max_attempts=new.max_attempts,
+        dedupe_key=new.dedupe_key,
+        lease_owner=None,
+        lease_expires_at=None,
+        cancel_requested=False,
+        progress=None,
+        result=None,
+        last_error=None,
+        errors=(),
+        document_id=new.document_id,
+        created_at=now,
+        started_at=None,
+        finished_at=None,
+    )
+
+
+async def _insert(conn: Conn, jobs: Sequence[NewJob], now: datetime) -> list[Job]:
+    """Insert inside the caller's transaction: backpressure lock, the batch insert and the notification
+    go out together (pipeline), so a batch without dedupe conflicts costs one round trip plus COMMIT."""
+    for j in jobs:
+        if j.run_at is not None and j.run_at.tzinfo is None:
+            raise ValueError(f"run_at of job kind {j.kind!r} must be timezone-aware (UTC)")
+    queues = sorted({j.queue for j in jobs})
+    params = _insert_params(jobs, now)
+    async with conn.pipeline():
+        lock_cur = await conn.execute(Q["queue_lock_limited"], {"queues": queues})
+        insert_cur = await conn.execute(Q["job_insert_many"], params)
+        await conn.execute(Q["jobs_notify"], {"queues": ",".join(queues)})
+        limited = await lock_cur.fetchall()
+        inserted = await insert_cur.fetchall()
+
+    plain_ids = sorted(job_id for job_id, key in inserted if key is None)
+    by_key = {key: job_id for job_id, key in inserted if key is not None}
+    results: list[Job | None] = [None] * len(jobs)
+    plain = iter(plain_ids)
+    pending: list[int] = []
+    for i, j in enumerate(jobs):
+        if j.dedupe_key is None:
+            results[i] = _new_job(next(plain), j, params["payload"][i], now)
+        elif j.dedupe_key in by_key:
+            results[i] = _new_job(by_key[j.dedupe_key], j, params["payload"][i], now)
+        else:
+            pending.append(i)
+    # inputs met an unfinished job holding their key (or an earlier input of this batch did)
+    for _ in range(_DEDUPE_ROUNDS):
+        if not pending:
+            break
+        pending = await _resolve_dedupes(conn, jobs, pending, results, now)
+    if pending:
+        raise StoreError("enqueue kept racing with jobs finishing under the same dedupe keys; try again")
+
+    if limited:
+        cur = await conn.execute(Q["queue_depth_many"], {"queues": [name for name, _ in limited]})
+        depth: dict[str, int] = {name: n for name, n in await cur.fetchall()}
+        for name, max_depth in limited:
+            if depth[name] > max_depth:
+                raise QueueFull(name, max_depth)
+    return [job for job in results if job is not None]
+
+
+async def _resolve_dedupes(
+    conn: Conn, jobs: Sequence[NewJob], pending: list[int], results: list[Job | None], now: datetime
+) -> list[int]:
+    keys = sorted({key for i in pending if (key := jobs[i].dedupe_key) is not None})
+    cur = await conn.execute(Q["job_get_by_dedupe_keys"], {"keys": keys})
+    existing = {job.dedupe_key: job for job in map(job_from_row, await cur.fetchall())}
+    missing = [i for i in pending if jobs[i].dedupe_key not in existing]
+    for i in pending:
+        if jobs[i].dedupe_key in existing:
+            results[i] = existing[jobs[i].dedupe_key]
+    if not missing:
+        return []
+    # the holder finished between our insert and the read: the key is free now, insert again
+    retry = [jobs[i] for i in missing]
+    params = _insert_params(retry, now)
+    cur = await conn.execute(Q["job_insert_many"], params)
+    by_key = {key: job_id for job_id, key in await cur.fetchall()}
+    still: list[int] = []
+    for n, i in enumerate(missing):
+        key = jobs[i].dedupe_key
+        if key in by_key:
+            results[i] = _new_job(by_key[key], jobs[i], params["payload"][n], now)
+        else:
+            still.append(i)
+    return still
