@@ -1,0 +1,119 @@
+"""`ingestq worker`: run jobs until stopped (or, with --once, until nothing due is left).
+
+Signals: the first SIGTERM/SIGINT stops claiming and lets in-flight jobs finish within the grace period,
+then releases the rest to the queue; a second one cancels and releases them at once. Both exit 0: a
+stopped worker is a normal event for a supervisor, not a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from typing import Annotated
+
+import typer
+
+from ingestq.core.client import Client
+from ingestq.core.handlers import Registry
+from ingestq.settings import Settings
+from ingestq.worker import Worker, WorkerConfig
+from ingestq.worker.config import parse_queues
+
+from .common import APP_HELP, load_registry, settings_of
+from .errors import CliError
+
+EXIT_USAGE = 2
+
+
+def worker_command(
+    ctx: typer.Context,
+    concurrency: Annotated[
+        int | None, typer.Option("--concurrency", "-c", min=1, help="Jobs run at once (default 10).")
+    ] = None,
+    queues: Annotated[
+        str | None, typer.Option("--queues", "-q", help="Comma-separated queues to serve (default: all).")
+    ] = None,
+    once: Annotated[
+        bool, typer.Option("--once", help="Drain: exit when nothing due is left and nothing runs.")
+    ] = False,
+    poll_interval: Annotated[
+        float | None,
+        typer.Option("--poll-interval", min=0.01, help="Fallback poll period in seconds (default 1)."),
+    ] = None,
+    lease: Annotated[
+        float | None,
+        typer.Option("--lease", min=0.1, help="Job lease in seconds; a dead worker's jobs rerun after it."),
+    ] = None,
+    app: Annotated[str | None, typer.Option("--app", "-a", help=APP_HELP)] = None,
+    grace: Annotated[
+        float | None,
+        typer.Option("--grace", min=0, help="Seconds in-flight jobs may finish on SIGTERM (default 30)."),
+    ] = None,
+) -> None:
+    """Run a worker: claim jobs, run them, record their outcomes."""
+    try:
+        registry = load_registry(app)
+    except CliError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    settings = settings_of(ctx)
+    try:
+        config = WorkerConfig.from_settings(
+            settings,
+            concurrency=concurrency,
+            queues=parse_queues(queues),
+            poll_interval=poll_interval,
+            lease_seconds=lease,
+            shutdown_grace=grace,
+        )
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(_serve(settings, registry, config, drain=once))
+
+
+async def _serve(settings: Settings, registry: Registry | None, config: WorkerConfig, *, drain: bool) -> None:
+    client = await Client.connect(settings, registry=registry)
+    async with client:
+        worker = Worker(client.store, registry, config)
+        _install_signal_handlers(worker)
+        queues = ",".join(config.queues) if config.queues else "all"
+        kinds = len(worker.registry.kinds())
+        typer.echo(
+            f"ingestq worker {worker.worker_id} started: {client.store.backend}, "
+            f"concurrency {config.concurrency}, queues {queues}, {kinds} kinds"
+            + (", draining" if drain else ""),
+            err=True,
+        )
+        await worker.run(drain=drain)
+        done = ", ".join(f"{n} {kind}" for kind, n in sorted(worker.counts.items())) or "no jobs"
+        typer.echo(f"ingestq worker {worker.worker_id} stopped: {done}", err=True)
+
+
+def _install_signal_handlers(worker: Worker) -> None:
+    loop = asyncio.get_running_loop()
+    received = 0
+
+    def on_signal(signum: int) -> None:
+        nonlocal received
+        received += 1
+        graceful = received == 1
+        name = signal.Signals(signum).name
+        if graceful:
+            typer.echo(
+                f"{name}: finishing in-flight jobs (up to {worker.config.shutdown_grace:g}s); "
+                "send again to stop now",
+                err=True,
+            )
+        else:
+            typer.echo(f"{name}: stopping now, releasing in-flight jobs", err=True)
+        worker.request_stop(graceful=graceful)
+
+    if sys.platform == "win32":  # no loop signal handlers there; Ctrl-C still raises KeyboardInterrupt
+        return
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)

@@ -1,0 +1,149 @@
+"""Worker heartbeats (lease extension, lost jobs, cancel requests) and throttled progress writes.
+
+Every lease/3 the worker tells the store which jobs it still holds. The store extends those leases and
+answers with the jobs this worker no longer owns (its lease expired and the rescuer gave the job to
+someone else) and the jobs a person asked to cancel. Lost jobs are stopped and their outcomes dropped:
+writing them would be refused by the fence anyway, and their handlers must not keep producing effects.
+Three beats per lease means two can fail (a database blip) before a live worker loses anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+
+from ingestq.clock import Clock
+from ingestq.core.handlers import ProgressSink
+from ingestq.core.job import HeartbeatReply, Progress, WorkerBeat
+from ingestq.store.base import Store
+from ingestq.worker.executor import Running
+from ingestq.worker.probes import NO_PROBES, Probes
+
+log = logging.getLogger("ingestq.worker")
+
+
+class Heartbeat:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        worker_id: str,
+        held: dict[int, Running],
+        *,
+        queues: tuple[str, ...] | None,
+        concurrency: int,
+        lease_seconds: float,
+        on_lost: Callable[[int], None],
+        probes: Probes = NO_PROBES,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._worker_id = worker_id
+        self._held = held
+        self._queues = queues
+        self._concurrency = concurrency
+        self._lease = lease_seconds
+        self._on_lost = on_lost
+        self._probes = probes
+        self.interval = lease_seconds / 3
+
+    async def beat(self) -> HeartbeatReply:
+        """One heartbeat; applies the reply (stops lost jobs, forwards cancel requests)."""
+        # Remember which attempt each id was: if a job finishes and is claimed again by this worker while
+        # the beat is in flight, a "lost" for the old attempt must not stop the new one.
+        snapshot = {job_id: run.job.attempt for job_id, run in self._held.items()}
+        beat = WorkerBeat(
+            worker_id=self._worker_id,
+            hostname=socket.gethostname(),
+            pid=os.getpid(),
+            queues=self._queues,
+            concurrency=self._concurrency,
+            job_ids=tuple(snapshot),
+            lease_seconds=self._lease,
+        )
+        reply = await self._store.worker_heartbeat(beat, self._clock.now())
+        for job_id in reply.lost:
+            run = self._held.get(job_id)
+            if run is not None and run.job.attempt == snapshot.get(job_id):
+                log.warning("job %s: lease lost to another worker, stopping it", job_id)
+                self._on_lost(job_id)
+        for job_id in reply.cancel_requested:
+            run = self._held.get(job_id)
+            if run is not None:
+                run.ctx.request_cancel()
+        await self.flush_progress()
+        self._probes.hit("heartbeat", reply)
+        return reply
+
+    async def flush_progress(self) -> None:
+        for run in list(self._held.values()):
+            if run.progress_pending is not None:
+                pending, run.progress_pending = run.progress_pending, None
+                await write_progress(self._store, self._clock, self._worker_id, run, pending, self._on_lost)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.beat()
+            except Exception as exc:
+                log.warning("heartbeat failed (will retry): %s", exc)
+            try:
+                async with asyncio.timeout(self.interval):
+                    await stop.wait()
+            except TimeoutError:
+                pass
+
+
+async def write_progress(
+    store: Store,
+    clock: Clock,
+    worker_id: str,
+    run: Running,
+    progress: Progress,
+    on_lost: Callable[[int], None],
+) -> None:
+    run.progress_written_at = time.monotonic()
+    held = await store.job_progress(run.job.id, worker_id, run.job.attempt, progress, clock.now())
+    if not held and run.stop_reason is None:
+        on_lost(run.job.id)
+
+
+class ProgressThrottle:
+    """Builds each job's progress sink: writes at most once per `interval` seconds per job; a report that
+    arrives sooner is kept and written by the next report after the interval, or by the next heartbeat."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        worker_id: str,
+        held: dict[int, Running],
+        interval: float,
+        on_lost: Callable[[int], None],
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._worker_id = worker_id
+        self._held = held
+        self._interval = interval
+        self._on_lost = on_lost
+
+    def sink(self, job_id: int) -> ProgressSink:
+        async def report(progress: Progress) -> None:
+            run = self._held.get(job_id)
+            if run is None:
+                return
+            if time.monotonic() - run.progress_written_at < self._interval:
+                run.progress_pending = progress
+                return
+            run.progress_pending = None
+            try:
+                await write_progress(self._store, self._clock, self._worker_id, run, progress, self._on_lost)
+            except Exception as exc:  # progress is best effort: never fail the job over it
+                log.warning("job %s: progress not recorded: %s", job_id, exc)
+
+        return report

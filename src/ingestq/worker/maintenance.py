@@ -1,0 +1,80 @@
+"""Repairs every worker runs in the background: the rescuer and the retention cleaner.
+
+Both are idempotent statements in the store, so every worker runs them and no leader election is needed:
+two rescuers racing on the same stale job move it once (the update is conditioned on the lease having
+expired). Rescue is built in, not an opt-in recipe: with the default 15 s lease a killed worker's jobs
+run again within about 20 s (lease + one rescue interval).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from ingestq.clock import Clock
+from ingestq.core.job import Retention
+from ingestq.store.base import Store
+from ingestq.worker.probes import NO_PROBES, Probes
+
+log = logging.getLogger("ingestq.worker")
+
+
+class Rescuer:
+    def __init__(self, store: Store, clock: Clock, probes: Probes = NO_PROBES) -> None:
+        self._store = store
+        self._clock = clock
+        self._probes = probes
+
+    async def run_once(self) -> list[int]:
+        ids = await self._store.job_rescue_stale(self._clock.now())
+        if ids:
+            log.warning("rescued %d jobs whose worker stopped heartbeating: %s", len(ids), ids[:20])
+        self._probes.hit("rescued", ids)
+        return ids
+
+
+class Cleaner:
+    """Deletes finished jobs past their retention, in bounded batches so one pass never holds a long
+    write lock (SQLite has a single writer) however much history piled up."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        retention: Retention,
+        batch: int = 10_000,
+        probes: Probes = NO_PROBES,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._retention = retention
+        self._batch = batch
+        self._probes = probes
+
+    async def run_once(self) -> int:
+        total = 0
+        while True:
+            n = await self._store.job_prune(self._retention, self._clock.now(), limit=self._batch)
+            total += n
+            if n < self._batch:
+                break
+            await asyncio.sleep(0)  # let the worker's own writes in between batches
+        if total:
+            log.info("pruned %d finished jobs past retention", total)
+        self._probes.hit("pruned", total)
+        return total
+
+
+async def every(interval: float, action: Callable[[], Awaitable[object]], stop: asyncio.Event) -> None:
+    """Run `action` now and then every `interval` seconds until `stop`; a failure is logged, not fatal."""
+    while not stop.is_set():
+        try:
+            await action()
+        except Exception as exc:
+            log.warning("maintenance task failed (will retry): %s", exc)
+        try:
+            async with asyncio.timeout(interval):
+                await stop.wait()
+        except TimeoutError:
+            pass

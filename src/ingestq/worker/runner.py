@@ -1,0 +1,317 @@
+"""The Worker: a fetch loop that claims jobs for its free slots, runs them, and records their outcomes.
+
+    claim (free slots) ──▶ executor (one task per job) ──▶ completer (batched writes)
+            ▲                                                     │
+            └──── a slot frees / new jobs arrive / poll ◀─────────┘
+    heartbeat (lease/3): extend leases, stop lost jobs, forward cancel requests
+    maintenance: rescuer, retention cleaner, periodic scheduler
+
+The loop never prefetches beyond its free slots (like River's producer): a job claimed by a busy worker
+would sit idle under a lease while another worker could run it, and a crash would strand more of them.
+It claims only kinds its registry knows, so mixed fleets (workers with different --app) share queues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from ingestq.builtin import builtin_registry
+from ingestq.clock import SYSTEM_CLOCK, Clock
+from ingestq.core.handlers import JobContext, Registry
+from ingestq.core.job import ClaimRequest, Job, Outcome, OutcomeKind
+from ingestq.core.retry import RetryPolicy
+from ingestq.settings import Settings
+from ingestq.store.base import Store
+from ingestq.worker.completer import Completer
+from ingestq.worker.config import WorkerConfig
+from ingestq.worker.executor import Executor, Running, StopReason
+from ingestq.worker.heartbeat import Heartbeat, ProgressThrottle
+from ingestq.worker.maintenance import Cleaner, Rescuer, every
+from ingestq.worker.periodic import Periodic, PeriodicScheduler
+from ingestq.worker.probes import NO_PROBES, Probes
+
+log = logging.getLogger("ingestq.worker")
+
+
+def make_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class Worker:
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry | None = None,
+        config: WorkerConfig | Settings | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        probes: Probes | None = None,
+        *,
+        periodic: Sequence[Periodic] = (),
+        retry_policy: RetryPolicy | None = None,
+    ) -> None:
+        if isinstance(config, Settings):
+            config = WorkerConfig.from_settings(config)
+        self.config = config or WorkerConfig()
+        self.store = store
+        self.registry = builtin_registry.merge(registry) if registry is not None else builtin_registry
+        self.clock = clock
+        self.probes = probes or NO_PROBES
+        self.periodic = tuple(periodic)
+        self.worker_id = make_worker_id()
+        self.counts: Counter[OutcomeKind] = Counter()
+        self._executor = Executor(self.registry, clock, self.worker_id, retry_policy)
+        self._held: dict[int, Running] = {}
+        self._executing = 0
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._hard = False
+        # True when a claim may find jobs: set by wake-ups from the store, a full claim, a requeue.
+        self._maybe_more = True
+        self._completer: Completer | None = None
+        self._progress = ProgressThrottle(
+            store, clock, self.worker_id, self._held, self.config.progress_interval, self._on_lost
+        )
+
+    # --- public ----------------------------------------------------------------------------------------
+    @property
+    def held_job_ids(self) -> list[int]:
+        return list(self._held)
+
+    def request_stop(self, graceful: bool = True) -> None:
+        """Stop claiming. Graceful: in-flight jobs get `shutdown_grace` seconds, then are released.
+        Not graceful: in-flight jobs are cancelled and released now. Safe to call more than once."""
+        self._stopping = True
+        if not graceful and not self._hard:
+            self._hard = True
+            for run in list(self._held.values()):
+                if run.task is not None and not run.task.done():
+                    run.stop(StopReason.SHUTDOWN)
+        self._wake.set()
+
+    async def run(self, drain: bool = False) -> None:
+        """Work until `request_stop`, or with `drain=True` until nothing due remains and nothing is in
+        flight. Registers the worker first (raises the store's error if that fails)."""
+        cfg = self.config
+        completer = self._completer = Completer(
+            self.store, self.clock, self._on_done, max_batch=cfg.completer_batch, probes=self.probes
+        )
+        heartbeat = Heartbeat(
+            self.store,
+            self.clock,
+            self.worker_id,
+            self._held,
+            queues=cfg.queues,
+            concurrency=cfg.concurrency,
+            lease_seconds=cfg.lease_seconds,
+            on_lost=self._on_lost,
+            probes=self.probes,
+        )
+        await heartbeat.beat()
+        completer_task = asyncio.create_task(completer.run(), name="ingestq-completer")
+        stop_background = asyncio.Event()
+        background = [asyncio.create_task(heartbeat.run(stop_background), name="ingestq-heartbeat")]
+        background += await self._start_maintenance(drain, stop_background)
+        try:
+            await self._fetch_loop(drain)
+            await self._release_in_flight()
+        finally:
+            self._stopping = True
+            if self._executing:  # only after an unexpected error: the normal path released them above
+                self._stop_all(StopReason.SHUTDOWN)
+                tasks = [r.task for r in self._held.values() if r.task is not None and not r.task.done()]
+                await asyncio.gather(*tasks, return_exceptions=True)
+            await self._close_completer(completer, completer_task)
+            stop_background.set()
+            await asyncio.gather(*background, return_exceptions=True)
+            try:
+                await self.store.worker_deregister(self.worker_id)
+            except Exception as exc:
+                log.warning("could not deregister worker %s: %s", self.worker_id, exc)
+
+    # --- fetch loop ------------------------------------------------------------------------------------
+    async def _fetch_loop(self, drain: bool) -> None:
+        cfg = self.config
+        request = ClaimRequest(
+            worker_id=self.worker_id,
+            limit=cfg.concurrency,
+            lease_seconds=cfg.lease_seconds,
+            queues=cfg.queues,
+            kinds=self.registry.kinds(),
+        )
+        jobs_wait: asyncio.Task[None] | None = None
+        assert self._completer is not None
+        try:
+            while not self._stopping:
+                self._wake.clear()
+                free = cfg.concurrency - self._executing
+                if free > 0 and (self._maybe_more or drain):
+                    claimed = await self._claim(request, free)
+                    if claimed is None:  # the store failed; _claim already paused
+                        continue
+                    if claimed == free:
+                        continue  # slots are full now: the next turn waits for one to free
+                    self._maybe_more = False
+                    if claimed == 0:
+                        self.probes.hit("idle")
+                    if drain and claimed == 0 and self._executing == 0:
+                        if self._completer.idle:
+                            return
+                        await self._completer.wait_idle()  # its retries may be due at once
+                        self._maybe_more = True
+                        continue
+                if not drain and free > 0 and (jobs_wait is None or jobs_wait.done()):
+                    jobs_wait = asyncio.create_task(self.store.wait_for_jobs(cfg.poll_interval))
+                    jobs_wait.add_done_callback(self._jobs_may_be_available)
+                await self._wake.wait()
+        finally:
+            if jobs_wait is not None and not jobs_wait.done():
+                jobs_wait.cancel()
+
+    def _jobs_may_be_available(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("waiting for jobs failed: %s", task.exception())
+        self._maybe_more = True
+        self._wake.set()
+
+    async def _claim(self, request: ClaimRequest, free: int) -> int | None:
+        try:
+            jobs = await self.store.job_claim(
+                ClaimRequest(request.worker_id, free, request.lease_seconds, request.queues, request.kinds),
+                self.clock.now(),
+            )
+        except Exception as exc:
+            log.warning("claiming jobs failed (retrying in %.1fs): %s", self.config.poll_interval, exc)
+            await self._pause(self.config.poll_interval)
+            return None
+        if jobs:
+            for job in jobs:
+                self._start(job)
+            self.probes.hit("claimed", [job.id for job in jobs])
+        return len(jobs)
+
+    async def _pause(self, seconds: float) -> None:
+        self._wake.clear()
+        try:
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
+        except TimeoutError:
+            pass
+
+    # --- one job ---------------------------------------------------------------------------------------
+    def _start(self, job: Job) -> None:
+        run = Running(job, JobContext(job, self._progress.sink(job.id)))
+        self._held[job.id] = run
+        self._executing += 1
+        run.task = asyncio.get_running_loop().create_task(self._execute(run))
+
+    async def _execute(self, run: Running) -> None:
+        self.probes.hit("job_started", run.job.id)
+        outcome: Outcome | None = None
+        try:
+            outcome = await self._executor.execute(run)
+        except asyncio.CancelledError:
+            # Cancelled from outside (the worker's own task is being torn down): give the job back.
+            outcome = Outcome(run.job.id, self.worker_id, run.job.attempt, OutcomeKind.RELEASED)
+        except BaseException as exc:  # the executor catches everything a handler raises; belt and braces
+            log.exception("job %s: executor crashed: %s", run.job.id, exc)
+            outcome = Outcome(run.job.id, self.worker_id, run.job.attempt, OutcomeKind.RELEASED)
+        finally:
+            self._executing -= 1
+            self._wake.set()
+        if outcome is None:
+            self._held.pop(run.job.id, None)
+            return
+        self.probes.hit("job_finished", outcome)
+        assert self._completer is not None
+        self._completer.add(outcome)
+
+    def _on_done(self, outcomes: list[Outcome], applied: set[int]) -> None:
+        for outcome in outcomes:
+            run = self._held.get(outcome.job_id)
+            if run is not None and run.job.attempt == outcome.attempt:
+                del self._held[outcome.job_id]
+            if outcome.job_id in applied:
+                self.counts[outcome.kind] += 1
+                if outcome.kind in (OutcomeKind.RETRY, OutcomeKind.RELEASED):
+                    self._maybe_more = True
+            else:
+                log.warning(
+                    "job %s: outcome %s not recorded, another worker holds the job now",
+                    outcome.job_id,
+                    outcome.kind,
+                )
+        self._wake.set()
+
+    def _on_lost(self, job_id: int) -> None:
+        run = self._held.pop(job_id, None)
+        if run is None:
+            return
+        if run.task is not None and not run.task.done():
+            run.stop(StopReason.LOST)
+        elif self._completer is not None:
+            self._completer.drop(job_id)
+        self.probes.hit("lost", job_id)
+
+    # --- shutdown --------------------------------------------------------------------------------------
+    async def _release_in_flight(self) -> None:
+        """Give in-flight jobs `shutdown_grace` seconds to finish, then release the rest."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.shutdown_grace
+        while self._executing and not self._hard:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            self._wake.clear()
+            try:
+                async with asyncio.timeout(remaining):
+                    await self._wake.wait()
+            except TimeoutError:
+                break
+        if self._executing:
+            log.warning("releasing %d in-flight jobs back to the queue", self._executing)
+        self._stop_all(StopReason.SHUTDOWN)
+        tasks = [run.task for run in self._held.values() if run.task is not None and not run.task.done()]
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _stop_all(self, reason: StopReason) -> None:
+        for run in list(self._held.values()):
+            if run.task is not None and not run.task.done():
+                run.stop(reason)
+
+    async def _close_completer(self, completer: Completer, task: asyncio.Task[Any]) -> None:
+        completer.close()
+        done, _ = await asyncio.wait({task}, timeout=max(5.0, self.config.lease_seconds))
+        if not done:
+            completer.close(give_up_on_errors=True)
+            await asyncio.gather(task, return_exceptions=True)
+
+    # --- maintenance -----------------------------------------------------------------------------------
+    async def _start_maintenance(self, drain: bool, stop: asyncio.Event) -> list[asyncio.Task[None]]:
+        cfg = self.config
+        if not cfg.maintenance:
+            return []
+        rescuer = Rescuer(self.store, self.clock, self.probes)
+        scheduler = (
+            PeriodicScheduler(self.store, self.clock, self.periodic, self.probes) if self.periodic else None
+        )
+        if drain:
+            # One pass up front so `--once` also picks up jobs stranded by a dead worker.
+            await rescuer.run_once()
+            if scheduler is not None:
+                await scheduler.tick()
+            return []
+        cleaner = Cleaner(self.store, self.clock, cfg.retention, probes=self.probes)
+        tasks = [
+            asyncio.create_task(every(cfg.rescue_every, rescuer.run_once, stop), name="ingestq-rescuer"),
+            asyncio.create_task(every(cfg.prune_interval, cleaner.run_once, stop), name="ingestq-cleaner"),
+        ]
+        if scheduler is not None:
+            tasks.append(asyncio.create_task(scheduler.run(stop), name="ingestq-periodic"))
+        return tasks
