@@ -1,0 +1,153 @@
+"""The Worker against the real stores: claim → execute → complete, drain mode, retries, cancellation,
+shutdown, fencing. Time is a ManualClock; concurrency is observed through probes, never sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from ingestq.builtin import PROBE_KIND
+from ingestq.clock import ManualClock
+from ingestq.core.handlers import JobContext, Registry
+from ingestq.core.job import Job, JobState, NewJob, OutcomeKind
+from ingestq.core.retry import ExponentialBackoff
+from ingestq.store.base import Store
+from ingestq.worker import Probes, Worker, WorkerConfig
+
+NO_JITTER = ExponentialBackoff(base=10.0, max=600.0, jitter=0.0)
+
+
+async def insert(store: Store, clock: ManualClock, jobs: Sequence[NewJob]) -> list[Job]:
+    return await store.job_insert_many(list(jobs), clock.now())
+
+
+async def state_of(store: Store, job_id: int) -> Job:
+    job = await store.job_get(job_id)
+    assert job is not None
+    return job
+
+
+def gated_registry() -> tuple[Registry, dict[str, asyncio.Event]]:
+    """A `gated` kind that blocks until the test opens its gate (by payload key)."""
+    registry = Registry()
+    gates: dict[str, asyncio.Event] = {}
+
+    @registry.task(name="gated")
+    async def gated(key: str, ctx: JobContext) -> str:
+        gate = gates.setdefault(key, asyncio.Event())
+        cancelled = asyncio.ensure_future(ctx.wait_cancelled())
+        opened = asyncio.ensure_future(gate.wait())
+        try:
+            await asyncio.wait({cancelled, opened}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            cancelled.cancel()
+            opened.cancel()
+        ctx.raise_if_cancelled()
+        return key
+
+    return registry, gates
+
+
+@asynccontextmanager
+async def running(worker: Worker) -> AsyncIterator[asyncio.Task[None]]:
+    task = asyncio.create_task(worker.run())
+    try:
+        yield task
+    finally:
+        worker.request_stop(graceful=False)
+        await asyncio.wait_for(task, 10)
+
+
+async def test_drain_runs_every_job_once(store: Store) -> None:
+    clock = ManualClock()
+    jobs = await insert(store, clock, [NewJob(kind=PROBE_KIND) for _ in range(250)])
+    worker = Worker(store, None, WorkerConfig(concurrency=7), clock)
+    await asyncio.wait_for(worker.run(drain=True), 30)
+    assert worker.counts == {OutcomeKind.SUCCEEDED: 250}
+    for job in jobs[:5] + jobs[-5:]:
+        done = await state_of(store, job.id)
+        assert (done.state, done.attempt) == (JobState.SUCCEEDED, 1)
+    assert await store.worker_list(clock.now()) == []  # deregistered
+
+
+async def test_claims_only_known_kinds_and_chosen_queues(store: Store) -> None:
+    clock = ManualClock()
+    unknown, other_queue, mine = await insert(
+        store,
+        clock,
+        [NewJob(kind="not.mine"), NewJob(kind=PROBE_KIND, queue="other"), NewJob(kind=PROBE_KIND, queue="a")],
+    )
+    worker = Worker(store, None, WorkerConfig(queues=("a", "b")), clock)
+    await asyncio.wait_for(worker.run(drain=True), 10)
+    assert (await state_of(store, unknown.id)).state is JobState.QUEUED
+    assert (await state_of(store, other_queue.id)).state is JobState.QUEUED
+    assert (await state_of(store, mine.id)).state is JobState.SUCCEEDED
+
+
+async def test_retries_follow_the_schedule_then_succeed(store: Store) -> None:
+    clock = ManualClock()
+    (job,) = await insert(store, clock, [NewJob(kind=PROBE_KIND, payload={"fail_times": 2})])
+    t0 = clock.now()
+
+    async def drain() -> Job:
+        await asyncio.wait_for(Worker(store, None, None, clock, retry_policy=NO_JITTER).run(drain=True), 10)
+        return await state_of(store, job.id)
+
+    first = await drain()
+    assert (first.state, first.attempt) == (JobState.QUEUED, 1)
+    assert (first.run_at - t0).total_seconds() == 10.0
+    assert first.last_error == "RetryableError: probe failure on attempt 1 of 2 planned"
+    assert (await drain()).attempt == 1  # not due yet: drain leaves it alone
+
+    clock.advance(10)
+    second = await drain()
+    assert (second.state, second.attempt) == (JobState.QUEUED, 2)
+    assert (second.run_at - clock.now()).total_seconds() == 20.0
+
+    clock.advance(20)
+    third = await drain()
+    assert (third.state, third.attempt) == (JobState.SUCCEEDED, 3)
+    assert [e.attempt for e in third.errors] == [1, 2]
+
+
+async def test_exhausted_attempts_fail_with_the_last_error(store: Store) -> None:
+    clock = ManualClock()
+    (job,) = await insert(store, clock, [NewJob(kind=PROBE_KIND, payload={"fail_times": 9}, max_attempts=2)])
+    await Worker(store, None, None, clock, retry_policy=NO_JITTER).run(drain=True)
+    clock.advance(10)
+    await Worker(store, None, None, clock, retry_policy=NO_JITTER).run(drain=True)
+    failed = await state_of(store, job.id)
+    assert (failed.state, failed.attempt) == (JobState.FAILED, 2)
+    assert failed.last_error == "RetryableError: probe failure on attempt 2 of 9 planned"
+
+
+async def test_bad_payload_fails_at_once(store: Store) -> None:
+    clock = ManualClock()
+    (job,) = await insert(store, clock, [NewJob(kind=PROBE_KIND, payload={"colour": "red"})])
+    await Worker(store, None, None, clock).run(drain=True)
+    failed = await state_of(store, job.id)
+    assert (failed.state, failed.attempt) == (JobState.FAILED, 1)
+    assert failed.last_error is not None
+    assert failed.last_error.startswith("BadPayload: payload does not fit ingestq.probe:")
+    assert "\n" not in failed.last_error
+
+
+async def test_concurrency_bounds_what_is_claimed(store: Store) -> None:
+    clock = ManualClock()
+    registry, gates = gated_registry()
+    jobs = await insert(store, clock, [NewJob(kind="gated", payload={"key": "k"}) for _ in range(10)])
+    probes = Probes()
+    started = probes.arm("job_started")
+    worker = Worker(store, registry, WorkerConfig(concurrency=3), clock, probes)
+    async with running(worker):
+        for _ in range(3):
+            await started.next()
+        assert len(worker.held_job_ids) == 3
+        finished = probes.arm("completed")
+        gates.setdefault("k", asyncio.Event()).set()
+        done: set[int] = set()
+        while len(done) < 10:
+            done |= await finished.next()
+    states = {(await state_of(store, j.id)).state for j in jobs}
+    assert states == {JobState.SUCCEEDED}
