@@ -1,0 +1,16 @@
+"""The benchmark's no-op kind for ingestq workers: `ingestq worker --app bench.drivers.ingestq_app:registry`."""
+
+from __future__ import annotations
+
+from ingestq.core.handlers import Registry
+
+from bench.drivers.workload import record
+
+NOOP_KIND = "bench.noop"
+
+registry = Registry()
+
+
+@registry.task(name=NOOP_KIND)
+async def noop(i: int, ts: float) -> None:
+    record(i, ts)
