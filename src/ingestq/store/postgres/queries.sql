@@ -45,8 +45,8 @@ SELECT q.name,
 FROM unnest(%(queues)s::text[]) AS q(name)
 
 -- name: jobs_notify
--- One notification per enqueue transaction, whatever the batch size; it is delivered at commit, so a
--- listener never wakes up before the rows are visible. The payload names the queues.
+-- One notification per enqueue transaction (or per statement that re-queues jobs), whatever the batch
+-- size; it is delivered at commit, so a listener never wakes up before the rows are visible.
 SELECT pg_notify('ingestq_jobs', %(queues)s)
 
 -- name: job_get
@@ -87,7 +87,7 @@ WITH picked AS (
 )
 UPDATE ingestq_jobs j
 SET state = 'running', attempt = j.attempt + 1, lease_owner = %(worker_id)s,
-    lease_expires_at = %(lease_expires_at)s, started_at = %(now)s
+    lease_expires_at = %(lease_expires_at)s, started_at = %(now)s, cancel_requested = false
 FROM picked
 WHERE j.id = picked.id
 RETURNING j.id, j.queue, j.kind, j.payload, j.priority, j.state, j.run_at, j.attempt, j.max_attempts,
@@ -107,7 +107,7 @@ WITH picked AS (
 )
 UPDATE ingestq_jobs j
 SET state = 'running', attempt = j.attempt + 1, lease_owner = %(worker_id)s,
-    lease_expires_at = %(lease_expires_at)s, started_at = %(now)s
+    lease_expires_at = %(lease_expires_at)s, started_at = %(now)s, cancel_requested = false
 FROM picked
 WHERE j.id = picked.id
 RETURNING j.id, j.queue, j.kind, j.payload, j.priority, j.state, j.run_at, j.attempt, j.max_attempts,
@@ -118,7 +118,9 @@ RETURNING j.id, j.queue, j.kind, j.payload, j.priority, j.state, j.run_at, j.att
 -- Apply a batch of outcomes in one statement (arrays again). The WHERE clause is the fence: an outcome
 -- applies only to a running row with the same owner and attempt, so a worker whose lease expired and
 -- whose job was claimed again cannot overwrite it. RELEASED gives the attempt back; FAILED and RETRY
--- append to the error history, keeping the newest ERROR_HISTORY_LIMIT entries.
+-- append to the error history, keeping the newest ERROR_HISTORY_LIMIT entries. A finished job keeps
+-- its lease_owner (who ran it); a re-queued one drops it. The state is returned so that the caller
+-- knows whether to notify listeners of re-queued work.
 WITH o AS (
     SELECT * FROM unnest(%(id)s::bigint[], %(lease_owner)s::text[], %(attempt)s::integer[],
                          %(kind)s::text[], %(result)s::text[], %(error)s::text[], %(run_at)s::timestamptz[])
@@ -130,22 +132,26 @@ SET state = (CASE o.kind WHEN 'retry' THEN 'queued' WHEN 'released' THEN 'queued
     attempt = CASE WHEN o.kind = 'released' THEN j.attempt - 1 ELSE j.attempt END,
     run_at = CASE o.kind WHEN 'retry' THEN coalesce(o.run_at, %(now)s) WHEN 'released' THEN %(now)s
                          ELSE j.run_at END,
-    lease_owner = NULL,
+    lease_owner = CASE WHEN o.kind IN ('retry', 'released') THEN NULL ELSE j.lease_owner END,
     lease_expires_at = NULL,
+    started_at = CASE WHEN o.kind = 'released' THEN NULL ELSE j.started_at END,
     result = CASE WHEN o.kind = 'succeeded' THEN o.result::jsonb ELSE j.result END,
-    last_error = CASE WHEN o.kind IN ('failed', 'retry') THEN o.error ELSE j.last_error END,
+    last_error = CASE WHEN o.kind IN ('failed', 'retry') THEN coalesce(o.error, 'error')
+                      WHEN o.kind = 'cancelled' THEN coalesce(o.error, j.last_error)
+                      ELSE j.last_error END,
     errors = CASE WHEN o.kind IN ('failed', 'retry') THEN
                  (SELECT coalesce(jsonb_agg(e.value ORDER BY e.n), '[]'::jsonb)
                   FROM jsonb_array_elements(
                       j.errors || jsonb_build_array(jsonb_build_object(
-                          'attempt', j.attempt, 'at', %(now)s::timestamptz, 'message', o.error)))
+                          'attempt', j.attempt, 'at', %(now)s::timestamptz,
+                          'message', coalesce(o.error, 'error'))))
                       WITH ORDINALITY AS e(value, n)
                   WHERE e.n > jsonb_array_length(j.errors) + 1 - %(history)s)
              ELSE j.errors END,
     finished_at = CASE WHEN o.kind IN ('succeeded', 'failed', 'cancelled') THEN %(now)s END
 FROM o
 WHERE j.id = o.id AND j.state = 'running' AND j.lease_owner = o.lease_owner AND j.attempt = o.attempt
-RETURNING j.id
+RETURNING j.id, j.state
 
 -- name: job_progress
 -- Fenced like job_finish_many: only the current holder may write progress.
@@ -166,7 +172,8 @@ RETURNING id, queue, kind, payload, priority, state, run_at, attempt, max_attemp
           started_at, finished_at
 
 -- name: job_retry
--- A person's retry: due now, with at least one attempt left.
+-- A person's retry: due now, with at least one attempt left. The partial unique index refuses it (unique
+-- violation) if another unfinished job now holds the same dedupe key.
 UPDATE ingestq_jobs
 SET state = 'queued', run_at = %(now)s, max_attempts = greatest(max_attempts, attempt + 1),
     cancel_requested = false, finished_at = NULL, lease_owner = NULL, lease_expires_at = NULL
@@ -177,8 +184,8 @@ RETURNING id, queue, kind, payload, priority, state, run_at, attempt, max_attemp
 
 -- name: job_rescue_stale
 -- Expired leases (ingestq_jobs_running index): back to queued due now with the attempt counted, or
--- failed when none is left; a job whose cancel was requested is cancelled rather than run again. SKIP
--- LOCKED: a row locked right now is being finished by its worker, which is exactly what we want.
+-- failed (keeping the owner that last ran it) when none is left. SKIP LOCKED: a row locked right now is
+-- being finished by its worker, and that outcome should win.
 WITH stale AS (
     SELECT id FROM ingestq_jobs
     WHERE state = 'running' AND lease_expires_at < %(now)s
@@ -186,35 +193,33 @@ WITH stale AS (
     FOR UPDATE SKIP LOCKED
 )
 UPDATE ingestq_jobs j
-SET state = (CASE WHEN j.cancel_requested THEN 'cancelled'
-                  WHEN j.attempt >= j.max_attempts THEN 'failed'
-                  ELSE 'queued' END)::ingestq_job_state,
-    run_at = CASE WHEN j.cancel_requested OR j.attempt >= j.max_attempts THEN j.run_at ELSE %(now)s END,
-    finished_at = CASE WHEN j.cancel_requested OR j.attempt >= j.max_attempts THEN %(now)s END,
-    lease_owner = NULL,
+SET state = (CASE WHEN j.attempt >= j.max_attempts THEN 'failed' ELSE 'queued' END)::ingestq_job_state,
+    run_at = CASE WHEN j.attempt >= j.max_attempts THEN j.run_at ELSE %(now)s END,
+    finished_at = CASE WHEN j.attempt >= j.max_attempts THEN %(now)s END,
+    lease_owner = CASE WHEN j.attempt >= j.max_attempts THEN j.lease_owner END,
     lease_expires_at = NULL,
-    last_error = CASE WHEN j.cancel_requested THEN j.last_error ELSE %(message)s END,
-    errors = CASE WHEN j.cancel_requested THEN j.errors ELSE
-                 (SELECT coalesce(jsonb_agg(e.value ORDER BY e.n), '[]'::jsonb)
-                  FROM jsonb_array_elements(
-                      j.errors || jsonb_build_array(jsonb_build_object(
-                          'attempt', j.attempt, 'at', %(now)s::timestamptz, 'message', %(message)s::text)))
-                      WITH ORDINALITY AS e(value, n)
-                  WHERE e.n > jsonb_array_length(j.errors) + 1 - %(history)s)
-             END
+    last_error = %(message)s,
+    errors = (SELECT coalesce(jsonb_agg(e.value ORDER BY e.n), '[]'::jsonb)
+              FROM jsonb_array_elements(
+                  j.errors || jsonb_build_array(jsonb_build_object(
+                      'attempt', j.attempt, 'at', %(now)s::timestamptz, 'message', %(message)s::text)))
+                  WITH ORDINALITY AS e(value, n)
+              WHERE e.n > jsonb_array_length(j.errors) + 1 - %(history)s)
 FROM stale
 WHERE j.id = stale.id
-RETURNING j.id
+RETURNING j.id, j.state
 
 -- name: job_position
 -- 1-based rank in claim order among the due queued jobs of the job's queue, counted on the
 -- ingestq_jobs_queue_claim index (only queued rows), so the cost does not depend on finished history.
+-- A job not yet due is not among the counted rows: it comes after every due one.
 SELECT (SELECT count(*) FROM ingestq_jobs o
         WHERE o.state = 'queued' AND o.queue = t.queue AND o.run_at <= %(now)s
           AND (o.priority > t.priority
                OR (o.priority = t.priority AND (o.run_at, o.id) <= (t.run_at, t.id))))
+     + CASE WHEN t.run_at <= %(now)s THEN 0 ELSE 1 END
 FROM ingestq_jobs t
-WHERE t.id = %(id)s AND t.state = 'queued' AND t.run_at <= %(now)s
+WHERE t.id = %(id)s AND t.state = 'queued'
 
 -- name: job_purge
 DELETE FROM ingestq_jobs
@@ -234,8 +239,24 @@ WHERE id IN (
     LIMIT %(limit)s
 )
 
--- name: stats_counts
-SELECT queue, state::text, count(*) FROM ingestq_jobs GROUP BY queue, state
+-- name: stats_unfinished
+-- Two index scans over unfinished rows only (one partial index each).
+SELECT queue, 'queued', count(*) FROM ingestq_jobs WHERE state = 'queued' GROUP BY queue
+UNION ALL
+SELECT queue, 'running', count(*) FROM ingestq_jobs WHERE state = 'running' GROUP BY queue
+
+-- name: stats_finished
+-- Kept by the triggers of migration 1; a few rows per finishing statement since the last prune.
+SELECT queue, state::text, sum(n) FROM ingestq_finished_counts
+GROUP BY queue, state
+HAVING sum(n) > 0
+
+-- name: finished_counts_compact
+-- Fold the delta log into one row per (queue, state). Safe against concurrent writers: DELETE removes
+-- only rows its snapshot sees and re-inserts exactly their sum; rows added meanwhile stay as they are.
+WITH gone AS (DELETE FROM ingestq_finished_counts RETURNING queue, state, n)
+INSERT INTO ingestq_finished_counts (queue, state, n)
+SELECT queue, state, sum(n) FROM gone GROUP BY queue, state HAVING sum(n) <> 0
 
 -- name: stats_oldest_due
 SELECT queue, min(run_at) FROM ingestq_jobs

@@ -35,7 +35,7 @@ from ingestq.core.job import (
     WorkerBeat,
     WorkerInfo,
 )
-from ingestq.errors import InvalidJobState, JobNotFound, QueueFull, StoreError
+from ingestq.errors import InvalidJobState, JobNotFound, QueueFull, SchemaError, StoreError
 from ingestq.settings import Settings
 from ingestq.store.postgres import migrator
 from ingestq.store.postgres.connect import (
@@ -56,8 +56,10 @@ Conn = psycopg.AsyncConnection[tuple[Any, ...]]
 POOL_TIMEOUT_S = 15.0
 """How long an operation waits for a pooled connection (e.g. while the server restarts) before it
 raises StoreError; the worker treats that as a transient failure and tries again."""
-RESCUE_MESSAGE = "lease expired: the worker holding the job stopped heartbeating"
+RESCUE_MESSAGE = "lease expired: worker lost"
 _DEDUPE_ROUNDS = 3
+_REQUEUING = (OutcomeKind.RETRY, OutcomeKind.RELEASED)
+NOT_INITIALISED = "database is not initialised: run `ingestq db migrate`"
 
 
 class PostgresStore:
@@ -123,6 +125,8 @@ class PostgresStore:
             raise StoreError(
                 f"PostgreSQL at {self._where} is unavailable: no connection within {POOL_TIMEOUT_S:g}s"
             ) from None
+        except pg_errors.UndefinedTable:
+            raise SchemaError(NOT_INITIALISED) from None
         except psycopg.OperationalError as exc:
             raise StoreError(f"PostgreSQL at {self._where}: {first_line(str(exc))}") from exc
 
@@ -203,7 +207,13 @@ class PostgresStore:
             "now": now,
             "history": ERROR_HISTORY_LIMIT,
         }
-        return {r[0] for r in await self._fetchall(Q["job_finish_many"], params)}
+        requeues = any(o.kind in _REQUEUING for o in outcomes)
+        async with self._connection() as conn, conn.pipeline():
+            cur = await conn.execute(Q["job_finish_many"], params)
+            if requeues:
+                # a separate autocommit statement after the update: the update commits first
+                await conn.execute(Q["jobs_notify"], {"queues": ""})
+            return {r[0] for r in await cur.fetchall()}
 
     async def job_progress(
         self, job_id: int, lease_owner: str, attempt: int, progress: Progress, now: datetime
@@ -235,6 +245,7 @@ class PostgresStore:
                 f"job {job_id} cannot be retried: another unfinished job holds its dedupe key"
             ) from None
         if row is not None:
+            await self._notify()
             return job_from_row(row)
         job = await self.job_get(job_id)
         if job is None:
@@ -245,7 +256,14 @@ class PostgresStore:
 
     async def job_rescue_stale(self, now: datetime) -> list[int]:
         params = {"now": now, "message": RESCUE_MESSAGE, "history": ERROR_HISTORY_LIMIT}
-        return sorted(r[0] for r in await self._fetchall(Q["job_rescue_stale"], params))
+        moved = await self._fetchall(Q["job_rescue_stale"], params)
+        if any(state == JobState.QUEUED.value for _, state in moved):
+            await self._notify()
+        return sorted(job_id for job_id, _ in moved)
+
+    async def _notify(self) -> None:
+        async with self._connection() as conn:
+            await conn.execute(Q["jobs_notify"], {"queues": ""})
 
     async def job_position(self, job_id: int, now: datetime) -> int | None:
         row = await self._fetchone(Q["job_position"], {"id": job_id, "now": now})
@@ -272,7 +290,8 @@ class PostgresStore:
 
     async def job_prune(self, retention: Retention, now: datetime, limit: int = 10_000) -> int:
         def cutoff(seconds: float | None) -> datetime | None:
-            return None if seconds is None else now - timedelta(seconds=seconds)
+            # None or <= 0: keep that state forever (Settings documents 0 as "forever")
+            return None if seconds is None or seconds <= 0 else now - timedelta(seconds=seconds)
 
         params = {
             "succeeded_before": cutoff(retention.succeeded),
@@ -280,21 +299,22 @@ class PostgresStore:
             "cancelled_before": cutoff(retention.cancelled),
             "limit": limit,
         }
-        async with self._connection() as conn:
+        async with self._connection() as conn, conn.pipeline():
             cur = await conn.execute(Q["job_prune"], params)
+            # pruning runs periodically: a good time to fold the finished-counts log
+            await conn.execute(Q["finished_counts_compact"])
             return cur.rowcount
 
     async def stats(self, now: datetime) -> list[QueueStats]:
         async with self._connection() as conn, conn.pipeline():
-            counts_cur = await conn.execute(Q["stats_counts"])
+            unfinished_cur = await conn.execute(Q["stats_unfinished"])
+            finished_cur = await conn.execute(Q["stats_finished"])
             oldest_cur = await conn.execute(Q["stats_oldest_due"], {"now": now})
             running_cur = await conn.execute(Q["stats_running_by_worker"])
-            queues_cur = await conn.execute(Q["queue_list"])
-            counts_rows = await counts_cur.fetchall()
+            counts_rows = await unfinished_cur.fetchall() + await finished_cur.fetchall()
             oldest_rows = await oldest_cur.fetchall()
             running_rows = await running_cur.fetchall()
-            queue_rows = await queues_cur.fetchall()
-        names = {r[0] for r in counts_rows} | {r[0] for r in queue_rows}
+        names = {r[0] for r in counts_rows}
         counts: dict[str, dict[JobState, int]] = {n: dict.fromkeys(JobState, 0) for n in names}
         for queue, state, n in counts_rows:
             counts[queue][JobState(state)] = int(n)

@@ -81,3 +81,43 @@ CREATE TABLE ingestq_periodic (
     last_slot timestamptz NOT NULL,
     job_id    bigint
 );
+
+-- Finished jobs per queue and state, so that stats never counts the finished history (guarantee 10).
+-- An append-only log of deltas rather than one counter row per (queue, state): concurrent completions
+-- would otherwise queue up on that row's lock until each commits. job_prune folds the log back into one
+-- row per (queue, state), so stats sums a few rows per finishing statement since the last prune.
+CREATE TABLE ingestq_finished_counts (
+    queue text NOT NULL,
+    state ingestq_job_state NOT NULL,
+    n     bigint NOT NULL
+);
+
+-- Statement-level triggers with transition tables: one insert per statement (a batch of 500 outcomes
+-- writes at most one row per queue and state), and any write path is counted, raw SQL included.
+CREATE FUNCTION ingestq_count_finished() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        INSERT INTO ingestq_finished_counts (queue, state, n)
+        SELECT queue, state, sum(d) FROM (
+            SELECT queue, state, 1 AS d FROM new_rows WHERE state IN ('succeeded', 'failed', 'cancelled')
+            UNION ALL
+            SELECT queue, state, -1 AS d FROM old_rows WHERE state IN ('succeeded', 'failed', 'cancelled')
+        ) delta
+        GROUP BY queue, state
+        HAVING sum(d) <> 0;
+    ELSE
+        INSERT INTO ingestq_finished_counts (queue, state, n)
+        SELECT queue, state, -count(*) FROM old_rows
+        WHERE state IN ('succeeded', 'failed', 'cancelled')
+        GROUP BY queue, state;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER ingestq_jobs_count_update AFTER UPDATE ON ingestq_jobs
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION ingestq_count_finished();
+CREATE TRIGGER ingestq_jobs_count_delete AFTER DELETE ON ingestq_jobs
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION ingestq_count_finished();
