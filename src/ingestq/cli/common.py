@@ -22,6 +22,9 @@ from .errors import CliError
 T = TypeVar("T")
 
 console = Console(highlight=False)
+if not console.is_terminal:
+    # Piped output (grep, less, files): Rich would cut tables at 80 columns; keep rows whole instead.
+    console.width = max(console.width, 160)
 
 APP_HELP = "Your tasks: `package.module` (tasks registered with @ingestq.task) or `module:registry`."
 

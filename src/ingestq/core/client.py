@@ -6,7 +6,6 @@ from the injected clock so that tests can move time by hand.
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 from collections.abc import Iterable, Sequence
@@ -14,6 +13,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
+from ingestq.builtin import builtin_registry
 from ingestq.clock import SYSTEM_CLOCK, Clock
 from ingestq.core.handlers import Registry, TaskSpec, default_registry
 from ingestq.core.job import (
@@ -39,16 +39,6 @@ _Ints = list[int]
 _Stats = list[QueueStats]
 _Workers = list[WorkerInfo]
 _Queues = list[QueueConfig]
-
-
-def _builtin_kinds() -> Registry:
-    """The kinds ingestq itself defines (e.g. `ingestq.probe`), known to every client and worker."""
-    try:
-        builtin = importlib.import_module("ingestq.builtin")
-    except ImportError:  # the built-in kinds module is optional until it lands
-        return Registry()
-    registry = getattr(builtin, "builtin_registry", None)
-    return registry if isinstance(registry, Registry) else Registry()
 
 
 def validate_payload(payload: Any) -> JsonDict:
@@ -79,7 +69,7 @@ class Client:
         owns_store: bool = False,
     ) -> None:
         self.store = store
-        self.registry = _builtin_kinds().merge(registry if registry is not None else default_registry)
+        self.registry = builtin_registry.merge(registry if registry is not None else default_registry)
         self.clock = clock
         self._owns_store = owns_store
 
