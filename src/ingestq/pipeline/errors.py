@@ -30,6 +30,10 @@ class CorruptDocument(ParseError):
     """Claims a known type but its structure is broken beyond recovery."""
 
 
+class NoTextFound(ParseError):
+    """Parsed, but nothing to index (e.g. a scanned PDF without OCR, a page with no main content)."""
+
+
 class DocumentTooLarge(ParseError):
     """Over a size, page or unpacked-size limit."""
 

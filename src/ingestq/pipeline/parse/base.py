@@ -10,7 +10,7 @@ import importlib
 from typing import Protocol
 
 from ingestq.pipeline.detect import detect
-from ingestq.pipeline.errors import UnsupportedDocument
+from ingestq.pipeline.errors import NoTextFound, UnsupportedDocument
 from ingestq.pipeline.model import MediaType, ParsedDocument, ParseOptions, SourceDocument
 
 
@@ -47,5 +47,23 @@ def parser_for(media_type: MediaType) -> Parser:
 
 
 def parse_document(doc: SourceDocument, options: ParseOptions | None = None) -> ParsedDocument:
-    """Detect the type and parse, in this process. Untrusted input belongs in `sandbox.ParserPool`."""
-    return parser_for(detect(doc)).parse(doc, options or ParseOptions())
+    """Detect the type and parse, in this process. Untrusted input belongs in `sandbox.ParserPool`.
+
+    A document that parses to no blocks at all fails here (with the parser's warnings as the reason),
+    so every success has text to index.
+    """
+    media_type = detect(doc)
+    parsed = parser_for(media_type).parse(doc, options or ParseOptions())
+    if not parsed.blocks:
+        detail = "; ".join(parsed.warnings) or "the document is blank"
+        raise NoTextFound(f"no text found in {_KIND_NAMES[media_type]}: {detail}")
+    return parsed
+
+
+_KIND_NAMES = {
+    MediaType.PDF: "PDF",
+    MediaType.DOCX: "DOCX",
+    MediaType.HTML: "HTML",
+    MediaType.MARKDOWN: "Markdown",
+    MediaType.TEXT: "text",
+}

@@ -44,35 +44,56 @@ class HtmlParser:
 
 def _convert(el: etree._Element, out: list[Block]) -> None:
     tag = el.tag
-    if tag == "head":
-        text = _inline(el)
-        rend = el.get("rend") or "h2"
-        level = int(rend[1]) if re.fullmatch(r"h[1-6]", rend) else 2
-        if text:
-            out.append(Block(BlockKind.HEADING, text, level=level))
-    elif tag == "list":
-        lines = _list_lines(el, 0)
-        if lines:
-            out.append(Block(BlockKind.LIST, "\n".join(lines)))
-    elif tag == "table":
-        rows = []
-        for row in el.iter("row"):
-            cells = [_inline(cell) for cell in row if cell.tag == "cell"]
-            if any(cells):
-                rows.append(" | ".join(cells))
-        if rows:
-            out.append(Block(BlockKind.TABLE, "\n".join(rows)))
-    elif tag == "code":
-        text = "".join(el.itertext()).strip("\n")
-        if text.strip():
-            out.append(Block(BlockKind.CODE, text))
-    elif tag in ("p", "quote", "item", "cell"):
-        text = _inline(el)
-        if text:
-            out.append(Block(BlockKind.PARAGRAPH, text))
-    elif tag in ("div", "main", "section"):
+    if tag in ("div", "main", "section"):
         for child in el:
             _convert(child, out)
+        return
+    block = _BUILDERS[tag](el) if tag in _BUILDERS else None
+    if block is not None:
+        out.append(block)
+
+
+def _heading(el: etree._Element) -> Block | None:
+    text = _inline(el).replace("\n", " ")
+    rend = el.get("rend") or "h2"
+    level = int(rend[1]) if re.fullmatch(r"h[1-6]", rend) else 2
+    return Block(BlockKind.HEADING, text, level=level) if text else None
+
+
+def _list(el: etree._Element) -> Block | None:
+    lines = _list_lines(el, 0)
+    return Block(BlockKind.LIST, "\n".join(lines)) if lines else None
+
+
+def _table(el: etree._Element) -> Block | None:
+    rows = []
+    for row in el.iter("row"):
+        cells = [_inline(cell).replace("\n", " ") for cell in row if cell.tag == "cell"]
+        if any(cells):
+            rows.append(" | ".join(cells))
+    return Block(BlockKind.TABLE, "\n".join(rows)) if rows else None
+
+
+def _code(el: etree._Element) -> Block | None:
+    text = "".join(el.itertext()).strip("\n")
+    return Block(BlockKind.CODE, text) if text.strip() else None
+
+
+def _paragraph(el: etree._Element) -> Block | None:
+    text = _inline(el)
+    return Block(BlockKind.PARAGRAPH, text) if text else None
+
+
+_BUILDERS = {
+    "head": _heading,
+    "list": _list,
+    "table": _table,
+    "code": _code,
+    "p": _paragraph,
+    "quote": _paragraph,
+    "item": _paragraph,
+    "cell": _paragraph,
+}
 
 
 def _list_lines(el: etree._Element, depth: int) -> list[str]:
@@ -96,11 +117,8 @@ def _inline(el: etree._Element) -> str:
     for node in el.iter():
         if node.tag == "lb":
             parts.append("\n")
-        elif node is el and node.text:
+        elif node.text:
             parts.append(node.text)
-        elif node is not el:
-            if node.text:
-                parts.append(node.text)
         if node is not el and node.tail:
             parts.append(node.tail)
     lines = (_WS.sub(" ", line).strip() for line in "".join(parts).split("\n"))

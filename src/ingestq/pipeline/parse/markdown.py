@@ -17,7 +17,9 @@ from markdown_it.token import Token
 from ingestq.pipeline.model import Block, BlockKind, MediaType, ParsedDocument, ParseOptions, SourceDocument
 from ingestq.pipeline.parse.text import decode_text
 
-_FRONT_MATTER = re.compile(r"\A(?:---[ \t]*\n(.*?)\n---|\+\+\+[ \t]*\n(.*?)\n\+\+\+)[ \t]*(?:\n|\Z)", re.DOTALL)
+_FRONT_MATTER = re.compile(
+    r"\A(?:---[ \t]*\n(.*?)\n---|\+\+\+[ \t]*\n(.*?)\n\+\+\+)[ \t]*(?:\n|\Z)", re.DOTALL
+)
 _FM_TITLE = re.compile(r"""^title\s*[:=]\s*(?P<q>["']?)(?P<t>.*?)(?P=q)\s*$""", re.MULTILINE)
 _FENCE = re.compile(r"^\s{0,3}(```+|~~~+)")
 _CODE_OPEN = re.compile(r"^\s*\{\{<\s*(highlight|code-toggle)\b([^>]*)>\}\}\s*$")
@@ -115,17 +117,15 @@ class _Walker:
             if lang.lower() != "mermaid" and code.strip():
                 self.out.append(Block(BlockKind.CODE, code, language=lang))
             self.i += 1
-        elif tok.type in ("bullet_list_open", "ordered_list_open"):
+        elif tok.type in ("bullet_list_open", "ordered_list_open", "table_open"):
             end = self._close_of(self.i)
-            lines = _list_lines(self.tokens[self.i : end + 1])
+            span = self.tokens[self.i : end + 1]
+            if tok.type == "table_open":
+                kind, lines = BlockKind.TABLE, _table_rows(span)
+            else:
+                kind, lines = BlockKind.LIST, _list_lines(span)
             if lines:
-                self.out.append(Block(BlockKind.LIST, "\n".join(lines)))
-            self.i = end + 1
-        elif tok.type == "table_open":
-            end = self._close_of(self.i)
-            rows = _table_rows(self.tokens[self.i : end + 1])
-            if rows:
-                self.out.append(Block(BlockKind.TABLE, "\n".join(rows)))
+                self.out.append(Block(kind, "\n".join(lines)))
             self.i = end + 1
         elif tok.type == "html_block":
             text = _clean_inline(re.sub(r"<[^>]+>", " ", tok.content))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import statistics
+from dataclasses import dataclass
 
 import pypdfium2 as pdfium
 
@@ -26,6 +27,8 @@ _ERR_SECURITY = 5
 _ERR_FORMAT = 3
 _ERR_FILE = 2
 
+_SOFT_HYPHENS = ("\x02", "\ufffe")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\ufffe]")
 _SENTENCE_END = re.compile(r"[.!?:;)\]\"”]$")
 
 
@@ -48,9 +51,13 @@ class PdfParser:
                     failed.append(f"page {number}: {exc}")
                     continue
                 if not text.strip():
-                    text = self._ocr_page(pdf, index, options)
+                    text = "\n\n".join(self._ocr_page(pdf, index, options).split("\n"))
                     (ocr_pages if text.strip() else no_text).append(number)
-                blocks.extend(Block(BlockKind.PARAGRAPH, para, page=number) for para in _paragraphs(text))
+                blocks.extend(
+                    Block(BlockKind.PARAGRAPH, para.strip(), page=number)
+                    for para in text.split("\n\n")
+                    if para.strip()
+                )
             title = _title(pdf, blocks)
             warnings = _warnings(no_text, ocr_pages, failed, options)
             return ParsedDocument(MediaType.PDF, title, tuple(blocks), pages=count, warnings=warnings)
@@ -91,41 +98,82 @@ def _reason(exc: pdfium.PdfiumError) -> str:
 
 
 def _page_text(pdf: pdfium.PdfDocument, index: int) -> str:
+    """The page's text with paragraphs separated by blank lines."""
     page = pdf[index]
     try:
         textpage = page.get_textpage()
         try:
-            raw = textpage.get_text_range()
+            lines = _lines(textpage)
         finally:
             textpage.close()
     finally:
         page.close()
-    # PDFium marks a hyphen it judged to be a line-break hyphen as U+FFFE: join those words.
-    raw = raw.replace("\ufffe\r\n", "").replace("\ufffe\n", "").replace("\ufffe", "")
-    return raw.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+    return "\n\n".join(_paragraphs(lines))
 
 
-def _paragraphs(text: str) -> list[str]:
-    lines = [line.strip() for line in text.split("\n")]
-    lengths = [len(line) for line in lines if line]
-    if not lengths:
-        return []
-    typical = statistics.median(lengths)
-    paragraphs: list[str] = []
-    current: list[str] = []
-    for line in lines:
-        if not line:
-            if current:
-                paragraphs.append(" ".join(current))
-                current = []
+@dataclass
+class _Line:
+    left: float
+    bottom: float
+    right: float
+    top: float
+    text: str
+
+
+def _lines(textpage: pdfium.PdfTextPage) -> list[_Line]:
+    """PDFium's text rectangles (runs of characters on one baseline) merged into visual lines."""
+    lines: list[_Line] = []
+    for i in range(textpage.count_rects()):
+        left, bottom, right, top = textpage.get_rect(i)
+        text = textpage.get_text_bounded(left, bottom, right, top).replace("\x00", "")
+        text = text.replace("\r\n", " ").replace("\n", " ").strip(" ")
+        if text.endswith(_SOFT_HYPHENS):
+            text = text.rstrip("".join(_SOFT_HYPHENS)) + "\x02"
+        if not text:
             continue
-        current.append(line)
-        if len(line) < typical * 0.7 and _SENTENCE_END.search(line):
-            paragraphs.append(" ".join(current))
-            current = []
-    if current:
-        paragraphs.append(" ".join(current))
+        last = lines[-1] if lines else None
+        height = max(top - bottom, 1.0)
+        if last and left >= last.right - 1 and bottom < last.top and top > last.bottom:
+            gap = left - last.right
+            last.text += (" " if gap > 0.15 * height and not last.text.endswith(" ") else "") + text
+            last.right, last.top, last.bottom = right, max(top, last.top), min(bottom, last.bottom)
+        else:
+            lines.append(_Line(left, bottom, right, top, text))
+    return lines
+
+
+def _paragraphs(lines: list[_Line]) -> list[str]:
+    """Group lines: a paragraph ends at a vertical gap, a jump to a new column, or a short last line."""
+    if not lines:
+        return []
+    typical = statistics.median(line.right - line.left for line in lines)
+    paragraphs: list[str] = []
+    current = ""
+    for i, line in enumerate(lines):
+        current = _join(current, line.text)
+        nxt = lines[i + 1] if i + 1 < len(lines) else None
+        height = max(line.top - line.bottom, 1.0)
+        ends = (
+            nxt is None
+            or line.bottom - nxt.top > 0.6 * height  # blank space below
+            or nxt.top > line.top + height  # next line is higher up: a new column or a table cell
+            or ((line.right - line.left) < typical * 0.7 and _SENTENCE_END.search(line.text) is not None)
+        )
+        if ends:
+            text = _CONTROL.sub("", current).strip()
+            if text:
+                paragraphs.append(text)
+            current = ""
     return paragraphs
+
+
+def _join(current: str, text: str) -> str:
+    if not current:
+        return text
+    # PDFium marks a hyphen it judged to be a line-break hyphen (U+0002 or U+FFFE): join the halves.
+    if current.endswith(_SOFT_HYPHENS):
+        return current[:-1] + text
+    return current + " " + text
 
 
 def _title(pdf: pdfium.PdfDocument, blocks: list[Block]) -> str:

@@ -57,6 +57,4 @@ class TextParser:
                 if para.strip():
                     blocks.append(Block(BlockKind.PARAGRAPH, para, page=number if paged else None))
         title = next((b.text.strip().split("\n", 1)[0].strip() for b in blocks), "")
-        return ParsedDocument(
-            MediaType.TEXT, title[:200], tuple(blocks), pages=len(pages) if paged else None
-        )
+        return ParsedDocument(MediaType.TEXT, title[:200], tuple(blocks), pages=len(pages) if paged else None)

@@ -1,0 +1,348 @@
+"""Run parsers in child processes with a wall-time limit and a memory limit.
+
+A hostile file (zip bomb, 100,000 pages, 100,000 nested tags, a JBIG2 decompression bomb, or a
+PDFium bug) must not hang, bloat or kill the caller. Each child caps its own address space with
+`RLIMIT_AS`, so an allocation bomb fails inside the child (MemoryError or a native abort) instead of
+swapping the machine; the parent waits on the child's pipe with a deadline and SIGKILLs a child that
+overruns it. A dead or killed child is replaced on the next request, so the pool keeps serving.
+
+Children are started with `spawn`, not `fork`: the caller is an asyncio worker with threads and open
+database connections, none of which may be duplicated into a child. Each child imports the parsers
+once and then serves documents one at a time until it is retired after `max_tasks_per_child`
+documents (which bounds slow leaks in native code).
+
+The result is a value, not an exception: `ParseResult.ok`, a one-line `reason`, and whether the
+parser `crashed` or `timed_out` (the job layer quarantines those, and counts them apart).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import queue
+import resource
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from types import TracebackType
+
+from ingestq.pipeline.errors import DocumentTooLarge, ParseError, ParserCrashed
+from ingestq.pipeline.model import ParsedDocument, ParseOptions, SourceDocument
+
+_START_TIMEOUT = 60.0  # first import of PDFium, lxml and trafilatura on a busy machine
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxLimits:
+    time_limit: float = 120.0
+    """Wall seconds one document may take in its child."""
+    memory_limit: int = 2 * 1024**3
+    """Address-space cap of each child (RLIMIT_AS), bytes. Virtual, so it must leave room for the
+    libraries' mappings (ONNX Runtime for OCR reserves a few hundred MiB)."""
+    max_input_bytes: int = 100 * 1024**2
+    """Larger inputs are refused before they are sent to a child."""
+    max_tasks_per_child: int = 200
+
+
+@dataclass(frozen=True, slots=True)
+class ParseResult:
+    document: ParsedDocument | None
+    reason: str = ""
+    """One line; empty when ok."""
+    error_type: str = ""
+    """Name of the `ingestq.pipeline.errors` class the failure maps to."""
+    crashed: bool = False
+    timed_out: bool = False
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.document is not None
+
+    @property
+    def quarantine(self) -> bool:
+        return self.crashed or self.timed_out
+
+    def error(self) -> ParseError:
+        """The typed, permanent error to raise for a failed result."""
+        if self.quarantine:
+            return ParserCrashed(self.reason)
+        return _ERROR_TYPES.get(self.error_type, ParseError)(self.reason)
+
+    def unwrap(self) -> ParsedDocument:
+        if self.document is None:
+            raise self.error()
+        return self.document
+
+
+def _error_types() -> dict[str, type[ParseError]]:
+    from ingestq.pipeline import errors
+
+    found: dict[str, type[ParseError]] = {}
+    for name in dir(errors):
+        value = getattr(errors, name)
+        if isinstance(value, type) and issubclass(value, ParseError):
+            found[name] = value
+    return found
+
+
+_ERROR_TYPES = _error_types()
+
+
+# --- child side -------------------------------------------------------------------------------------
+
+
+def _child_main(conn: Connection, memory_limit: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    cap = memory_limit if hard == resource.RLIM_INFINITY else min(memory_limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crashing parser must not fill the disk
+
+    from ingestq.pipeline.model import MediaType
+    from ingestq.pipeline.parse.base import parser_for
+
+    for media_type in MediaType:  # import every parser now, outside any document's time limit
+        parser_for(media_type)
+    conn.send("ready")
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):
+            return
+        if request is None:
+            return
+        doc, options = request
+        reply, exit_after = _parse_in_child(doc, options, memory_limit)
+        try:
+            conn.send(reply)
+        except MemoryError:
+            return  # the parent sees EOF: reported as a crash
+        if exit_after:
+            return
+
+
+def _parse_in_child(
+    doc: SourceDocument, options: ParseOptions, memory_limit: int
+) -> tuple[tuple[str, object, str], bool]:
+    from ingestq.pipeline.parse.base import parse_document
+
+    try:
+        return ("ok", parse_document(doc, options), ""), False
+    except ParseError as exc:
+        return ("error", type(exc).__name__, _one_line(str(exc))), False
+    except MemoryError:
+        # The heap may be fragmented or half-freed: answer, then let the parent start a fresh child.
+        return (
+            "crash",
+            "ParserCrashed",
+            f"parser ran out of memory (limit {memory_limit // 2**20} MiB)",
+        ), True
+    except RecursionError:
+        return ("error", "CorruptDocument", "document structure is nested too deeply to parse"), False
+    except Exception as exc:  # a parser library's own bug on this input: deterministic, so permanent
+        detail = _one_line(str(exc)) or "no detail"
+        return ("error", "CorruptDocument", f"parser error: {type(exc).__name__}: {detail}"), False
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:300]
+
+
+# --- parent side ------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Child:
+    process: BaseProcess
+    conn: Connection
+    tasks: int = 0
+
+    def alive(self) -> bool:
+        return self.process.is_alive()
+
+    def kill(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.process.kill()
+        self.process.join(timeout=10)
+        with contextlib.suppress(OSError):
+            self.conn.close()
+
+    def describe_death(self) -> str:
+        self.process.join(timeout=5)
+        code = self.process.exitcode
+        if code is None:
+            return "parser process stopped answering"
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            hint = " (likely out of memory)" if -code in (signal.SIGKILL, signal.SIGABRT) else ""
+            return f"parser process crashed with {name}{hint}"
+        return f"parser process exited unexpectedly with status {code}"
+
+
+@dataclass
+class PoolStats:
+    parsed: int = 0
+    failed: int = 0
+    crashed: int = 0
+    timed_out: int = 0
+    children_started: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+
+class ParserPool:
+    """A fixed number of parser children; `parse` is blocking and thread-safe, `aparse` is async."""
+
+    def __init__(
+        self,
+        size: int = 1,
+        limits: SandboxLimits | None = None,
+        options: ParseOptions | None = None,
+    ) -> None:
+        if size < 1:
+            raise ValueError("a parser pool needs at least one child")
+        self.limits = limits or SandboxLimits()
+        self.options = options or ParseOptions()
+        self.stats = PoolStats()
+        self._ctx = multiprocessing.get_context("spawn")
+        self._slots: queue.Queue[_Child | None] = queue.Queue()
+        for _ in range(size):
+            self._slots.put(None)  # started lazily, on first use
+        self._size = size
+        self._closed = False
+
+    def __enter__(self) -> ParserPool:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    async def aparse(self, doc: SourceDocument, options: ParseOptions | None = None) -> ParseResult:
+        return await asyncio.to_thread(self.parse, doc, options)
+
+    def parse(self, doc: SourceDocument, options: ParseOptions | None = None) -> ParseResult:
+        if self._closed:
+            raise RuntimeError("parser pool is closed")
+        if len(doc.data) > self.limits.max_input_bytes:
+            size, limit = len(doc.data) / 2**20, self.limits.max_input_bytes / 2**20
+            reason = f"file is {size:,.1f} MiB, over the {limit:,.1f} MiB limit"
+            self._count(ParseResult(None, reason, DocumentTooLarge.__name__))
+            return ParseResult(None, reason, DocumentTooLarge.__name__)
+        child = self._slots.get()
+        try:
+            child, result = self._run(child, doc, options or self.options)
+        except BaseException:
+            if child is not None:
+                child.kill()
+            self._slots.put(None)
+            raise
+        self._slots.put(child)
+        self._count(result)
+        return result
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for _ in range(self._size):
+            child = self._slots.get()
+            if child is None:
+                continue
+            with contextlib.suppress(OSError, ValueError):
+                child.conn.send(None)
+            child.process.join(timeout=5)
+            if child.process.is_alive():
+                child.kill()
+            with contextlib.suppress(OSError):
+                child.conn.close()
+
+    # --- internals ---
+
+    def _start(self) -> _Child:
+        parent_conn, child_conn = self._ctx.Pipe(duplex=True)
+        process = self._ctx.Process(
+            target=_child_main,
+            args=(child_conn, self.limits.memory_limit),
+            name="ingestq-parser",
+            daemon=True,
+        )
+        process.start()
+        child_conn.close()
+        child = _Child(process, parent_conn)
+        with self.stats.lock:
+            self.stats.children_started += 1
+        try:
+            ready = parent_conn.poll(_START_TIMEOUT) and parent_conn.recv() == "ready"
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
+            reason = child.describe_death() if not child.alive() else "did not start in time"
+            child.kill()
+            raise RuntimeError(f"parser process failed to start: {reason}")
+        return child
+
+    def _run(
+        self, child: _Child | None, doc: SourceDocument, options: ParseOptions
+    ) -> tuple[_Child | None, ParseResult]:
+        if child is not None and (not child.alive() or child.tasks >= self.limits.max_tasks_per_child):
+            self._retire(child)
+            child = None
+        if child is None:
+            child = self._start()
+        started = time.monotonic()
+        try:
+            child.conn.send((doc, options))
+        except (OSError, ValueError):
+            reason = child.describe_death()
+            child.kill()
+            return None, ParseResult(None, reason, ParserCrashed.__name__, crashed=True)
+        child.tasks += 1
+        try:
+            answered = child.conn.poll(self.limits.time_limit)
+            reply = child.conn.recv() if answered else None
+        except (EOFError, OSError):
+            reason = child.describe_death()
+            child.kill()
+            elapsed = time.monotonic() - started
+            return None, ParseResult(None, reason, ParserCrashed.__name__, crashed=True, seconds=elapsed)
+        elapsed = time.monotonic() - started
+        if reply is None:
+            child.kill()
+            reason = f"parser timed out after {self.limits.time_limit:g} s"
+            return None, ParseResult(None, reason, ParserCrashed.__name__, timed_out=True, seconds=elapsed)
+        status, payload, reason = reply
+        if status == "ok":
+            assert isinstance(payload, ParsedDocument)
+            return child, ParseResult(payload, seconds=elapsed)
+        if status == "crash":
+            child.process.join(timeout=5)  # it exits by itself after answering
+            child.kill()
+            return None, ParseResult(None, reason, str(payload), crashed=True, seconds=elapsed)
+        return child, ParseResult(None, reason, str(payload), seconds=elapsed)
+
+    def _retire(self, child: _Child) -> None:
+        if child.alive():
+            with contextlib.suppress(OSError, ValueError):
+                child.conn.send(None)
+            child.process.join(timeout=5)
+        child.kill()
+
+    def _count(self, result: ParseResult) -> None:
+        with self.stats.lock:
+            if result.ok:
+                self.stats.parsed += 1
+            elif result.timed_out:
+                self.stats.timed_out += 1
+            elif result.crashed:
+                self.stats.crashed += 1
+            else:
+                self.stats.failed += 1
