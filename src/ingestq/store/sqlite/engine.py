@@ -178,7 +178,7 @@ class Engine:
         params = (
             job.queue,
             job.kind,
-            dumps(job.payload),
+            dumps(job.payload, "payload"),
             job.priority,
             run_at,
             job.max_attempts,
@@ -251,7 +251,7 @@ class Engine:
                     "now": now_ts,
                 }
                 if o.kind is OutcomeKind.SUCCEEDED:
-                    params["result"] = opt_dumps(o.result)
+                    params["result"] = opt_dumps(o.result, "result")
                 elif o.kind is OutcomeKind.RETRY or o.kind is OutcomeKind.FAILED:
                     params["error"] = o.error or "error"
                     params["limit"] = ERROR_HISTORY_LIMIT
@@ -326,9 +326,9 @@ class Engine:
             "run_at": ts(job.run_at),
             "id": job.id,
         }
-        ahead = int(self._read(Q["job_position"], params)[0][0])
-        # A job not yet due is not among the counted rows: it comes after every due one.
-        return ahead if job.run_at <= now else ahead + 1
+        if job.run_at > now:
+            return None  # not yet due: it has no place in the line yet
+        return int(self._read(Q["job_position"], params)[0][0])
 
     def job_purge(
         self, states: Sequence[JobState], queue: str | None, finished_before: datetime | None
@@ -359,7 +359,7 @@ class Engine:
                 (JobState.FAILED, retention.failed),
                 (JobState.CANCELLED, retention.cancelled),
             ):
-                if keep is None or keep <= 0 or deleted >= limit:
+                if keep is None or deleted >= limit:
                     continue
                 params = {"state": state.value, "before": now_ts - keep, "limit": limit - deleted}
                 cur.execute(Q["job_prune"], params)
@@ -368,7 +368,7 @@ class Engine:
 
     def stats(self, now: datetime) -> list[QueueStats]:
         now_ts = ts(now)
-        counts: dict[str, dict[JobState, int]] = {}
+        counts: dict[str, dict[JobState, int]] = {name: {} for (name,) in self._read(Q["queue_names"])}
         for queue, state, n in self._read(Q["stats_unfinished"]) + self._read(Q["stats_finished"]):
             counts.setdefault(queue, {})[JobState(state)] = n
         oldest = {q: now_ts - run_at for q, run_at in self._read(Q["stats_oldest_due"], {"now": now_ts})}

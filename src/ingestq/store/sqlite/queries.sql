@@ -112,7 +112,7 @@ RETURNING id, queue, kind, payload, priority, state, run_at, attempt, max_attemp
 -- name: job_succeed
 -- Every outcome is fenced: it applies only to the attempt the caller holds.
 UPDATE ingestq_jobs
-SET state = 'succeeded', result = :result, finished_at = :now, lease_expires_at = NULL
+SET state = 'succeeded', result = :result, finished_at = :now, lease_owner = NULL, lease_expires_at = NULL
 WHERE id = :id AND state = 'running' AND lease_owner = :owner AND attempt = :attempt
 RETURNING id
 
@@ -129,7 +129,7 @@ RETURNING id
 
 -- name: job_fail
 UPDATE ingestq_jobs
-SET state = 'failed', finished_at = :now, lease_expires_at = NULL,
+SET state = 'failed', finished_at = :now, lease_owner = NULL, lease_expires_at = NULL,
     last_error = :error,
     errors = json_insert(
         CASE WHEN json_array_length(errors) >= :limit THEN json_remove(errors, '$[0]') ELSE errors END,
@@ -139,7 +139,7 @@ RETURNING id
 
 -- name: job_mark_cancelled
 UPDATE ingestq_jobs
-SET state = 'cancelled', finished_at = :now, lease_expires_at = NULL,
+SET state = 'cancelled', finished_at = :now, lease_owner = NULL, lease_expires_at = NULL,
     last_error = coalesce(:error, last_error)
 WHERE id = :id AND state = 'running' AND lease_owner = :owner AND attempt = :attempt
 RETURNING id
@@ -159,17 +159,20 @@ WHERE id = :id AND state = 'running' AND lease_owner = :owner AND attempt = :att
 RETURNING id
 
 -- name: job_rescue_stale
--- Leases that expired: their worker died or hung. The attempt it made counts.
+-- Leases that expired: their worker died or hung. The attempt it made counts. A job whose cancel was
+-- requested is cancelled rather than run again.
 UPDATE ingestq_jobs
-SET state = CASE WHEN attempt >= max_attempts THEN 'failed' ELSE 'queued' END,
-    finished_at = CASE WHEN attempt >= max_attempts THEN :now ELSE NULL END,
-    run_at = CASE WHEN attempt >= max_attempts THEN run_at ELSE :now END,
-    lease_owner = CASE WHEN attempt >= max_attempts THEN lease_owner ELSE NULL END,
+SET state = CASE WHEN cancel_requested THEN 'cancelled'
+                 WHEN attempt >= max_attempts THEN 'failed'
+                 ELSE 'queued' END,
+    finished_at = CASE WHEN cancel_requested OR attempt >= max_attempts THEN :now END,
+    run_at = CASE WHEN cancel_requested OR attempt >= max_attempts THEN run_at ELSE :now END,
+    lease_owner = NULL,
     lease_expires_at = NULL,
-    last_error = :error,
-    errors = json_insert(
+    last_error = CASE WHEN cancel_requested THEN last_error ELSE :error END,
+    errors = CASE WHEN cancel_requested THEN errors ELSE json_insert(
         CASE WHEN json_array_length(errors) >= :limit THEN json_remove(errors, '$[0]') ELSE errors END,
-        '$[#]', json_object('attempt', attempt, 'at', :now, 'message', :error))
+        '$[#]', json_object('attempt', attempt, 'at', :now, 'message', :error)) END
 WHERE state = 'running' AND lease_expires_at < :now
 RETURNING id, state
 
@@ -239,6 +242,9 @@ ON CONFLICT (name) DO UPDATE SET max_depth = excluded.max_depth
 
 -- name: queue_list
 SELECT name, max_depth FROM ingestq_queues ORDER BY name
+
+-- name: queue_names
+SELECT name FROM ingestq_queues
 
 -- name: queue_max_depths
 SELECT name, max_depth FROM ingestq_queues WHERE max_depth IS NOT NULL

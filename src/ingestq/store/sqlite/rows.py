@@ -9,7 +9,7 @@ from typing import Any
 
 from ingestq.core.job import ErrorRecord, Job, JobState, Progress
 
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 _STATES = {s.value: s for s in JobState}
 
 
@@ -27,12 +27,15 @@ def opt_dt(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
-def dumps(value: Any) -> str:
-    return _dumps(value)
+def dumps(value: Any, what: str = "value") -> str:
+    try:
+        return _dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"job {what} is not JSON-serialisable: {exc}") from None
 
 
-def opt_dumps(value: Any) -> str | None:
-    return None if value is None else _dumps(value)
+def opt_dumps(value: Any, what: str = "value") -> str | None:
+    return None if value is None else dumps(value, what)
 
 
 def progress_json(progress: Progress) -> str:
