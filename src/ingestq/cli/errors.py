@@ -54,8 +54,13 @@ class GuardedGroup(TyperGroup):
     def invoke(self, ctx: Any) -> Any:  # typer vendors click; its Context type is private
         try:
             return super().invoke(ctx)
-        except (typer.TyperException, typer.Exit, typer.Abort):
+        except (typer.Exit, typer.Abort):
             raise
+        except typer.TyperException as exc:
+            # Usage errors (bad option value, missing argument) get the same one-line treatment, with
+            # the exit code Click gives them (2), instead of a multi-line box.
+            typer.echo(f"error: {' '.join(exc.format_message().split())} (see --help)", err=True)
+            raise typer.Exit(getattr(exc, "exit_code", EXIT_ERROR)) from None
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
             raise typer.Exit(EXIT_INTERRUPTED) from None

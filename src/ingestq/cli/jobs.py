@@ -15,7 +15,7 @@ from .render import job_table, jobs_table, to_json
 jobs_app = typer.Typer(help="Inspect and steer jobs.", no_args_is_help=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print exactly one JSON document.")]
-JobId = Annotated[int, typer.Argument(help="Job id.")]
+JobId = Annotated[int, typer.Argument(metavar="ID", help="Job id.")]
 
 
 @jobs_app.command("list")
