@@ -6,10 +6,12 @@ PDFium bug) must not hang, bloat or kill the caller. Each child caps its own add
 swapping the machine; the parent waits on the child's pipe with a deadline and SIGKILLs a child that
 overruns it. A dead or killed child is replaced on the next request, so the pool keeps serving.
 
-Children are started with `spawn`, not `fork`: the caller is an asyncio worker with threads and open
-database connections, none of which may be duplicated into a child. Each child imports the parsers
-once and then serves documents one at a time until it is retired after `max_tasks_per_child`
-documents (which bounds slow leaks in native code).
+Children are fresh interpreters (`python -m ingestq.pipeline.sandbox`), not forks: the caller is an
+asyncio worker with threads and open database connections, none of which may be duplicated into a
+child, and unlike multiprocessing's `spawn` this does not re-import the caller's `__main__`. Requests
+and replies are pickled over two pipes. Each child imports the parsers once, then serves documents
+one at a time until it is retired after `max_tasks_per_child` documents (which bounds slow leaks in
+native code); it dies with its parent (PR_SET_PDEATHSIG) and on EOF.
 
 The result is a value, not an exception: `ParseResult.ok`, a one-line `reason`, and whether the
 parser `crashed` or `timed_out` (the job layer quarantines those, and counts them apart).
@@ -19,15 +21,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import multiprocessing
+import ctypes
+import os
 import queue
 import resource
 import signal
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from types import TracebackType
 
 from ingestq.pipeline.errors import DocumentTooLarge, ParseError, ParserCrashed
@@ -98,6 +102,7 @@ _ERROR_TYPES = _error_types()
 
 def _child_main(conn: Connection, memory_limit: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    _die_with_parent()
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     cap = memory_limit if hard == resource.RLIM_INFINITY else min(memory_limit, hard)
     resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
@@ -149,6 +154,30 @@ def _parse_in_child(
         return ("error", "CorruptDocument", f"parser error: {type(exc).__name__}: {detail}"), False
 
 
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this child if the parent dies mid-parse (EOF alone is noticed only between jobs)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            pr_set_pdeathsig = 1
+            ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+class _PipeConnection(Connection):
+    """A multiprocessing Connection over one read fd and one write fd (it normally wants one duplex fd)."""
+
+    def __init__(self, read_fd: int, write_fd: int) -> None:
+        super().__init__(read_fd, readable=True, writable=False)
+        self._writer = Connection(write_fd, readable=False, writable=True)
+
+    def send(self, obj: object) -> None:
+        self._writer.send(obj)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._writer.close()
+        super().close()
+
+
 def _one_line(text: str) -> str:
     return " ".join(text.split())[:300]
 
@@ -158,23 +187,26 @@ def _one_line(text: str) -> str:
 
 @dataclass
 class _Child:
-    process: BaseProcess
-    conn: Connection
+    process: subprocess.Popen[bytes]
+    conn: _PipeConnection
     tasks: int = 0
 
     def alive(self) -> bool:
-        return self.process.is_alive()
+        return self.process.poll() is None
+
+    def wait(self, timeout: float) -> None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout)
 
     def kill(self) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            self.process.kill()
-        self.process.join(timeout=10)
         with contextlib.suppress(OSError):
-            self.conn.close()
+            self.process.kill()
+        self.wait(10)
+        self.conn.close()
 
     def describe_death(self) -> str:
-        self.process.join(timeout=5)
-        code = self.process.exitcode
+        self.wait(5)
+        code = self.process.returncode
         if code is None:
             return "parser process stopped answering"
         if code < 0:
@@ -211,7 +243,6 @@ class ParserPool:
         self.limits = limits or SandboxLimits()
         self.options = options or ParseOptions()
         self.stats = PoolStats()
-        self._ctx = multiprocessing.get_context("spawn")
         self._slots: queue.Queue[_Child | None] = queue.Queue()
         for _ in range(size):
             self._slots.put(None)  # started lazily, on first use
@@ -259,29 +290,35 @@ class ParserPool:
                 continue
             with contextlib.suppress(OSError, ValueError):
                 child.conn.send(None)
-            child.process.join(timeout=5)
-            if child.process.is_alive():
-                child.kill()
-            with contextlib.suppress(OSError):
-                child.conn.close()
+            child.wait(5)
+            child.kill()
 
     # --- internals ---
 
     def _start(self) -> _Child:
-        parent_conn, child_conn = self._ctx.Pipe(duplex=True)
-        process = self._ctx.Process(
-            target=_child_main,
-            args=(child_conn, self.limits.memory_limit),
-            name="ingestq-parser",
-            daemon=True,
-        )
-        process.start()
-        child_conn.close()
-        child = _Child(process, parent_conn)
+        to_child_r, to_child_w = os.pipe()
+        from_child_r, from_child_w = os.pipe()
+        try:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "ingestq.pipeline.sandbox",
+                    str(to_child_r),
+                    str(from_child_w),
+                    str(self.limits.memory_limit),
+                ],
+                pass_fds=(to_child_r, from_child_w),
+                stdin=subprocess.DEVNULL,
+            )
+        finally:
+            os.close(to_child_r)
+            os.close(from_child_w)
+        child = _Child(process, _PipeConnection(from_child_r, to_child_w))
         with self.stats.lock:
             self.stats.children_started += 1
         try:
-            ready = parent_conn.poll(_START_TIMEOUT) and parent_conn.recv() == "ready"
+            ready = child.conn.poll(_START_TIMEOUT) and child.conn.recv() == "ready"
         except (EOFError, OSError):
             ready = False
         if not ready:
@@ -324,7 +361,7 @@ class ParserPool:
             assert isinstance(payload, ParsedDocument)
             return child, ParseResult(payload, seconds=elapsed)
         if status == "crash":
-            child.process.join(timeout=5)  # it exits by itself after answering
+            child.wait(5)  # it exits by itself after answering
             child.kill()
             return None, ParseResult(None, reason, str(payload), crashed=True, seconds=elapsed)
         return child, ParseResult(None, reason, str(payload), seconds=elapsed)
@@ -333,7 +370,7 @@ class ParserPool:
         if child.alive():
             with contextlib.suppress(OSError, ValueError):
                 child.conn.send(None)
-            child.process.join(timeout=5)
+            child.wait(5)
         child.kill()
 
     def _count(self, result: ParseResult) -> None:
@@ -346,3 +383,7 @@ class ParserPool:
                 self.stats.crashed += 1
             else:
                 self.stats.failed += 1
+
+
+if __name__ == "__main__":  # the child: python -m ingestq.pipeline.sandbox READ_FD WRITE_FD MEMORY_LIMIT
+    _child_main(_PipeConnection(int(sys.argv[1]), int(sys.argv[2])), int(sys.argv[3]))
