@@ -86,16 +86,18 @@ class Heartbeat:
                 await write_progress(self._store, self._clock, self._worker_id, run, pending, self._on_lost)
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
+        """Beat every interval until `stop` (the worker beats once itself before starting this)."""
+        while True:
+            try:
+                async with asyncio.timeout(self.interval):
+                    await stop.wait()
+                return
+            except TimeoutError:
+                pass
             try:
                 await self.beat()
             except Exception as exc:
                 log.warning("heartbeat failed (will retry): %s", exc)
-            try:
-                async with asyncio.timeout(self.interval):
-                    await stop.wait()
-            except TimeoutError:
-                pass
 
 
 async def write_progress(

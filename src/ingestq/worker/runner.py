@@ -25,7 +25,7 @@ from typing import Any
 from ingestq.builtin import builtin_registry
 from ingestq.clock import SYSTEM_CLOCK, Clock
 from ingestq.core.handlers import JobContext, Registry
-from ingestq.core.job import ClaimRequest, Job, Outcome, OutcomeKind
+from ingestq.core.job import ClaimRequest, HeartbeatReply, Job, Outcome, OutcomeKind
 from ingestq.core.retry import RetryPolicy
 from ingestq.settings import Settings
 from ingestq.store.base import Store
@@ -75,6 +75,7 @@ class Worker:
         # True when a claim may find jobs: set by wake-ups from the store, a full claim, a requeue.
         self._maybe_more = True
         self._completer: Completer | None = None
+        self._heartbeat: Heartbeat | None = None
         self._progress = ProgressThrottle(
             store, clock, self.worker_id, self._held, self.config.progress_interval, self._on_lost
         )
@@ -95,6 +96,12 @@ class Worker:
                     run.stop(StopReason.SHUTDOWN)
         self._wake.set()
 
+    async def heartbeat_now(self) -> HeartbeatReply:
+        """Beat at once instead of waiting for the next tick (tests, and a worker that knows it lagged)."""
+        if self._heartbeat is None:
+            raise RuntimeError("the worker is not running")
+        return await self._heartbeat.beat()
+
     async def run(self, drain: bool = False) -> None:
         """Work until `request_stop`, or with `drain=True` until nothing due remains and nothing is in
         flight. Registers the worker first (raises the store's error if that fails)."""
@@ -102,7 +109,7 @@ class Worker:
         completer = self._completer = Completer(
             self.store, self.clock, self._on_done, max_batch=cfg.completer_batch, probes=self.probes
         )
-        heartbeat = Heartbeat(
+        heartbeat = self._heartbeat = Heartbeat(
             self.store,
             self.clock,
             self.worker_id,

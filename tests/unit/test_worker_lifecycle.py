@@ -1,0 +1,226 @@
+"""Worker lifecycle on every backend: cancellation, graceful and hard shutdown, lost leases and fencing,
+progress throttling, rescue, periodic jobs and retention. ManualClock + probes; no sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from test_worker import gated_registry, insert, running, state_of
+
+from ingestq.builtin import PROBE_KIND, probe_task
+from ingestq.clock import ManualClock
+from ingestq.core.handlers import JobContext, Registry
+from ingestq.core.job import ClaimRequest, JobFilter, JobState, NewJob, OutcomeKind, Progress, Retention
+from ingestq.store.base import Store
+from ingestq.worker import Periodic, Probes, Worker, WorkerConfig
+from ingestq.worker.maintenance import Cleaner
+from ingestq.worker.periodic import PeriodicScheduler
+
+
+async def test_cancel_request_stops_a_running_job(store: Store) -> None:
+    clock = ManualClock()
+    registry, _gates = gated_registry()
+    (job,) = await insert(store, clock, [NewJob(kind="gated", payload={"key": "never"})])
+    probes = Probes()
+    started, completed = probes.arm("job_started"), probes.arm("completed")
+    worker = Worker(store, registry, None, clock, probes)
+    async with running(worker):
+        await started.next()
+        await store.job_cancel(job.id, clock.now())
+        reply = await worker.heartbeat_now()
+        assert reply.cancel_requested == {job.id}
+        assert job.id in await completed.next()
+    cancelled = await state_of(store, job.id)
+    assert cancelled.state is JobState.CANCELLED
+    assert worker.counts[OutcomeKind.CANCELLED] == 1
+
+
+async def test_graceful_stop_lets_in_flight_jobs_finish(store: Store) -> None:
+    clock = ManualClock()
+    registry, gates = gated_registry()
+    (job,) = await insert(store, clock, [NewJob(kind="gated", payload={"key": "g"})])
+    probes = Probes()
+    started = probes.arm("job_started")
+    worker = Worker(store, registry, WorkerConfig(shutdown_grace=30), clock, probes)
+    task = asyncio.create_task(worker.run())
+    await started.next()
+    worker.request_stop()
+    await asyncio.sleep(0)
+    assert not task.done()  # waiting for the job, not cancelling it
+    gates.setdefault("g", asyncio.Event()).set()
+    await asyncio.wait_for(task, 10)
+    done = await state_of(store, job.id)
+    assert (done.state, done.result) == (JobState.SUCCEEDED, "g")
+
+
+async def test_after_the_grace_period_jobs_are_released_with_their_attempt(store: Store) -> None:
+    clock = ManualClock()
+    registry, _gates = gated_registry()
+    (job,) = await insert(store, clock, [NewJob(kind="gated", payload={"key": "never"})])
+    probes = Probes()
+    started = probes.arm("job_started")
+    worker = Worker(store, registry, WorkerConfig(shutdown_grace=0), clock, probes)
+    task = asyncio.create_task(worker.run())
+    await started.next()
+    assert (await state_of(store, job.id)).attempt == 1
+    worker.request_stop()
+    await asyncio.wait_for(task, 10)
+    released = await state_of(store, job.id)
+    assert (released.state, released.attempt, released.lease_owner) == (JobState.QUEUED, 0, None)
+    assert worker.counts == {OutcomeKind.RELEASED: 1}
+
+
+async def test_second_stop_releases_at_once(store: Store) -> None:
+    clock = ManualClock()
+    registry, _gates = gated_registry()
+    jobs = await insert(store, clock, [NewJob(kind="gated", payload={"key": "never"}) for _ in range(3)])
+    probes = Probes()
+    started = probes.arm("job_started")
+    worker = Worker(store, registry, WorkerConfig(shutdown_grace=3600), clock, probes)
+    task = asyncio.create_task(worker.run())
+    for _ in jobs:
+        await started.next()
+    worker.request_stop(graceful=True)
+    worker.request_stop(graceful=False)
+    await asyncio.wait_for(task, 10)
+    for job in jobs:
+        assert (await state_of(store, job.id)).state is JobState.QUEUED
+
+
+async def test_a_stale_worker_cannot_complete_a_rescued_job(store: Store) -> None:
+    clock = ManualClock()
+    registry, gates = gated_registry()
+    (job,) = await insert(store, clock, [NewJob(kind="gated", payload={"key": "slow"})])
+    probes = Probes()
+    started, completed = probes.arm("job_started"), probes.arm("completed")
+    # No background maintenance: the test plays the rescuer; lease 30 s of manual time. One slot, so the
+    # stale worker cannot claim the rescued job again itself.
+    config = WorkerConfig(concurrency=1, lease_seconds=30, maintenance=False)
+    stale = Worker(store, registry, config, clock, probes)
+    async with running(stale):
+        await started.next()
+        clock.advance(31)  # the stale worker hung: its lease expired
+        assert await store.job_rescue_stale(clock.now()) == [job.id]
+        (taken,) = await store.job_claim(ClaimRequest("other", 1, 30), clock.now())
+        assert (taken.id, taken.attempt) == (job.id, 2)
+        gates.setdefault("slow", asyncio.Event()).set()  # the stale handler finishes now
+        assert await completed.next() == set()  # its outcome was fenced off
+    now_held = await state_of(store, job.id)
+    assert (now_held.state, now_held.lease_owner, now_held.attempt) == (JobState.RUNNING, "other", 2)
+    assert stale.counts == {}
+
+
+async def test_a_heartbeat_that_reports_a_lost_job_stops_its_handler(store: Store) -> None:
+    clock = ManualClock()
+    registry, _gates = gated_registry()
+    (job,) = await insert(store, clock, [NewJob(kind="gated", payload={"key": "never"})])
+    probes = Probes()
+    started, lost = probes.arm("job_started"), probes.arm("lost")
+    config = WorkerConfig(concurrency=1, lease_seconds=30, maintenance=False)
+    worker = Worker(store, registry, config, clock, probes)
+    async with running(worker):
+        await started.next()
+        clock.advance(31)
+        await store.job_rescue_stale(clock.now())
+        await store.job_claim(ClaimRequest("other", 1, 30), clock.now())
+        reply = await worker.heartbeat_now()
+        assert reply.lost == {job.id}
+        assert await lost.next() == job.id
+        assert worker.held_job_ids == []
+    assert (await state_of(store, job.id)).lease_owner == "other"
+
+
+async def test_progress_is_throttled_and_flushed_by_the_heartbeat(store: Store) -> None:
+    clock = ManualClock()
+    registry = Registry()
+    gate = asyncio.Event()
+    reported = asyncio.Event()
+
+    @registry.task(name="steps")
+    async def steps(ctx: JobContext) -> None:
+        await ctx.progress("parse", 1, 3)
+        await ctx.progress("parse", 2, 3)  # within the throttle window: kept for later
+        reported.set()
+        await gate.wait()
+
+    (job,) = await insert(store, clock, [NewJob(kind="steps")])
+    worker = Worker(store, registry, WorkerConfig(progress_interval=3600), clock)
+    async with running(worker):
+        await asyncio.wait_for(reported.wait(), 10)
+        assert (await state_of(store, job.id)).progress == Progress("parse", 1, 3)
+        await worker.heartbeat_now()
+        assert (await state_of(store, job.id)).progress == Progress("parse", 2, 3)
+        gate.set()
+
+
+async def test_drain_rescues_a_dead_workers_job_first(store: Store) -> None:
+    clock = ManualClock()
+    (job,) = await insert(store, clock, [NewJob(kind=PROBE_KIND)])
+    await store.job_claim(ClaimRequest("dead:1:x", 1, 5), clock.now())
+    probes = Probes()
+    rescued = probes.arm("rescued")
+    clock.advance(6)
+    await Worker(store, None, None, clock, probes).run(drain=True)
+    assert await rescued.next() == [job.id]
+    done = await state_of(store, job.id)
+    assert (done.state, done.attempt) == (JobState.SUCCEEDED, 2)
+    assert done.errors[0].attempt == 1
+
+
+async def _periodic_jobs(store: Store) -> int:
+    return len(await store.job_list(JobFilter(kinds=(PROBE_KIND,), limit=1000)))
+
+
+async def test_periodic_slots_are_enqueued_once_across_workers(store: Store) -> None:
+    clock = ManualClock()  # 2030-01-01 00:00, a slot boundary
+    every5 = Periodic("*/5 * * * *", probe_task, payload={"marker": "/dev/null"})
+    schedulers = [PeriodicScheduler(store, clock, [every5]) for _ in range(3)]
+    for s in schedulers:
+        assert await s.tick() == 60.0  # first slot is in the future: nothing yet, re-check in 60 s at most
+    assert await _periodic_jobs(store) == 0
+    clock.advance(300)
+    await asyncio.gather(*(s.tick() for s in schedulers))
+    assert await _periodic_jobs(store) == 1
+    clock.advance(60)
+    await asyncio.gather(*(s.tick() for s in schedulers))
+    assert await _periodic_jobs(store) == 1
+    clock.advance(3600)  # missed slots coalesce into one job
+    await asyncio.gather(*(s.tick() for s in schedulers))
+    assert await _periodic_jobs(store) == 2
+    (job, _) = await store.job_list(JobFilter(kinds=(PROBE_KIND,)))
+    assert job.payload == {"marker": "/dev/null"}
+
+
+async def test_worker_runs_periodic_jobs_on_start(store: Store) -> None:
+    clock = ManualClock()
+    clock.advance(90)
+    hourly = Periodic("0 * * * *", PROBE_KIND, run_on_start=True)
+    worker = Worker(store, None, None, clock, periodic=[hourly])
+    await worker.run(drain=True)
+    await Worker(store, None, None, clock, periodic=[hourly]).run(drain=True)  # same slot: no second job
+    assert worker.counts == {OutcomeKind.SUCCEEDED: 1}
+    assert await _periodic_jobs(store) == 1
+
+
+def test_periodic_rejects_a_bad_cron() -> None:
+    with pytest.raises(ValueError, match=r"^invalid cron expression 'every five minutes' \(expected"):
+        Periodic("every five minutes", PROBE_KIND)
+
+
+async def test_cleaner_prunes_finished_jobs_past_retention(store: Store) -> None:
+    clock = ManualClock()
+    ok, bad = await insert(
+        store, clock, [NewJob(kind=PROBE_KIND), NewJob(kind=PROBE_KIND, payload={"nope": 1})]
+    )
+    await Worker(store, None, None, clock).run(drain=True)
+    cleaner = Cleaner(store, clock, Retention(succeeded=60, failed=3600, cancelled=60), batch=1)
+    assert await cleaner.run_once() == 0
+    clock.advance(61)
+    assert await cleaner.run_once() == 1
+    assert await store.job_get(ok.id) is None
+    assert (await state_of(store, bad.id)).state is JobState.FAILED
+    clock.advance(timedelta(hours=1).total_seconds())
+    assert await cleaner.run_once() == 1
+    assert await store.job_get(bad.id) is None
