@@ -299,10 +299,11 @@ class PostgresStore:
             "cancelled_before": cutoff(retention.cancelled),
             "limit": limit,
         }
-        async with self._connection() as conn, conn.pipeline():
+        async with self._connection() as conn, conn.pipeline() as pipeline:
             cur = await conn.execute(Q["job_prune"], params)
             # pruning runs periodically: a good time to fold the finished-counts log
             await conn.execute(Q["finished_counts_compact"])
+            await pipeline.sync()
             return cur.rowcount
 
     async def stats(self, now: datetime) -> list[QueueStats]:
