@@ -178,6 +178,14 @@ class _PipeConnection(Connection):
         super().close()
 
 
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} bytes"
+    if n < 1024**2:
+        return f"{n / 1024:,.1f} KiB"
+    return f"{n / 1024**2:,.1f} MiB"
+
+
 def _one_line(text: str) -> str:
     return " ".join(text.split())[:300]
 
@@ -257,6 +265,11 @@ class ParserPool:
     ) -> None:
         self.close()
 
+    def child_pids(self) -> list[int]:
+        """Process ids of the idle, running children (for monitoring and tests)."""
+        with self._slots.mutex:
+            return [c.process.pid for c in self._slots.queue if c is not None and c.alive()]
+
     async def aparse(self, doc: SourceDocument, options: ParseOptions | None = None) -> ParseResult:
         return await asyncio.to_thread(self.parse, doc, options)
 
@@ -264,8 +277,7 @@ class ParserPool:
         if self._closed:
             raise RuntimeError("parser pool is closed")
         if len(doc.data) > self.limits.max_input_bytes:
-            size, limit = len(doc.data) / 2**20, self.limits.max_input_bytes / 2**20
-            reason = f"file is {size:,.1f} MiB, over the {limit:,.1f} MiB limit"
+            reason = f"file is {_size(len(doc.data))}, over the {_size(self.limits.max_input_bytes)} limit"
             self._count(ParseResult(None, reason, DocumentTooLarge.__name__))
             return ParseResult(None, reason, DocumentTooLarge.__name__)
         child = self._slots.get()

@@ -39,7 +39,8 @@ class HtmlParser:
         for child in main if main is not None else root:
             _convert(child, blocks)
         title = (root.get("title") or "").strip() or _fallback_title(doc)
-        return ParsedDocument(MediaType.HTML, title, tuple(blocks))
+        warnings = () if blocks else ("no main content found in the page",)
+        return ParsedDocument(MediaType.HTML, title, tuple(blocks), warnings=warnings)
 
 
 def _convert(el: etree._Element, out: list[Block]) -> None:

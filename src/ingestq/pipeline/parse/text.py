@@ -33,16 +33,31 @@ def decode_text(data: bytes) -> str:
             return _CONTROL.sub("", data[len(bom) :].decode(encoding, errors="replace"))
     head = data[:4096]
     if head.count(0) > len(head) * 0.3:  # BOM-less UTF-16/32: valid UTF-8 bytes, wrong text
-        best = from_bytes(data[: 1 << 20]).best()
-        encoding = best.encoding if best is not None else "utf-16-le"
-        return _CONTROL.sub("", data.decode(encoding, errors="replace"))
+        return _CONTROL.sub("", data.decode(_guess_encoding(data, "utf-16-le"), errors="replace"))
     try:
         text = data.decode("utf-8")  # the common case, and cheaper than guessing
     except UnicodeDecodeError:
-        best = from_bytes(data[: 1 << 20]).best() if data else None
-        encoding = best.encoding if best is not None else "utf-8"
-        text = data.decode(encoding, errors="replace")
+        text = data.decode(_guess_encoding(data, "utf-8"), errors="replace")
     return _CONTROL.sub("", text)
+
+
+_PREFERRED = ("cp1252", "latin_1", "iso8859_15")
+
+
+def _guess_encoding(data: bytes, default: str) -> str:
+    matches = from_bytes(data[: 1 << 20])
+    best = matches.best()
+    if best is None:
+        return default
+    # Short texts often score several single-byte code pages equally; the most common one wins ties.
+    for match in matches:
+        if (
+            match.encoding in _PREFERRED
+            and match.percent_chaos <= best.percent_chaos
+            and match.percent_coherence >= best.percent_coherence
+        ):
+            return str(match.encoding)
+    return str(best.encoding)
 
 
 class TextParser:

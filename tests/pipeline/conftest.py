@@ -1,0 +1,32 @@
+"""Fixtures for the pipeline tests: the shared real-document corpora and a sandboxed parser pool."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ingestq.pipeline.sandbox import ParserPool, SandboxLimits
+
+REPO = Path(__file__).resolve().parents[2]
+CANDIDATES = (REPO.parent / "shared" / "corpora", Path("/work/shared/corpora"))
+
+
+def find_corpora() -> Path | None:
+    return next((path for path in CANDIDATES if (path / "MANIFEST.md").is_file()), None)
+
+
+@pytest.fixture(scope="session")
+def corpora() -> Path:
+    path = find_corpora()
+    if path is None:
+        pytest.skip("shared corpora not found (expected ../shared/corpora beside the repository)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[ParserPool]:
+    """One warm child, limits small enough for the hostile tests to hit them quickly."""
+    with ParserPool(1, SandboxLimits(time_limit=60, memory_limit=512 * 1024**2)) as parser_pool:
+        yield parser_pool
