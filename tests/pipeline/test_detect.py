@@ -77,7 +77,7 @@ def test_zip_without_word_document_is_not_a_docx() -> None:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("hello.txt", "hi")
-    with pytest.raises(UnsupportedDocument, match="no word/document.xml"):
+    with pytest.raises(UnsupportedDocument, match=r"no word/document\.xml"):
         detect(SourceDocument(buffer.getvalue(), "fake.docx"))
 
 

@@ -5,13 +5,20 @@ from __future__ import annotations
 import pytest
 from docgen import make_docx, make_image_only_pdf, make_pdf
 
-from ingestq.pipeline.errors import CorruptDocument, EncryptedDocument, NoTextFound
+from ingestq.pipeline.errors import CorruptDocument, EncryptedDocument, NoTextFound, ParseError
 from ingestq.pipeline.model import Block, BlockKind, MediaType, ParseOptions, SourceDocument
 from ingestq.pipeline.parse import ocr, parse_document
 
 
 def kinds(blocks: tuple[Block, ...]) -> list[tuple[BlockKind, int]]:
     return [(block.kind, block.level) for block in blocks]
+
+
+def parse_or_reason(doc: SourceDocument) -> str:
+    try:
+        return parse_document(doc).text
+    except ParseError as exc:
+        return f"failed: {exc}"
 
 
 # --- PDF -----------------------------------------------------------------------------------------
@@ -41,12 +48,8 @@ def test_pdf_blank_pages_are_reported_and_a_blank_pdf_fails() -> None:
 
 def test_truncated_pdf_is_recovered_or_refused_cleanly() -> None:
     data = make_pdf([["Hello there."]] * 3)
-    try:
-        doc = parse_document(SourceDocument(data[: len(data) // 2], "cut.pdf"))
-    except CorruptDocument as exc:
-        assert str(exc).startswith("corrupt PDF:")
-    else:
-        assert doc.blocks
+    outcome = parse_or_reason(SourceDocument(data[: len(data) // 2], "cut.pdf"))
+    assert "Hello there." in outcome or outcome.startswith("failed: corrupt PDF: ")
 
 
 def test_encrypted_pdf_says_so(corpora) -> None:  # type: ignore[no-untyped-def]
@@ -95,7 +98,7 @@ def test_docx_keeps_headings_lists_and_tables() -> None:
 
 def test_damaged_docx_is_a_one_line_error() -> None:
     data = make_docx()
-    with pytest.raises(CorruptDocument, match="^corrupt DOCX: ") as info:
+    with pytest.raises(CorruptDocument, match=r"^corrupt DOCX: ") as info:
         parse_document(SourceDocument(data[: len(data) // 2], "cut.docx"))
     assert "\n" not in str(info.value)
 
@@ -106,14 +109,16 @@ ARTICLE = " ".join(["The marsh harrier quarters low over the reed beds at dusk."
 PAGE = f"""<!DOCTYPE html>
 <html lang="en"><head><title>Marsh birds | Example News</title></head>
 <body>
-<nav><ul><li><a href="/">Home</a></li><li><a href="/sport">Sport</a></li><li><a href="/weather">Weather</a></li></ul></nav>
+<nav><ul><li><a href="/">Home</a></li><li><a href="/sport">Sport</a></li>
+<li><a href="/weather">Weather</a></li></ul></nav>
 <div class="cookie-banner">We use cookies to improve your experience. Accept all cookies.</div>
 <main><article>
 <h1>Marsh birds return</h1>
 <p>{ARTICLE}</p>
 <h2>Where to see them</h2>
 <p>{ARTICLE.replace("harrier", "bittern")}</p>
-<ul><li>North hide, open at dawn every single day of the year</li><li>South hide, open at noon on weekdays only</li></ul>
+<ul><li>North hide, open at dawn every single day of the year</li>
+<li>South hide, open at noon on weekdays only</li></ul>
 <table><tr><td>Bird</td><td>Count</td></tr><tr><td>Harrier</td><td>3</td></tr></table>
 <h3>Further reading</h3>
 <p>{ARTICLE.replace("harrier", "heron")}</p>
@@ -222,7 +227,8 @@ def test_text_form_feeds_are_pages_and_nuls_are_dropped() -> None:
     data = b"Page one\x00 text.\r\n\r\nMore.\r\n\x0cPage two.\n\x0c\nPage three \xff\xfe bad bytes.\n"
     doc = parse_document(SourceDocument(data, "rfc.txt"))
     assert doc.pages == 3
-    assert [(b.text, b.page) for b in doc.blocks][:3] == [("Page one text.", 1), ("More.", 1), ("Page two.", 2)]
+    pages = [(b.text, b.page) for b in doc.blocks]
+    assert pages[:3] == [("Page one text.", 1), ("More.", 1), ("Page two.", 2)]
     assert doc.blocks[3].page == 3
     assert "\x00" not in doc.text
 

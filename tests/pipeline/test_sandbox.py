@@ -42,12 +42,15 @@ def assert_still_serving(pool: ParserPool) -> None:
         (b"%PDF-1.7\n%%EOF\n", "header-only.pdf", "corrupt PDF: "),
     ],
 )
-def test_bad_files_fail_with_one_line_reason(pool: ParserPool, data: bytes, name: str, reason: str | None) -> None:
+def test_bad_files_fail_with_one_line_reason(
+    pool: ParserPool, data: bytes, name: str, reason: str | None
+) -> None:
     result = pool.parse(SourceDocument(data, name))
     if result.ok:  # PDFium may honestly recover a truncated file
         assert result.unwrap().blocks
     else:
-        assert result.reason and "\n" not in result.reason
+        assert result.reason
+        assert "\n" not in result.reason
         assert not result.quarantine
         if reason is not None:
             assert result.reason.startswith(reason)
@@ -61,7 +64,8 @@ def test_invalid_utf8_with_nuls_is_recovered(pool: ParserPool) -> None:
     result = pool.parse(SourceDocument(data, "mixed.txt"))
     document = result.unwrap()
     assert "\x00" not in document.text
-    assert "au lait" in document.text and "Second paragraph." in document.text
+    assert "au lait" in document.text
+    assert "Second paragraph." in document.text
 
 
 def test_over_size_limit_is_refused_before_parsing() -> None:
@@ -88,7 +92,8 @@ def test_time_limit_kills_a_slow_parse_and_the_pool_recovers() -> None:
             SourceDocument(make_many_pages_pdf(100_000), "huge.pdf"), ParseOptions(max_pages=1_000_000)
         )
         assert not result.ok
-        assert result.timed_out and result.quarantine
+        assert result.timed_out
+        assert result.quarantine
         assert result.reason == "parser timed out after 1 s"
         assert isinstance(result.error(), ParserCrashed)
         assert result.seconds < limits.time_limit + 5  # killed at the limit, not when parsing ended
@@ -111,7 +116,8 @@ def test_memory_limit_stops_a_bomb_that_gets_past_the_checks() -> None:
         before = rss_mib()
         result = pool.parse(bomb, unchecked)
         assert not result.ok
-        assert result.crashed and result.quarantine
+        assert result.crashed
+        assert result.quarantine
         assert "memory" in result.reason  # MemoryError answer, or a native abort/kill under the cap
         assert rss_mib() - before < 100  # the caller never held the unpacked bytes
         assert_still_serving(pool)
@@ -123,7 +129,8 @@ def test_deeply_nested_html_ends_cleanly(pool: ParserPool) -> None:
     if result.ok:
         assert "bottom" in result.unwrap().text
     else:
-        assert result.reason and "\n" not in result.reason
+        assert result.reason
+        assert "\n" not in result.reason
     assert_still_serving(pool)
 
 
@@ -139,7 +146,8 @@ def test_a_child_killed_mid_parse_is_reported_as_a_crash_and_replaced() -> None:
         finally:
             killer.cancel()
         assert not result.ok
-        assert result.crashed and not result.timed_out
+        assert result.crashed
+        assert not result.timed_out
         assert result.reason == "parser process crashed with SIGSEGV"
         assert_still_serving(pool)
         assert pool.child_pids() != [pid]
