@@ -65,8 +65,9 @@ NOT_INITIALISED = "database is not initialised: run `ingestq db migrate`"
 class PostgresStore:
     backend = "postgresql"
 
-    def __init__(self, url: str, pool_max_size: int = 10) -> None:
+    def __init__(self, url: str, pool_max_size: int = 10, pool_timeout: float = POOL_TIMEOUT_S) -> None:
         self._url = normalise_url(url)
+        self._pool_timeout = pool_timeout
         self._kwargs = connect_kwargs(self._url)
         self._where = where(self._url)
         self._pool_max_size = pool_max_size
@@ -97,12 +98,12 @@ class PostgresStore:
             # by a server restart or pg_terminate_backend are replaced instead of failing a call. It
             # costs one round trip per checkout, i.e. per batch, not per job.
             check=AsyncConnectionPool.check_connection,
-            timeout=POOL_TIMEOUT_S,
+            timeout=self._pool_timeout,
             open=False,
             name="ingestq",
         )
         try:
-            await pool.open(wait=True, timeout=POOL_TIMEOUT_S)
+            await pool.open(wait=True, timeout=self._pool_timeout)
         except PoolTimeout as exc:
             await pool.close()
             raise store_error(self._url, exc) from None
@@ -123,7 +124,7 @@ class PostgresStore:
                 yield conn
         except PoolTimeout:
             raise StoreError(
-                f"PostgreSQL at {self._where} is unavailable: no connection within {POOL_TIMEOUT_S:g}s"
+                f"PostgreSQL at {self._where} is unavailable: no connection within {self._pool_timeout:g}s"
             ) from None
         except pg_errors.UndefinedTable:
             raise SchemaError(NOT_INITIALISED) from None
