@@ -107,6 +107,8 @@ def test_user_errors_are_one_line(tmp_path: Path) -> None:
     ingestq(*db, "enqueue", "ingestq.probe", "--queue", "tiny")
     assert "queue 'tiny' is full" in fails(*db, "enqueue", "ingestq.probe", "--queue", "tiny")
     assert "invalid setting" in fails(*db, "stats", env=_env(INGESTQ_CONCURRENCY="many"))
+    assert "No such option: --bogus" in fails("--bogus", "stats")
+    assert "Missing argument" in fails(*db, "jobs", "show")
 
 
 def test_any_kind_and_app_registry(tmp_path: Path) -> None:

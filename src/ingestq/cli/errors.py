@@ -50,17 +50,31 @@ def report(exc: BaseException) -> None:
     typer.echo(f"error: {one_line(exc)}", err=True)
 
 
+def _usage_exit(exc: typer.TyperException) -> BaseException:
+    # Usage errors (unknown option, bad value, missing argument) get the same one-line treatment, with
+    # the exit code Click gives them (2), instead of a multi-line box.
+    message = " ".join(exc.format_message().split())
+    if not message:  # "no arguments: show the help", which Click does itself
+        return exc
+    typer.echo(f"error: {message} (see --help)", err=True)
+    return typer.Exit(getattr(exc, "exit_code", EXIT_ERROR))
+
+
 class GuardedGroup(TyperGroup):
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        # The root's own options are parsed here, before `invoke`.
+        try:
+            return super().make_context(*args, **kwargs)
+        except typer.TyperException as exc:
+            raise _usage_exit(exc) from None
+
     def invoke(self, ctx: Any) -> Any:  # typer vendors click; its Context type is private
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort):
             raise
         except typer.TyperException as exc:
-            # Usage errors (bad option value, missing argument) get the same one-line treatment, with
-            # the exit code Click gives them (2), instead of a multi-line box.
-            typer.echo(f"error: {' '.join(exc.format_message().split())} (see --help)", err=True)
-            raise typer.Exit(getattr(exc, "exit_code", EXIT_ERROR)) from None
+            raise _usage_exit(exc) from None
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
             raise typer.Exit(EXIT_INTERRUPTED) from None
