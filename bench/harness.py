@@ -98,10 +98,14 @@ def driver(system: System, target: Target, *args: str, timeout: float = 600) -> 
     return json.loads(lines[-1]) if lines else {}
 
 
-def start_workers(system: System, target: Target, procs: int, drain: bool, log: Path) -> list[subprocess.Popen[bytes]]:
+def start_workers(
+    system: System, target: Target, procs: int, drain: bool, log: Path
+) -> list[subprocess.Popen[bytes]]:
     handle = log.open("ab")
     return [
-        subprocess.Popen(argv, env=target.env, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+        subprocess.Popen(
+            argv, env=target.env, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+        )
         for argv in system.worker_argv(procs, drain)
     ]
 
@@ -127,7 +131,9 @@ def count_lines(path: Path) -> int:
         return 0
 
 
-def wait_lines(path: Path, n: int, timeout: float, workers: list[subprocess.Popen[bytes]] | None = None) -> bool:
+def wait_lines(
+    path: Path, n: int, timeout: float, workers: list[subprocess.Popen[bytes]] | None = None
+) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if count_lines(path) >= n:
@@ -177,7 +183,11 @@ def throughput(system: System, n: int, procs: int, timeout: float = 600) -> dict
         rows = read_lines(target.out)
         problem = verify(rows, n) if done else f"only {len(rows)} of {n} jobs ran (see {log})"
         starts = sorted(r[2] for r in rows)
-        steady = (len(starts) - 1) / (starts[-1] - starts[0]) if len(starts) > 1 and starts[-1] > starts[0] else 0.0
+        steady = (
+            (len(starts) - 1) / (starts[-1] - starts[0])
+            if len(starts) > 1 and starts[-1] > starts[0]
+            else 0.0
+        )
         return {
             "jobs": n,
             "procs": procs,
@@ -192,7 +202,9 @@ def throughput(system: System, n: int, procs: int, timeout: float = 600) -> dict
         }
 
 
-def pickup(system: System, n: int = 200, interval: float = 0.02, idle_seconds: float = 10.0) -> dict[str, Any]:
+def pickup(
+    system: System, n: int = 200, interval: float = 0.02, idle_seconds: float = 10.0
+) -> dict[str, Any]:
     """One idle worker: its CPU over `idle_seconds`, then `n` jobs enqueued `interval` apart."""
     warm = 10_000_000  # id of the warm-up job that proves the worker is up
     with fresh_target(system) as target:

@@ -26,11 +26,32 @@ def systems(concurrency: int | None = None) -> list[System]:
     conc = f"--concurrency {concurrency}" if concurrency else "default concurrency (10)"
     py = Path(sys.executable)
     return [
-        System("ingestq", "postgresql", py, "bench.drivers.ingestq_driver", workers, drains=True,
-               note=f"`ingestq worker --once`, {conc}"),
-        System("ingestq", "sqlite", py, "bench.drivers.ingestq_driver", workers, drains=True,
-               note=f"`ingestq worker --once`, {conc}, synchronous=NORMAL"),
-        System("ingestq FULL", "sqlite", py, "bench.drivers.ingestq_driver", workers, drains=True,
-               env={"INGESTQ_SQLITE_SYNCHRONOUS": "FULL"},
-               note=f"`ingestq worker --once`, {conc}, INGESTQ_SQLITE_SYNCHRONOUS=FULL"),
+        System(
+            "ingestq",
+            "postgresql",
+            py,
+            "bench.drivers.ingestq_driver",
+            workers,
+            drains=True,
+            note=f"`ingestq worker --once`, {conc}",
+        ),
+        System(
+            "ingestq",
+            "sqlite",
+            py,
+            "bench.drivers.ingestq_driver",
+            workers,
+            drains=True,
+            note=f"`ingestq worker --once`, {conc}, synchronous=NORMAL",
+        ),
+        System(
+            "ingestq FULL",
+            "sqlite",
+            py,
+            "bench.drivers.ingestq_driver",
+            workers,
+            drains=True,
+            env={"INGESTQ_SQLITE_SYNCHRONOUS": "FULL"},
+            note=f"`ingestq worker --once`, {conc}, INGESTQ_SQLITE_SYNCHRONOUS=FULL",
+        ),
     ]

@@ -29,9 +29,16 @@ def ensure_venv() -> Path:
 
 def versions() -> dict[str, str]:
     out = subprocess.run(
-        [str(PY), "-c", "import importlib.metadata as m;"
-         "print(*(f'{p}={m.version(p)}' for p in ('pgqueuer','procrastinate','huey','asyncpg','psycopg')))"],
-        capture_output=True, text=True, check=True,
+        [
+            str(PY),
+            "-c",
+            "import importlib.metadata as m;"
+            "print(*(f'{p}={m.version(p)}' for p in "
+            "('pgqueuer', 'procrastinate', 'huey', 'asyncpg', 'psycopg')))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return dict(item.split("=", 1) for item in out.stdout.split())
 
@@ -42,7 +49,9 @@ def _bin(name: str) -> str:
 
 def systems() -> list[System]:
     def pgq(procs: int, drain: bool) -> list[list[str]]:
-        return [[str(PY), "-m", "bench.drivers.pgqueuer_driver", "worker", *(["--drain"] if drain else [])]] * procs
+        return [
+            [str(PY), "-m", "bench.drivers.pgqueuer_driver", "worker", *(["--drain"] if drain else [])]
+        ] * procs
 
     def procrastinate(procs: int, drain: bool) -> list[list[str]]:
         argv = [_bin("procrastinate"), "--app=bench.drivers.procrastinate_driver.app", "worker"]
@@ -53,10 +62,31 @@ def systems() -> list[System]:
         return [argv + (["-k", "process", "-w", str(procs)] if procs > 1 else [])]
 
     return [
-        System("pgqueuer", "postgresql", PY, "bench.drivers.pgqueuer_driver", pgq, drains=True,
-               note="pgqueuer.run() with `pgq run` defaults (batch 10), drain mode"),
-        System("procrastinate", "postgresql", PY, "bench.drivers.procrastinate_driver", procrastinate, drains=True,
-               note="`procrastinate worker` default concurrency 1, --one-shot"),
-        System("huey", "sqlite", PY, "bench.drivers.huey_driver", huey, drains=False,
-               note="SqliteHuey, default consumer (1 thread); `-k process -w 2` for two"),
+        System(
+            "pgqueuer",
+            "postgresql",
+            PY,
+            "bench.drivers.pgqueuer_driver",
+            pgq,
+            drains=True,
+            note="pgqueuer.run() with `pgq run` defaults (batch 10), drain mode",
+        ),
+        System(
+            "procrastinate",
+            "postgresql",
+            PY,
+            "bench.drivers.procrastinate_driver",
+            procrastinate,
+            drains=True,
+            note="`procrastinate worker` default concurrency 1, --one-shot",
+        ),
+        System(
+            "huey",
+            "sqlite",
+            PY,
+            "bench.drivers.huey_driver",
+            huey,
+            drains=False,
+            note="SqliteHuey, default consumer (1 thread); `-k process -w 2` for two",
+        ),
     ]

@@ -46,13 +46,16 @@ async def timed_chunks(n: int, chunk: int, send: Callable[[int, int], Awaitable[
     emit({"jobs": n, "seconds": elapsed, "jobs_per_s": n / elapsed})
 
 
-async def paced(n: int, interval: float, start: int, send_one: Callable[[int, float], Awaitable[None]]) -> None:
+async def paced(
+    n: int, interval: float, start: int, send_one: Callable[[int, float], Awaitable[None]]
+) -> None:
     """Enqueue jobs start..start+n-1 one at a time on a fixed schedule; `ts` is read just before each call."""
     t0 = time.perf_counter()
     for k in range(n):
         delay = t0 + k * interval - time.perf_counter()
         if delay > 0:
-            time.sleep(delay)  # a blocking sleep keeps the schedule tight; nothing else runs here
+            # a blocking sleep keeps the schedule tight; nothing else runs on this loop
+            time.sleep(delay)  # noqa: ASYNC251
         await send_one(start + k, time.time())
     emit({"jobs": n})
 

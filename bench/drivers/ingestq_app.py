@@ -1,10 +1,10 @@
-"""The benchmark's no-op kind for ingestq workers: `ingestq worker --app bench.drivers.ingestq_app:registry`."""
+"""The benchmark's no-op kind for ingestq workers:
+`ingestq worker --app bench.drivers.ingestq_app:registry`."""
 
 from __future__ import annotations
 
-from ingestq.core.handlers import Registry
-
 from bench.drivers.workload import record
+from ingestq.core.handlers import Registry
 
 NOOP_KIND = "bench.noop"
 

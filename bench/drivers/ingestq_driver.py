@@ -7,11 +7,10 @@ import asyncio
 import sys
 import time
 
-from ingestq.core.client import Client
-from ingestq.settings import Settings
-
 from bench.drivers.common import CHUNK, paced, parser, timed_chunks
 from bench.drivers.ingestq_app import NOOP_KIND, registry
+from ingestq.core.client import Client
+from ingestq.settings import Settings
 
 
 async def main(argv: list[str]) -> None:
@@ -28,7 +27,9 @@ async def main(argv: list[str]) -> None:
                         await client.enqueue(NOOP_KIND, {"i": i, "ts": time.time()})
                 else:
                     ts = time.time()
-                    await client.enqueue_many(NOOP_KIND, ({"i": i, "ts": ts} for i in range(start, start + count)))
+                    await client.enqueue_many(
+                        NOOP_KIND, ({"i": i, "ts": ts} for i in range(start, start + count))
+                    )
 
             await timed_chunks(args.n, CHUNK, send)
         elif args.cmd == "latency":

@@ -63,7 +63,9 @@ async def main(argv: list[str]) -> None:
                         await queries.enqueue(ENTRYPOINT, _payload(i, time.time()))
                 else:
                     await queries.enqueue(
-                        [ENTRYPOINT] * count, [_payload(i, ts) for i in range(start, start + count)], [0] * count
+                        [ENTRYPOINT] * count,
+                        [_payload(i, ts) for i in range(start, start + count)],
+                        [0] * count,
                     )
 
             await timed_chunks(args.n, CHUNK, send)

@@ -1,5 +1,6 @@
-"""procrastinate (psycopg 3). The worker is its own CLI, `procrastinate --app=bench.drivers.procrastinate_driver.app
-worker` at the default concurrency (1); `--one-shot` drains the queue and exits."""
+"""procrastinate (psycopg 3). The worker is its own CLI,
+`procrastinate --app=bench.drivers.procrastinate_driver.app worker`, at the default concurrency (1);
+`--one-shot` drains the queue and exits."""
 
 from __future__ import annotations
 

@@ -1,0 +1,231 @@
+"""`make bench`: measure ingestq and its peers on one workload and write BENCHMARKS.md.
+
+    python -m bench.run                  # full: 10,000 jobs, 3 runs, 1M finished rows (≈ 10–15 min)
+    python -m bench.run --quick          # 2,000 jobs, 1 run, 100k finished rows (≈ 2–3 min)
+    python -m bench.run --only sqlite    # one backend (sqlite | postgresql)
+    python -m bench.run --skip flat,baselines --out /tmp/B.md
+
+Peers are installed on first use in .bench-venv (never in ingestq's own venv). PostgreSQL is the server at
+BENCH_PG_URL (default postgresql://postgres@127.0.0.1:5432/test); each run creates and drops a database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shlex
+import sys
+import time
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from bench import baselines, flat, harness, machine, ours, peers, report
+from bench.harness import OUT, ROOT, System
+
+SECTIONS = ("throughput", "pickup", "baselines", "flat")
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--quick", action="store_true", help="small and fast: 2,000 jobs, 1 run, 100k finished rows"
+    )
+    p.add_argument("--only", choices=("sqlite", "postgresql"), help="one backend only")
+    p.add_argument("--skip", default="", help=f"comma-separated sections to skip: {','.join(SECTIONS)}")
+    p.add_argument("--jobs", type=int, help="jobs per throughput run (default 10,000; --quick 2,000)")
+    p.add_argument("--runs", type=int, help="runs per throughput figure, median shown (default 3; --quick 1)")
+    p.add_argument("--flat-rows", type=int, help="finished rows for the flat-cost check (default 1,000,000)")
+    p.add_argument("--idle-seconds", type=float, default=10.0, help="idle-CPU sampling window (default 10)")
+    p.add_argument("--no-peers", action="store_true", help="measure ingestq only")
+    p.add_argument(
+        "--out", type=Path, default=ROOT / "BENCHMARKS.md", help="report path (default BENCHMARKS.md)"
+    )
+    args = p.parse_args(argv)
+    args.jobs = args.jobs or (2_000 if args.quick else 10_000)
+    args.runs = args.runs or (1 if args.quick else 3)
+    args.flat_rows = args.flat_rows or (100_000 if args.quick else 1_000_000)
+    args.skip = {s for s in args.skip.split(",") if s}
+    unknown = args.skip - set(SECTIONS)
+    if unknown:
+        p.error(f"--skip: unknown section(s) {', '.join(sorted(unknown))}; choose from {', '.join(SECTIONS)}")
+    return args
+
+
+def log(msg: str) -> None:
+    print(f"[{datetime.now(UTC):%H:%M:%S}] {msg}", flush=True)
+
+
+def _short(r: dict[str, Any]) -> str:
+    keys = ("jobs_per_s", "steady_jobs_per_s", "bulk_jobs_per_s", "p50_ms", "p99_ms", "idle_cpu_pct")
+    parts = [f"{k}={r[k]:,.1f}" for k in keys if isinstance(r.get(k), float)]
+    if r.get("problem") or r.get("error"):
+        parts.append(f"PROBLEM: {r.get('problem') or r.get('error')}")
+    return " ".join(parts) + f" load={r.get('load_before', ('?',))[0]}"
+
+
+def _guard(system: System, fn: Any, *a: Any, **kw: Any) -> dict[str, Any]:
+    try:
+        r: dict[str, Any] = fn(system, *a, **kw)
+    except Exception as exc:  # one broken system must not cost the whole run
+        (OUT / "errors.log").open("a").write(
+            f"--- {system.name}/{system.backend}\n{traceback.format_exc()}\n"
+        )
+        r = {
+            "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}",
+            "load_before": machine.loadavg(),
+            "load_after": machine.loadavg(),
+        }
+    r.update(system=system.name, backend=system.backend)
+    return r
+
+
+def run_throughput(systems: list[System], args: argparse.Namespace, results: dict[str, Any]) -> None:
+    # Interleaved: run k of every system before run k+1 of any, so background noise spreads evenly.
+    for run in range(args.runs):
+        for procs in (1, 2):
+            for s in systems:
+                if s.name == "ingestq FULL" and procs == 2:
+                    continue
+                r = _guard(s, harness.throughput, args.jobs, procs)
+                r.update(run=run, procs=procs)
+                results["throughput"].append(r)
+                log(f"throughput run {run + 1}/{args.runs} {s.name}/{s.backend} x{procs}: {_short(r)}")
+
+
+def run_pickup(systems: list[System], args: argparse.Namespace, results: dict[str, Any]) -> None:
+    for s in systems:
+        if s.name == "ingestq FULL":
+            continue
+        r = _guard(s, harness.pickup, idle_seconds=args.idle_seconds)
+        results["pickup"].append(r)
+        log(f"pickup {s.name}/{s.backend}: {_short(r)}")
+
+
+def _fresh_pg_db() -> str:
+    name = f"bench_{int(time.time() * 1000)}"
+    with psycopg.connect(harness.PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return name
+
+
+def _drop_pg_db(name: str) -> None:
+    with psycopg.connect(harness.PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def run_baselines(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    b = results["baselines"]
+    if args.only != "sqlite":
+        db = _fresh_pg_db()
+        try:
+            b["pg_insert"] = baselines.pg_insert_commits(harness.pg_url(db))
+        except Exception as exc:
+            b["pg_insert"] = {"error": str(exc).splitlines()[0]}
+        finally:
+            _drop_pg_db(db)
+    if args.only != "postgresql":
+        OUT.mkdir(parents=True, exist_ok=True)
+        b["sqlite_NORMAL"] = baselines.sqlite_claim_commit(OUT / "baseline.db", "NORMAL")
+        b["sqlite_FULL"] = baselines.sqlite_claim_commit(OUT / "baseline.db", "FULL", n=1_000)
+    log(f"baselines: {json.dumps(b)}")
+
+
+def run_flat(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    if args.only != "postgresql":
+        path = OUT / "flat.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        try:
+            results["flat"]["sqlite"] = asyncio.run(flat.flat(f"sqlite:///{path}", args.flat_rows, str(path)))
+        except Exception as exc:
+            results["flat"]["sqlite"] = {"error": f"{type(exc).__name__}: {exc}"}
+        finally:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+        log(f"flat sqlite: {json.dumps(results['flat']['sqlite'])[:300]}")
+    if args.only != "sqlite":
+        db = _fresh_pg_db()
+        try:
+            results["flat"]["postgresql"] = asyncio.run(flat.flat(harness.pg_url(db), args.flat_rows, None))
+        except Exception as exc:
+            results["flat"]["postgresql"] = {"error": f"{type(exc).__name__}: {exc}"}
+        finally:
+            _drop_pg_db(db)
+        log(f"flat postgresql: {json.dumps(results['flat']['postgresql'])[:300]}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(sys.argv[1:] if argv is None else argv)
+    t0 = time.time()
+    started = datetime.now(UTC)
+    systems: list[System] = []
+    versions: dict[str, str] = {}
+    if not args.no_peers:
+        log("peers: ensuring .bench-venv (first time: a minute of pip)")
+        peers.ensure_venv()
+        versions = peers.versions()
+        systems += peers.systems()
+    systems += ours.systems()
+    if args.only:
+        systems = [s for s in systems if s.backend == args.only]
+    OUT.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {
+        "command": "python -m bench.run " + shlex.join(sys.argv[1:] if argv is None else argv),
+        "started": f"{started:%Y-%m-%d %H:%M} UTC",
+        "machine": machine.describe(),
+        "postgresql": _server_version(),
+        "versions": versions,
+        "load_start": " ".join(f"{x:.2f}" for x in machine.loadavg()),
+        "jobs": args.jobs,
+        "runs": args.runs,
+        "idle_seconds": args.idle_seconds,
+        "systems": [{"name": s.name, "backend": s.backend, "note": s.note} for s in systems],
+        "system_notes": "\n".join(f"- {s.name} ({s.backend}): {s.note}" for s in systems),
+        "throughput": [],
+        "pickup": [],
+        "baselines": {},
+        "flat": {},
+    }
+    log(f"machine: {results['machine']}; load {results['load_start']}")
+    if "throughput" not in args.skip:
+        run_throughput(systems, args, results)
+    if "pickup" not in args.skip:
+        run_pickup(systems, args, results)
+    if "baselines" not in args.skip:
+        run_baselines(args, results)
+    if "flat" not in args.skip:
+        run_flat(args, results)
+    results["finished"] = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+    results["duration_s"] = time.time() - t0
+    results["load_end"] = " ".join(f"{x:.2f}" for x in machine.loadavg())
+    raw = OUT / f"results-{started:%Y%m%dT%H%M%S}.json"
+    raw.write_text(json.dumps(results, indent=1))
+    args.out.write_text(report.render(results))
+    log(f"wrote {args.out} (raw results: {raw})")
+    for v in report.evaluate(results):
+        log(f"{'PASS' if v.ok else ('MISS' if v.ok is False else 'n/a '):4}  {v.goal}: {v.measured}")
+    return 0
+
+
+def _server_version() -> str:
+    try:
+        with psycopg.connect(harness.PG_ADMIN_URL, connect_timeout=5) as conn:
+            row = conn.execute("SELECT version()").fetchone()
+            sync = conn.execute("SHOW synchronous_commit").fetchone()
+            fsync = conn.execute("SHOW fsync").fetchone()
+        if row is None or sync is None or fsync is None:
+            return "unknown"
+        where = harness.PG_ADMIN_URL.rsplit("@", 1)[-1]
+        version = str(row[0]).split(" on ")[0]
+        return f"{version} at {where} (synchronous_commit={sync[0]}, fsync={fsync[0]})"
+    except Exception as exc:
+        return f"unavailable ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
