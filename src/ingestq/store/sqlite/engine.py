@@ -326,9 +326,9 @@ class Engine:
             "run_at": ts(job.run_at),
             "id": job.id,
         }
-        if job.run_at > now:
-            return None  # not yet due: it has no place in the line yet
-        return int(self._read(Q["job_position"], params)[0][0])
+        ahead = int(self._read(Q["job_position"], params)[0][0])
+        # A job not yet due is not among the counted rows: it comes after every due one.
+        return ahead if job.run_at <= now else ahead + 1
 
     def job_purge(
         self, states: Sequence[JobState], queue: str | None, finished_before: datetime | None

@@ -209,8 +209,9 @@ WHERE state IN (SELECT value FROM json_each(:states))
 -- name: job_prune
 DELETE FROM ingestq_jobs
 WHERE id IN (
-    SELECT id FROM ingestq_jobs INDEXED BY ingestq_jobs_finished
-    WHERE state = :state AND finished_at < :before
+    -- the literal IN list lets the planner prove the partial index ingestq_jobs_finished applies
+    SELECT id FROM ingestq_jobs
+    WHERE state = :state AND state IN ('succeeded', 'failed', 'cancelled') AND finished_at < :before
     LIMIT :limit
 )
 
