@@ -1,0 +1,79 @@
+"""Read a backend's schema facts directly (not through the Store): what the migration tests compare.
+
+Each backend answers the same questions from its own catalogue: SQLite from sqlite_master, PostgreSQL
+from pg_catalog (the state is an enum there; a CHECK constraint would be read from pg_constraint).
+"""
+
+from __future__ import annotations
+
+import re
+
+import apsw
+import psycopg
+
+from ingestq.store.sqlite.connection import parse_sqlite_url
+
+
+def _is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite:")
+
+
+def job_state_values(url: str) -> set[str]:
+    """The values the jobs table accepts in its `state` column."""
+    if _is_sqlite(url):
+        conn = apsw.Connection(str(parse_sqlite_url(url)))
+        try:
+            rows = list(
+                conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'ingestq_jobs'")
+            )
+        finally:
+            conn.close()
+        (sql,) = rows[0]
+        match = re.search(r"CHECK\s*\(\s*state\s+IN\s*\(([^)]*)\)\s*\)", str(sql), re.IGNORECASE)
+        assert match, f"no CHECK (state IN (...)) in {sql}"
+        return set(re.findall(r"'([^']*)'", match.group(1)))
+    with psycopg.connect(url) as conn:
+        enum = conn.execute(
+            "SELECT e.enumlabel FROM pg_attribute a JOIN pg_enum e ON e.enumtypid = a.atttypid "
+            "WHERE a.attrelid = 'ingestq_jobs'::regclass AND a.attname = 'state'"
+        ).fetchall()
+        if enum:
+            return {r[0] for r in enum}
+        checks = conn.execute(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conrelid = 'ingestq_jobs'::regclass AND contype = 'c'"
+        ).fetchall()
+    for (definition,) in checks:
+        if "state" in definition:
+            return set(re.findall(r"'([^']*)'", definition))
+    raise AssertionError("the state column has neither an enum type nor a CHECK constraint")
+
+
+def record_version(url: str, version: int) -> None:
+    """Pretend a newer ingestq migrated this database."""
+    if _is_sqlite(url):
+        conn = apsw.Connection(str(parse_sqlite_url(url)))
+        try:
+            conn.execute(
+                "INSERT INTO ingestq_migrations (version, name, applied_at) VALUES (?, 'from_the_future', 0)",
+                (version,),
+            )
+        finally:
+            conn.close()
+        return
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO ingestq_migrations (version, name) VALUES (%s, 'from_the_future')", (version,)
+        )
+
+
+def table_names(url: str) -> set[str]:
+    if _is_sqlite(url):
+        conn = apsw.Connection(str(parse_sqlite_url(url)))
+        try:
+            return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}  # type: ignore[misc]
+        finally:
+            conn.close()
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()").fetchall()
+    return {r[0] for r in rows}
