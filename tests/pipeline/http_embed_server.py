@@ -7,6 +7,7 @@ timeout, before the server answers normally again. Every request is recorded.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import threading
@@ -134,10 +135,9 @@ class EmbedServer:
                     if fault.delay:
                         time.sleep(fault.delay)
                     extra = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
-                    try:
+                    # the client may have given up (timeout) before the answer
+                    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                         self._send(fault.status, fault.body, extra)
-                    except (BrokenPipeError, ConnectionResetError):
-                        pass  # the client gave up (timeout) before the answer
                     return
                 status, answer = server._answer(self.path, body, headers)
                 self._send(status, json.dumps(answer))

@@ -9,6 +9,7 @@ from email.utils import format_datetime
 import pytest
 from http_embed_server import EmbedServer, vector_for
 
+from ingestq.clock import ManualClock
 from ingestq.errors import PermanentError, RetryableError
 from ingestq.pipeline.embed.errors import (
     EmbedderConfigError,
@@ -19,7 +20,6 @@ from ingestq.pipeline.embed.errors import (
 from ingestq.pipeline.embed.http import HttpEmbedder, RetryPolicy, backoff_delay, parse_retry_after
 from ingestq.pipeline.embed.ollama import OllamaEmbedder
 from ingestq.pipeline.embed.openai import OpenAIEmbedder
-from ingestq.clock import ManualClock
 from ingestq.pipeline.embed.ratelimit import BucketRateLimiter, MemoryBucketStore, RateLimits
 
 
@@ -42,14 +42,21 @@ class Sleeps:
 
 def ollama(server: EmbedServer, sleeps: Sleeps | None = None, **kw: object) -> OllamaEmbedder:
     return OllamaEmbedder(
-        base_url=server.url, model="nomic-embed-text", max_tokens=512, sleep=sleeps or Sleeps(), **kw  # type: ignore[arg-type]
+        base_url=server.url,
+        model="nomic-embed-text",
+        max_tokens=512,
+        sleep=sleeps or Sleeps(),
+        **kw,  # type: ignore[arg-type]
     )
 
 
 def openai(server: EmbedServer, sleeps: Sleeps | None = None, **kw: object) -> OpenAIEmbedder:
     return OpenAIEmbedder(
-        base_url=server.url + "/v1", model="text-embedding-3-small", max_tokens=8191,
-        sleep=sleeps or Sleeps(), **kw,  # type: ignore[arg-type]
+        base_url=server.url + "/v1",
+        model="text-embedding-3-small",
+        max_tokens=8191,
+        sleep=sleeps or Sleeps(),
+        **kw,  # type: ignore[arg-type]
     )
 
 
@@ -64,7 +71,11 @@ async def test_ollama_embeds_in_order(server: EmbedServer) -> None:
     assert embedder.model_id == "ollama/nomic-embed-text"
     (request,) = server.requests
     assert request.path == "/api/embed"
-    assert request.body == {"model": "nomic-embed-text", "input": ["alpha", "beta", "gamma"], "truncate": False}
+    assert request.body == {
+        "model": "nomic-embed-text",
+        "input": ["alpha", "beta", "gamma"],
+        "truncate": False,
+    }
 
 
 async def test_openai_sorts_by_index_and_sends_the_key() -> None:

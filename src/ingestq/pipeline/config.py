@@ -101,7 +101,9 @@ class TokenChunkerConfig(_Config):
     """Headings at this level or above always start a new chunk."""
 
 
-ChunkerConfig = Annotated[TokenChunkerConfig, Field(discriminator="kind")]
+# One chunker so far, so `kind` may be left out. A second one turns this into a union on `kind`
+# like `EmbedderConfig`, with a callable discriminator that defaults to "token".
+ChunkerConfig = TokenChunkerConfig
 
 
 class PipelineConfig(_Config):
@@ -113,8 +115,16 @@ class PipelineConfig(_Config):
         embedder = self.embedder.model_dump(
             mode="json",
             exclude={
-                "api_key", "batch_size", "max_batch_tokens", "timeout", "max_attempts",
-                "requests_per_minute", "tokens_per_minute", "threads", "device", "keep_alive",
+                "api_key",
+                "batch_size",
+                "max_batch_tokens",
+                "timeout",
+                "max_attempts",
+                "requests_per_minute",
+                "tokens_per_minute",
+                "threads",
+                "device",
+                "keep_alive",
             },
         )
         chunker = self.chunker.model_dump(mode="json")

@@ -94,7 +94,10 @@ class SentenceTransformerEmbedder(Embedder):
     @property
     def dimension(self) -> int:
         if self._dimension is None:
-            self._dimension = int(self._load().get_embedding_dimension())
+            model = self._load()
+            # renamed in sentence-transformers 5 (the old name warns)
+            getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+            self._dimension = int(getter())
         return self._dimension
 
     def _load(self) -> Any:
