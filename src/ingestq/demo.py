@@ -112,7 +112,7 @@ async def _follow(client: Client, procs: list[subprocess.Popen[bytes]]) -> list[
 async def run(folder: Path = Path(".ingestq")) -> int:
     path = _fresh_database(folder)
     settings = Settings(database_url=f"sqlite:///{path}")
-    async with await Client.connect(settings) as client:
+    async with Client.connect(settings) as client:
         started = time.monotonic()
         await client.insert_many(_jobs(client))
         console.print(

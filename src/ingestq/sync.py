@@ -112,9 +112,7 @@ class SyncClient:
     ) -> SyncClient:
         loop = _Loop()
         try:
-            client = loop.run(
-                Client.connect(settings, registry=registry, clock=clock, check_schema=check_schema)
-            )
+            client = loop.run(Client._open(settings or Settings(), registry, clock, check_schema))
         except BaseException:
             loop.stop()
             raise

@@ -256,8 +256,13 @@ async def test_connect_auto_migrates_a_fresh_sqlite_file(tmp_path: Path) -> None
         job = await client.enqueue("k")
         version, latest = await client.schema_version()
         assert version == latest >= 1
-    async with await Client.connect(settings) as client:
+    async with Client.connect(settings) as client:  # no await needed with `async with`
         assert (await client.get(job.id)).id == job.id
+    client = await Client.connect(settings)
+    try:
+        assert (await client.list())[0].id == job.id
+    finally:
+        await client.close()
 
 
 async def test_connect_without_migrate_refuses_an_old_schema(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Coroutine, Generator, Iterable, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
@@ -57,6 +57,27 @@ def validate_payload(payload: Any) -> JsonDict:
     return decoded
 
 
+class Connecting:
+    """What `Client.connect` returns: await it for a client, or use it as `async with` to close on exit."""
+
+    def __init__(self, opening: Coroutine[Any, Any, Client]) -> None:
+        self._opening = opening
+        self._client: Client | None = None
+
+    def __await__(self) -> Generator[Any, None, Client]:
+        return self._opening.__await__()
+
+    async def __aenter__(self) -> Client:
+        self._client = await self._opening
+        return self._client
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._client is not None:
+            await self._client.close()
+
+
 class Client:
     """Async client. `async with await Client.connect(settings) as client:` or `Client(store)`."""
 
@@ -74,18 +95,24 @@ class Client:
         self._owns_store = owns_store
 
     @classmethod
-    async def connect(
+    def connect(
         cls,
         settings: Settings | None = None,
         *,
         registry: Registry | None = None,
         clock: Clock = SYSTEM_CLOCK,
         check_schema: bool = True,
-    ) -> Self:
-        """Open the store of `settings` (migrating it when `settings.auto_migrate`); close with `close()`.
+    ) -> Connecting:
+        """Open the store of `settings` (migrating it when `settings.auto_migrate`). Use it either way:
+        `async with Client.connect(s) as client:` or `client = await Client.connect(s)` (then `close()`).
 
         `check_schema=False` skips the schema check, for commands that inspect or migrate the schema."""
-        settings = settings or Settings()
+        return Connecting(cls._open(settings or Settings(), registry, clock, check_schema))
+
+    @classmethod
+    async def _open(
+        cls, settings: Settings, registry: Registry | None, clock: Clock, check_schema: bool
+    ) -> Client:
         store = open_store(settings)
         await store.open()
         try:
