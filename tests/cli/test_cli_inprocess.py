@@ -44,6 +44,7 @@ def test_purge_by_state_and_queue(db: list[str]) -> None:
 
 
 def test_list_filters_and_pages(db: list[str]) -> None:
+    assert invoke(*db, "jobs", "list").strip() == "no jobs"
     invoke(*db, "enqueue", "ingestq.probe", "--count", "5")
     invoke(*db, "enqueue", "other.kind", "--any-kind", "--queue", "x", "--priority", "3", "--delay", "60")
     probes = ("jobs", "list", "--kind", "ingestq.probe", "--json")

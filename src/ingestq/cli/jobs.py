@@ -45,6 +45,9 @@ def list_jobs(
     if json_:
         print_json({"jobs": to_json(jobs), "next_before": next_before})
         return
+    if not jobs:
+        console.print("no jobs" + (" (before that id)" if before is not None else ""))
+        return
     console.print(jobs_table(jobs))
     if next_before is not None:
         console.print(f"[dim]more: --before {next_before}[/]")
