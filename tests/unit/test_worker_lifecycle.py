@@ -224,3 +224,14 @@ async def test_cleaner_prunes_finished_jobs_past_retention(store: Store) -> None
     clock.advance(timedelta(hours=1).total_seconds())
     assert await cleaner.run_once() == 1
     assert await store.job_get(bad.id) is None
+
+
+async def test_registry_periodic_reaches_the_worker(store: Store) -> None:
+    clock = ManualClock()
+    registry = Registry()
+    registry.periodic("*/10 * * * *", probe_task, {"seconds": 0}, run_on_start=True)
+    worker = Worker(store, registry, None, clock)
+    await worker.run(drain=True)
+    assert worker.counts == {OutcomeKind.SUCCEEDED: 1}
+    (job,) = await store.job_list(JobFilter(kinds=(PROBE_KIND,)))
+    assert job.payload == {"seconds": 0}

@@ -12,10 +12,13 @@ import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from ingestq.core.job import DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, Job, JsonDict, NewJob, Progress
 from ingestq.errors import JobCancelled, UnknownJobKind
+
+if TYPE_CHECKING:
+    from ingestq.core.periodic import Periodic
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -111,6 +114,7 @@ class Registry:
     """Job kind → TaskSpec. The worker claims only kinds present in its registry."""
 
     tasks: dict[str, TaskSpec[Any, Any]] = field(default_factory=dict)
+    periodic_jobs: list[Periodic] = field(default_factory=list)
 
     def register(self, spec: TaskSpec[Any, Any]) -> None:
         existing = self.tasks.get(spec.kind)
@@ -128,10 +132,21 @@ class Registry:
         return tuple(sorted(self.tasks))
 
     def merge(self, other: Registry) -> Registry:
-        merged = Registry(dict(self.tasks))
+        merged = Registry(dict(self.tasks), [*self.periodic_jobs, *other.periodic_jobs])
         for spec in other.tasks.values():
             merged.register(spec)
         return merged
+
+    def periodic(
+        self, cron: str, task: TaskSpec[Any, Any] | str, payload: JsonDict | None = None, **options: Any
+    ) -> Periodic:
+        """Enqueue `task` on a cron schedule (UTC) from every worker that loads this registry; the store
+        keeps it to one job per slot. Options: name, queue, priority, max_attempts, run_on_start."""
+        from ingestq.core.periodic import Periodic  # periodic.py imports TaskSpec from here
+
+        job = Periodic(cron, task, dict(payload or {}), **options)
+        self.periodic_jobs.append(job)
+        return job
 
     def task(
         self,

@@ -63,7 +63,7 @@ class Worker:
         self.registry = builtin_registry.merge(registry) if registry is not None else builtin_registry
         self.clock = clock
         self.probes = probes or NO_PROBES
-        self.periodic = tuple(periodic)
+        self.periodic = (*self.registry.periodic_jobs, *periodic)
         self.worker_id = make_worker_id()
         self.counts: Counter[OutcomeKind] = Counter()
         self._executor = Executor(self.registry, clock, self.worker_id, retry_policy)
