@@ -4,6 +4,7 @@
     python -m bench.run --quick          # 2,000 jobs, 1 run, 100k finished rows (≈ 2–3 min)
     python -m bench.run --only sqlite    # one backend (sqlite | postgresql)
     python -m bench.run --skip flat,baselines --out /tmp/B.md
+    BENCH_ARGS="--quick" make bench      # the same options through make
 
 Peers are installed on first use in .bench-venv (never in ingestq's own venv). PostgreSQL is the server at
 BENCH_PG_URL (default postgresql://postgres@127.0.0.1:5432/test); each run creates and drops a database.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shlex
 import sys
 import time
@@ -160,7 +162,10 @@ def run_flat(args: argparse.Namespace, results: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse(sys.argv[1:] if argv is None else argv)
+    if argv is None:
+        # `BENCH_ARGS="--quick --only sqlite" make bench`: make passes no arguments through itself.
+        argv = sys.argv[1:] or shlex.split(os.environ.get("BENCH_ARGS", ""))
+    args = parse(argv)
     t0 = time.time()
     started = datetime.now(UTC)
     systems: list[System] = []
@@ -171,14 +176,21 @@ def main(argv: list[str] | None = None) -> int:
         versions = peers.versions()
         systems += peers.systems()
     systems += ours.systems()
+    server = _server_version()
+    if server.startswith("unavailable") and args.only != "sqlite":
+        if args.only == "postgresql":
+            print(f"error: PostgreSQL at {harness.PG_ADMIN_URL} is {server}", file=sys.stderr)
+            return 1
+        log(f"PostgreSQL at {harness.PG_ADMIN_URL} is {server}: measuring SQLite only (set BENCH_PG_URL)")
+        args.only = "sqlite"
     if args.only:
         systems = [s for s in systems if s.backend == args.only]
     OUT.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {
-        "command": "python -m bench.run " + shlex.join(sys.argv[1:] if argv is None else argv),
+        "command": ("python -m bench.run " + shlex.join(argv)).strip(),
         "started": f"{started:%Y-%m-%d %H:%M} UTC",
         "machine": machine.describe(),
-        "postgresql": _server_version(),
+        "postgresql": server,
         "versions": versions,
         "load_start": " ".join(f"{x:.2f}" for x in machine.loadavg()),
         "jobs": args.jobs,
