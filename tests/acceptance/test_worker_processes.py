@@ -142,3 +142,31 @@ def test_bad_app_is_one_line_and_exit_2(database_url: str, tmp_path: Path, app: 
     assert len(lines) == 1
     assert lines[0].startswith("error: --app")
     assert message in lines[0]
+
+
+def test_sigterm_does_not_wait_for_a_stuck_sync_handler(database_url: str, tmp_path: Path) -> None:
+    marker, log = tmp_path / "marker", tmp_path / "worker.log"
+    (tmp_path / "synctasks.py").write_text(
+        textwrap.dedent(
+            """
+            import time
+            from ingestq.core.handlers import Registry
+
+            registry = Registry()
+
+            @registry.task(name="stuck")
+            def stuck(marker: str) -> None:
+                with open(marker, "a") as f:
+                    f.write("start 0 1\\n")
+                time.sleep(600)
+            """
+        )
+    )
+    (job,) = insert(database_url, [NewJob(kind="stuck", payload={"marker": str(marker)})])
+    worker = start_worker(
+        database_url, "--app", "synctasks:registry", "--grace", "0.2", cwd=tmp_path, log=log
+    )
+    wait_for_line(marker, ("start", 0, 1), procs=[worker])
+    assert stop(worker, timeout=20) == 0
+    released = get(database_url, job.id)
+    assert (released.state, released.attempt) == (JobState.QUEUED, 0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from typing import Annotated
@@ -92,6 +93,12 @@ async def _serve(settings: Settings, registry: Registry | None, config: WorkerCo
         await worker.run(drain=drain)
         done = ", ".join(f"{n} {kind}" for kind, n in sorted(worker.counts.items())) or "no jobs"
         typer.echo(f"ingestq worker {worker.worker_id} stopped: {done}", err=True)
+    if worker.abandoned_threads:
+        # asyncio.run would join the default executor, i.e. wait for sync handlers that were told to stop
+        # but cannot be interrupted. Their jobs are already back in the queue and the store is closed.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def _install_signal_handlers(worker: Worker) -> None:

@@ -66,6 +66,7 @@ class Worker:
         self.periodic = (*self.registry.periodic_jobs, *periodic)
         self.worker_id = make_worker_id()
         self.counts: Counter[OutcomeKind] = Counter()
+        self.abandoned_threads = 0  # sync handlers still running in threads after their job was stopped
         self._executor = Executor(self.registry, clock, self.worker_id, retry_policy)
         self._held: dict[int, Running] = {}
         self._executing = 0
@@ -232,6 +233,11 @@ class Worker:
         finally:
             self._executing -= 1
             self._wake.set()
+        if run.stop_reason is not None and (outcome is None or outcome.kind is OutcomeKind.RELEASED):
+            spec = self.registry.tasks.get(run.job.kind)
+            if spec is not None and not spec.is_async:
+                # A thread cannot be cancelled: the sync handler runs on, its job already given back.
+                self.abandoned_threads += 1
         if outcome is None:
             self._held.pop(run.job.id, None)
             return
@@ -240,13 +246,16 @@ class Worker:
         self._completer.add(outcome)
 
     def _on_done(self, outcomes: list[Outcome], applied: set[int]) -> None:
+        counts: dict[OutcomeKind, int] = {}
+        held = self._held
         for outcome in outcomes:
-            run = self._held.get(outcome.job_id)
+            run = held.get(outcome.job_id)
             if run is not None and run.job.attempt == outcome.attempt:
-                del self._held[outcome.job_id]
+                del held[outcome.job_id]
             if outcome.job_id in applied:
-                self.counts[outcome.kind] += 1
-                if outcome.kind in (OutcomeKind.RETRY, OutcomeKind.RELEASED):
+                kind = outcome.kind
+                counts[kind] = counts.get(kind, 0) + 1
+                if kind is OutcomeKind.RETRY or kind is OutcomeKind.RELEASED:
                     self._maybe_more = True
             else:
                 log.warning(
@@ -254,6 +263,7 @@ class Worker:
                     outcome.job_id,
                     outcome.kind,
                 )
+        self.counts.update(counts)
         self._wake.set()
 
     def _on_lost(self, job_id: int) -> None:
