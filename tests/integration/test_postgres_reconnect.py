@@ -92,6 +92,11 @@ async def _until(predicate: Any, what: str) -> None:
         await asyncio.sleep(0.02)
 
 
+def _alive(admin: psycopg.Connection[Any], pids: list[int]) -> bool:
+    row = admin.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", (pids,)).fetchone()
+    return bool(row and row[0])
+
+
 def _relistened(store: PostgresStore, connections_before: int) -> bool:
     return store.listener.connections > connections_before and store.listener.listening
 
@@ -156,12 +161,15 @@ async def test_store_survives_terminated_connections(database_url: str) -> None:
         await store.wait_for_jobs(0)
         connections = store.listener.connections
         with psycopg.connect(database_url, autocommit=True) as admin:
-            killed = admin.execute(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            ).fetchone()
-        assert killed is not None
-        assert killed[0] >= 3  # both pools and the listener
+            rows = admin.execute(
+                "SELECT pid FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchall()
+            pids = [r[0] for r in rows]
+            assert len(pids) >= 3  # both pools and the listener
+            admin.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", (pids,))
+            # pg_terminate_backend only signals: wait until those backends are gone, as in a real outage
+            await _until(lambda: not _alive(admin, pids), "terminated backends to exit")
 
         assert (await store.job_get(job.id)) is not None
         await _until(lambda: _relistened(store, connections), "relisten")

@@ -4,18 +4,21 @@
 -- core.job.Job's fields (store/postgres/rows.py relies on it).
 
 -- name: job_insert_many
--- One statement for the whole batch: the columns arrive as arrays and unnest turns them back into rows,
--- so 10,000 jobs cost one round trip and one plan. ORDER BY ord keeps identity ids in input order. A
--- dedupe_key that matches an unfinished job (the partial unique index) is skipped here; the caller then
--- reads the existing job with job_get_by_dedupe_keys.
+-- One statement for the whole batch: the batch travels as one JSON array of objects and
+-- json_to_recordset turns it back into rows, so 10,000 jobs cost one parameter, one round trip and one
+-- plan, and payloads arrive as JSON without being encoded twice. ORDER BY ord keeps identity ids in input
+-- order. A dedupe_key that matches an unfinished job (the partial unique index) is skipped here; the
+-- caller then reads the existing job with job_get_by_dedupe_keys. Absent keys are NULL: run_at defaults
+-- to now, the others to the schema's defaults.
 INSERT INTO ingestq_jobs
     (queue, kind, payload, priority, run_at, max_attempts, dedupe_key, document_id, created_at)
-SELECT t.queue, t.kind, t.payload::jsonb, t.priority, t.run_at, t.max_attempts, t.dedupe_key,
-       t.document_id, %(now)s
-FROM unnest(%(queue)s::text[], %(kind)s::text[], %(payload)s::text[], %(priority)s::integer[],
-            %(run_at)s::timestamptz[], %(max_attempts)s::integer[], %(dedupe_key)s::text[],
-            %(document_id)s::text[])
-     WITH ORDINALITY AS t(queue, kind, payload, priority, run_at, max_attempts, dedupe_key, document_id, ord)
+SELECT t.queue, t.kind, coalesce(t.payload, '{}'), coalesce(t.priority, 0), coalesce(t.run_at, %(now)s),
+       t.max_attempts, t.dedupe_key, t.document_id, %(now)s
+FROM ROWS FROM (
+         json_to_recordset(%(jobs)s::json)
+         AS (queue text, kind text, payload jsonb, priority integer, run_at timestamptz,
+             max_attempts integer, dedupe_key text, document_id text)
+     ) WITH ORDINALITY AS t(queue, kind, payload, priority, run_at, max_attempts, dedupe_key, document_id, ord)
 ORDER BY t.ord
 ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND state IN ('queued', 'running') DO NOTHING
 RETURNING id, dedupe_key
@@ -70,6 +73,14 @@ WHERE (%(states)s::ingestq_job_state[] IS NULL OR state = ANY(%(states)s::ingest
 ORDER BY id DESC
 LIMIT %(limit)s
 
+-- name: claim_plan_settings
+-- Sent before each claim, in the claim's own transaction (SET LOCAL semantics: nothing leaks to other
+-- statements on the pooled connection). The claim must walk the claim index in order and stop after
+-- `limit` entries. Right after a burst of enqueues the table's statistics are stale (autovacuum has not
+-- analysed it yet) and the planner, believing a handful of queued rows, prefers a bitmap scan that
+-- sorts every queued row: measured 140 ms instead of 0.9 ms per claim with 100,000 queued jobs.
+SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', 'off', true)
+
 -- name: job_claim
 -- Claim in one statement. The CTE walks the ingestq_jobs_claim index in claim order and locks up to
 -- `limit` due rows; SKIP LOCKED passes over rows another claimer has locked instead of waiting for it,
@@ -94,9 +105,28 @@ RETURNING j.id, j.queue, j.kind, j.payload, j.priority, j.state, j.run_at, j.att
           j.dedupe_key, j.lease_owner, j.lease_expires_at, j.cancel_requested, j.progress, j.result,
           j.last_error, j.errors, j.document_id, j.created_at, j.started_at, j.finished_at
 
+-- name: job_claim_queue
+-- job_claim for one queue: walks that queue's slice of ingestq_jobs_queue_claim in claim order.
+WITH picked AS (
+    SELECT id FROM ingestq_jobs
+    WHERE state = 'queued' AND queue = %(queue)s AND run_at <= %(now)s
+      AND (%(kinds)s::text[] IS NULL OR kind = ANY(%(kinds)s::text[]))
+    ORDER BY priority DESC, run_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE ingestq_jobs j
+SET state = 'running', attempt = j.attempt + 1, lease_owner = %(worker_id)s,
+    lease_expires_at = %(lease_expires_at)s, started_at = %(now)s, cancel_requested = false
+FROM picked
+WHERE j.id = picked.id
+RETURNING j.id, j.queue, j.kind, j.payload, j.priority, j.state, j.run_at, j.attempt, j.max_attempts,
+          j.dedupe_key, j.lease_owner, j.lease_expires_at, j.cancel_requested, j.progress, j.result,
+          j.last_error, j.errors, j.document_id, j.created_at, j.started_at, j.finished_at
+
 -- name: job_claim_queues
--- job_claim restricted to some queues: the same statement, with a queue filter. A separate query so
--- that each prepared statement keeps a plan fitted to its shape.
+-- Several queues: walks the global claim index in order, skipping other queues' rows (a btree cannot
+-- merge several slices of ingestq_jobs_queue_claim in order on PostgreSQL < 17).
 WITH picked AS (
     SELECT id FROM ingestq_jobs
     WHERE state = 'queued' AND run_at <= %(now)s AND queue = ANY(%(queues)s::text[])
@@ -189,7 +219,6 @@ RETURNING id, queue, kind, payload, priority, state, run_at, attempt, max_attemp
 WITH stale AS (
     SELECT id FROM ingestq_jobs
     WHERE state = 'running' AND lease_expires_at < %(now)s
-    ORDER BY id
     FOR UPDATE SKIP LOCKED
 )
 UPDATE ingestq_jobs j

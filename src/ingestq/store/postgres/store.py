@@ -39,6 +39,7 @@ from ingestq.errors import InvalidJobState, JobNotFound, QueueFull, SchemaError,
 from ingestq.settings import Settings
 from ingestq.store.postgres import migrator
 from ingestq.store.postgres.connect import (
+    check_idle_connection,
     connect_kwargs,
     first_line,
     normalise_url,
@@ -94,10 +95,9 @@ class PostgresStore:
             min_size=1,
             max_size=self._pool_max_size,
             kwargs={"autocommit": True, **self._kwargs},
-            # A connection is checked (one empty query) when it leaves the pool, so connections broken
-            # by a server restart or pg_terminate_backend are replaced instead of failing a call. It
-            # costs one round trip per checkout, i.e. per batch, not per job.
-            check=AsyncConnectionPool.check_connection,
+            # Connections broken by a server restart or pg_terminate_backend are replaced at checkout
+            # instead of failing a call (see check_idle_connection: no round trip while healthy).
+            check=check_idle_connection,
             timeout=self._pool_timeout,
             open=False,
             name="ingestq",
@@ -183,10 +183,15 @@ class PostgresStore:
         }
         if req.queues is None:
             query = Q["job_claim"]
+        elif len(req.queues) == 1:
+            query, params["queue"] = Q["job_claim_queue"], req.queues[0]
         else:
-            query = Q["job_claim_queues"]
-            params["queues"] = list(req.queues)
-        rows = await self._fetchall(query, params)
+            query, params["queues"] = Q["job_claim_queues"], list(req.queues)
+        async with self._connection() as conn:
+            async with conn.pipeline(), conn.transaction():
+                await conn.execute(Q["claim_plan_settings"])
+                cur = await conn.execute(query, params)
+            rows = await cur.fetchall()
         return sorted((job_from_row(r) for r in rows), key=claim_order_key)
 
     async def job_finish_many(self, outcomes: Sequence[Outcome], now: datetime) -> set[int]:
@@ -418,25 +423,35 @@ def _dump_json(value: Any, what: str) -> str:
 
 
 def _insert_params(jobs: Sequence[NewJob], now: datetime) -> dict[str, Any]:
-    return {
-        "queue": [j.queue for j in jobs],
-        "kind": [j.kind for j in jobs],
-        "payload": [_dump_json(j.payload, "payload") for j in jobs],
-        "priority": [j.priority for j in jobs],
-        "run_at": [j.run_at or now for j in jobs],
-        "max_attempts": [j.max_attempts for j in jobs],
-        "dedupe_key": [j.dedupe_key for j in jobs],
-        "document_id": [j.document_id for j in jobs],
-        "now": now,
-    }
+    """The batch as one JSON document (see job_insert_many); keys left out are NULL in SQL."""
+    rows: list[dict[str, Any]] = []
+    for j in jobs:
+        row: dict[str, Any] = {
+            "queue": j.queue,
+            "kind": j.kind,
+            "payload": j.payload,
+            "max_attempts": j.max_attempts,
+        }
+        if j.priority:
+            row["priority"] = j.priority
+        if j.run_at is not None:
+            if j.run_at.tzinfo is None:
+                raise ValueError(f"run_at of job kind {j.kind!r} must be timezone-aware (UTC)")
+            row["run_at"] = j.run_at.isoformat()
+        if j.dedupe_key is not None:
+            row["dedupe_key"] = j.dedupe_key
+        if j.document_id is not None:
+            row["document_id"] = j.document_id
+        rows.append(row)
+    return {"jobs": _dump_json(rows, "payload"), "now": now}
 
 
-def _new_job(job_id: int, new: NewJob, payload: str, now: datetime) -> Job:
+def _new_job(job_id: int, new: NewJob, now: datetime) -> Job:
     return Job(
         id=job_id,
         queue=new.queue,
         kind=new.kind,
-        payload=json.loads(payload),  # what job_get will return, not the caller's (mutable) object
+        payload=new.payload,
         priority=new.priority,
         state=JobState.QUEUED,
         run_at=new.run_at or now,
@@ -460,9 +475,6 @@ def _new_job(job_id: int, new: NewJob, payload: str, now: datetime) -> Job:
 async def _insert(conn: Conn, jobs: Sequence[NewJob], now: datetime) -> list[Job]:
     """Insert inside the caller's transaction: backpressure lock, the batch insert and the notification
     go out together (pipeline), so a batch without dedupe conflicts costs one round trip plus COMMIT."""
-    for j in jobs:
-        if j.run_at is not None and j.run_at.tzinfo is None:
-            raise ValueError(f"run_at of job kind {j.kind!r} must be timezone-aware (UTC)")
     queues = sorted({j.queue for j in jobs})
     params = _insert_params(jobs, now)
     async with conn.pipeline():
@@ -479,9 +491,9 @@ async def _insert(conn: Conn, jobs: Sequence[NewJob], now: datetime) -> list[Job
     pending: list[int] = []
     for i, j in enumerate(jobs):
         if j.dedupe_key is None:
-            results[i] = _new_job(next(plain), j, params["payload"][i], now)
+            results[i] = _new_job(next(plain), j, now)
         elif j.dedupe_key in by_key:
-            results[i] = _new_job(by_key[j.dedupe_key], j, params["payload"][i], now)
+            results[i] = _new_job(by_key[j.dedupe_key], j, now)
         else:
             pending.append(i)
     # inputs met an unfinished job holding their key (or an earlier input of this batch did)
@@ -519,10 +531,10 @@ async def _resolve_dedupes(
     cur = await conn.execute(Q["job_insert_many"], params)
     by_key = {key: job_id for job_id, key in await cur.fetchall()}
     still: list[int] = []
-    for n, i in enumerate(missing):
+    for i in missing:
         key = jobs[i].dedupe_key
         if key in by_key:
-            results[i] = _new_job(by_key[key], jobs[i], params["payload"][n], now)
+            results[i] = _new_job(by_key[key], jobs[i], now)
         else:
             still.append(i)
     return still
