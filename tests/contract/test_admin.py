@@ -248,3 +248,31 @@ async def test_prune_limit(store: Store) -> None:
     assert await store.job_prune(retention, at(10), limit=2) == 2
     assert await store.job_prune(retention, at(10), limit=2) == 1
     assert await store.job_prune(retention, at(10), limit=2) == 0
+
+
+async def test_stats_agree_with_the_jobs_after_every_kind_of_move(store: Store) -> None:
+    """Finished counts may be kept incrementally: check them against the rows after a mix of moves."""
+    queues = ("a", "b")
+    await store.job_insert_many(
+        [NewJob(kind="k", queue=queues[i % 2], max_attempts=1) for i in range(40)], T0
+    )
+    jobs = await claim(store, now=at(1), limit=30, lease=5)
+    kinds = [OutcomeKind.SUCCEEDED, OutcomeKind.FAILED, OutcomeKind.CANCELLED, OutcomeKind.RETRY]
+    for i, job in enumerate(jobs[:24]):
+        assert await finish(store, job, kinds[i % 4], now=at(2), error="e", run_at=at(2))
+    assert len(await store.job_rescue_stale(at(10))) == 6  # max_attempts=1: failed
+    for job in await store.job_list(JobFilter(states=(JobState.QUEUED,), limit=4)):
+        await store.job_cancel(job.id, at(11))
+    for job in await store.job_list(JobFilter(states=(JobState.FAILED,), limit=3)):
+        await store.job_retry(job.id, at(12))
+    assert await store.job_purge([JobState.CANCELLED], "a", None) > 0
+    assert await store.job_prune(Retention(succeeded=1, failed=None, cancelled=None), at(100), limit=2) == 2
+    await claim(store, now=at(13), limit=3, worker="w9")
+
+    every = await store.job_list(JobFilter(limit=1000))
+    expected: dict[str, dict[JobState, int]] = {}
+    for job in every:
+        per_queue = expected.setdefault(job.queue, dict.fromkeys(JobState, 0))
+        per_queue[job.state] += 1
+    got = {s.queue: s.counts for s in await store.stats(at(13))}
+    assert got == expected

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -52,6 +53,12 @@ _OUTCOME_QUERY = {
     OutcomeKind.FAILED: "job_fail",
     OutcomeKind.CANCELLED: "job_mark_cancelled",
     OutcomeKind.RELEASED: "job_release",
+}
+# Outcomes that finish a job, and the state they finish it in (for ingestq_finished_counts).
+_FINISHING = {
+    OutcomeKind.SUCCEEDED: JobState.SUCCEEDED.value,
+    OutcomeKind.FAILED: JobState.FAILED.value,
+    OutcomeKind.CANCELLED: JobState.CANCELLED.value,
 }
 _MISSING_TABLE = re.compile(r"no such table: (ingestq_\w+)")
 
@@ -105,6 +112,17 @@ class Engine:
         except (apsw.FullError, apsw.ReadOnlyError, apsw.IOError, apsw.CorruptError) as exc:
             raise StoreError(f"cannot write {self.label}: {str(exc).splitlines()[0]}") from None
 
+    @contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        """Several reads that must agree with each other: one read transaction."""
+        with self._errors():
+            self.conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            if self.conn.in_transaction:
+                self.conn.execute("COMMIT")
+
     def _read(self, sql: str, params: Any = None) -> list[Any]:
         with self._errors():
             return list(self.conn.execute(sql, params))
@@ -157,16 +175,40 @@ class Engine:
         if not jobs:
             return []
         now_ts = ts(now)
-        out: list[Job] = []
-        grown: set[str] = set()
         with self._write() as cur:
-            for job in jobs:
-                inserted, fresh = self._insert_one(cur, job, now_ts)
-                out.append(inserted)
-                if fresh:
-                    grown.add(job.queue)
+            if any(job.dedupe_key is not None for job in jobs):
+                out: list[Job] = []
+                grown: set[str] = set()
+                for job in jobs:
+                    inserted, fresh = self._insert_one(cur, job, now_ts)
+                    out.append(inserted)
+                    if fresh:
+                        grown.add(job.queue)
+            else:
+                out = self._insert_plain(cur, jobs, now_ts)
+                grown = {job.queue for job in jobs}
             self._check_depths(cur, grown)
         return out
+
+    def _insert_plain(self, cur: apsw.Cursor, jobs: Sequence[NewJob], now_ts: float) -> list[Job]:
+        """The bulk path (no dedupe keys): one executemany, so the per-row cost stays in C."""
+        run_ats = [now_ts if job.run_at is None else ts(job.run_at) for job in jobs]
+        params = [
+            (
+                job.queue,
+                job.kind,
+                dumps(job.payload, "payload"),
+                job.priority,
+                run_at,
+                job.max_attempts,
+                None,
+                job.document_id,
+                now_ts,
+            )
+            for job, run_at in zip(jobs, run_ats, strict=True)
+        ]
+        ids = [row[0] for row in cur.executemany(Q["job_insert"], params)]
+        return [_new_job(i, job, run_at, now_ts) for i, job, run_at in zip(ids, jobs, run_ats, strict=True)]
 
     def _insert_one(self, cur: apsw.Cursor, job: NewJob, now_ts: float) -> tuple[Job, bool]:
         """(the job, True) once inserted, or (the unfinished job holding its dedupe key, False)."""
@@ -241,27 +283,42 @@ class Engine:
 
     def job_finish_many(self, outcomes: Sequence[Outcome], now: datetime) -> set[int]:
         now_ts = ts(now)
+        by_kind: dict[OutcomeKind, list[dict[str, Any]]] = {}
+        for o in outcomes:
+            params: dict[str, Any] = {
+                "id": o.job_id,
+                "owner": o.lease_owner,
+                "attempt": o.attempt,
+                "now": now_ts,
+            }
+            if o.kind is OutcomeKind.SUCCEEDED:
+                params["result"] = opt_dumps(o.result, "result")
+            elif o.kind is OutcomeKind.RETRY or o.kind is OutcomeKind.FAILED:
+                params["error"] = o.error or "error"
+                params["limit"] = ERROR_HISTORY_LIMIT
+                if o.kind is OutcomeKind.RETRY:
+                    params["run_at"] = now_ts if o.run_at is None else ts(o.run_at)
+            elif o.kind is OutcomeKind.CANCELLED:
+                params["error"] = o.error
+            by_kind.setdefault(o.kind, []).append(params)
         applied: set[int] = set()
+        finished: Counter[tuple[str, str]] = Counter()
         with self._write() as cur:
-            for o in outcomes:
-                params: dict[str, Any] = {
-                    "id": o.job_id,
-                    "owner": o.lease_owner,
-                    "attempt": o.attempt,
-                    "now": now_ts,
-                }
-                if o.kind is OutcomeKind.SUCCEEDED:
-                    params["result"] = opt_dumps(o.result, "result")
-                elif o.kind is OutcomeKind.RETRY or o.kind is OutcomeKind.FAILED:
-                    params["error"] = o.error or "error"
-                    params["limit"] = ERROR_HISTORY_LIMIT
-                    if o.kind is OutcomeKind.RETRY:
-                        params["run_at"] = now_ts if o.run_at is None else ts(o.run_at)
-                elif o.kind is OutcomeKind.CANCELLED:
-                    params["error"] = o.error
-                for (job_id,) in cur.execute(Q[_OUTCOME_QUERY[o.kind]], params):
-                    applied.add(job_id)
+            for kind, batch in by_kind.items():
+                rows_back: list[Any] = cur.executemany(Q[_OUTCOME_QUERY[kind]], batch).fetchall()
+                applied.update(r[0] for r in rows_back)
+                if kind in _FINISHING:
+                    finished.update((r[1], _FINISHING[kind]) for r in rows_back)
+            self._count_finished(cur, finished)
         return applied
+
+    def _count_finished(
+        self, cur: apsw.Cursor, deltas: Counter[tuple[str, str]], removed: bool = False
+    ) -> None:
+        """Keep ingestq_finished_counts in step, in the caller's transaction."""
+        sign = -1 if removed else 1
+        if deltas:
+            cur.executemany(Q["finished_counts_add"], [(q, s, sign * n) for (q, s), n in deltas.items() if n])
 
     def job_progress(self, job_id: int, lease_owner: str, attempt: int, progress: Progress) -> bool:
         params = {
@@ -278,6 +335,9 @@ class Engine:
         params = {"now": ts(now), "error": LEASE_LOST_ERROR, "limit": ERROR_HISTORY_LIMIT}
         with self._write() as cur:
             moved: list[Any] = cur.execute(Q["job_rescue_stale"], params).fetchall()
+            self._count_finished(
+                cur, Counter((queue, state) for _, state, queue in moved if state != "queued")
+            )
         return sorted(r[0] for r in moved), any(r[1] == "queued" for r in moved)
 
     # --- jobs: what a person does -----------------------------------------------------------------------
@@ -292,6 +352,7 @@ class Engine:
             job = self._get_or_raise(cur, job_id)
             if job.state is JobState.QUEUED:
                 cur.execute(Q["job_cancel_queued"], {"id": job_id, "now": ts(now)})
+                self._count_finished(cur, Counter({(job.queue, JobState.CANCELLED.value): 1}))
             elif job.state is JobState.RUNNING:
                 cur.execute(Q["job_cancel_running"], {"id": job_id})
             else:
@@ -313,6 +374,7 @@ class Engine:
                         f"{job.dedupe_key!r} is {row[5]}"
                     )
             cur.execute(Q["job_retry_by_person"], {"id": job_id, "now": ts(now)})
+            self._count_finished(cur, Counter({(job.queue, job.state.value): 1}), removed=True)
             return self._get_or_raise(cur, job_id)
 
     def job_position(self, job_id: int, now: datetime) -> int | None:
@@ -347,8 +409,9 @@ class Engine:
             "finished_before": None if finished_before is None else ts(finished_before),
         }
         with self._write() as cur:
-            cur.execute(Q["job_purge"], params)
-            return int(self.conn.changes())
+            gone = Counter((q, s) for q, s in cur.execute(Q["job_purge"], params))
+            self._count_finished(cur, gone, removed=True)
+        return gone.total()
 
     def job_prune(self, retention: Retention, now: datetime, limit: int) -> int:
         now_ts = ts(now)
@@ -362,20 +425,27 @@ class Engine:
                 if keep is None or deleted >= limit:
                     continue
                 params = {"state": state.value, "before": now_ts - keep, "limit": limit - deleted}
-                cur.execute(Q["job_prune"], params)
-                deleted += self.conn.changes()
+                gone = Counter((q, s) for q, s in cur.execute(Q["job_prune"], params))
+                self._count_finished(cur, gone, removed=True)
+                deleted += gone.total()
         return deleted
 
     def stats(self, now: datetime) -> list[QueueStats]:
-        now_ts = ts(now)
+        with self._snapshot():
+            return self._stats(ts(now))
+
+    def _stats(self, now_ts: float) -> list[QueueStats]:
         counts: dict[str, dict[JobState, int]] = {name: {} for (name,) in self._read(Q["queue_names"])}
-        for queue, state, n in self._read(Q["stats_unfinished"]) + self._read(Q["stats_finished"]):
+        for queue, n in self._read(Q["stats_queued"]):
+            counts.setdefault(queue, {})[JobState.QUEUED] = n
+        for queue, state, n in self._read(Q["stats_finished"]):
             counts.setdefault(queue, {})[JobState(state)] = n
-        oldest = {q: now_ts - run_at for q, run_at in self._read(Q["stats_oldest_due"], {"now": now_ts})}
         running: dict[str, dict[str, int]] = {}
         for queue, owner, n in self._read(Q["stats_running_by_worker"]):
             running.setdefault(queue, {})[owner] = n
-            counts.setdefault(queue, {})
+            per_queue = counts.setdefault(queue, {})
+            per_queue[JobState.RUNNING] = per_queue.get(JobState.RUNNING, 0) + n
+        oldest = {q: now_ts - run_at for q, run_at in self._read(Q["stats_oldest_due"], {"now": now_ts})}
         return [
             QueueStats(
                 queue=q,

@@ -41,8 +41,12 @@ FROM ingestq_jobs
 WHERE dedupe_key = :dedupe_key AND state IN ('queued', 'running')
 
 -- name: queue_depth
--- Unfinished jobs of one queue (backpressure).
-SELECT count(*) FROM ingestq_jobs WHERE queue = :queue AND state IN ('queued', 'running')
+-- Unfinished jobs of one queue (backpressure): queued ones on the queue's slice of the claim index,
+-- running ones on the lease index.
+SELECT (SELECT count(*) FROM ingestq_jobs INDEXED BY ingestq_jobs_claim_queue
+        WHERE state = 'queued' AND queue = :queue)
+     + (SELECT count(*) FROM ingestq_jobs INDEXED BY ingestq_jobs_lease
+        WHERE state = 'running' AND queue = :queue)
 
 -- name: job_list
 -- Filters are JSON arrays (NULL: no filter) so that one prepared statement serves every combination.
@@ -114,7 +118,7 @@ RETURNING id, queue, kind, payload, priority, state, run_at, attempt, max_attemp
 UPDATE ingestq_jobs
 SET state = 'succeeded', result = :result, finished_at = :now, lease_owner = NULL, lease_expires_at = NULL
 WHERE id = :id AND state = 'running' AND lease_owner = :owner AND attempt = :attempt
-RETURNING id
+RETURNING id, queue
 
 -- name: job_retry_later
 -- History keeps the last :limit errors: at the limit, the oldest is dropped before appending.
@@ -135,14 +139,14 @@ SET state = 'failed', finished_at = :now, lease_owner = NULL, lease_expires_at =
         CASE WHEN json_array_length(errors) >= :limit THEN json_remove(errors, '$[0]') ELSE errors END,
         '$[#]', json_object('attempt', attempt, 'at', :now, 'message', :error))
 WHERE id = :id AND state = 'running' AND lease_owner = :owner AND attempt = :attempt
-RETURNING id
+RETURNING id, queue
 
 -- name: job_mark_cancelled
 UPDATE ingestq_jobs
 SET state = 'cancelled', finished_at = :now, lease_owner = NULL, lease_expires_at = NULL,
     last_error = coalesce(:error, last_error)
 WHERE id = :id AND state = 'running' AND lease_owner = :owner AND attempt = :attempt
-RETURNING id
+RETURNING id, queue
 
 -- name: job_release
 -- Graceful shutdown: the attempt was not really made, so it is given back.
@@ -174,13 +178,14 @@ SET state = CASE WHEN cancel_requested THEN 'cancelled'
         CASE WHEN json_array_length(errors) >= :limit THEN json_remove(errors, '$[0]') ELSE errors END,
         '$[#]', json_object('attempt', attempt, 'at', :now, 'message', :error)) END
 WHERE state = 'running' AND lease_expires_at < :now
-RETURNING id, state
+RETURNING id, state, queue
 
 -- ===== jobs: what a person does ======================================================================
 
 -- name: job_cancel_queued
 UPDATE ingestq_jobs SET state = 'cancelled', finished_at = :now
 WHERE id = :id AND state = 'queued'
+RETURNING queue
 
 -- name: job_cancel_running
 UPDATE ingestq_jobs SET cancel_requested = 1
@@ -192,6 +197,7 @@ UPDATE ingestq_jobs
 SET state = 'queued', run_at = :now, finished_at = NULL, cancel_requested = 0, lease_owner = NULL,
     lease_expires_at = NULL, max_attempts = max(max_attempts, attempt + 1)
 WHERE id = :id AND state IN ('failed', 'cancelled')
+RETURNING queue
 
 -- name: job_position
 -- 1-based place in claim order among the due queued jobs of the job's queue.
@@ -205,6 +211,7 @@ DELETE FROM ingestq_jobs
 WHERE state IN (SELECT value FROM json_each(:states))
   AND (:queue IS NULL OR queue = :queue)
   AND (:finished_before IS NULL OR finished_at < :finished_before)
+RETURNING queue, state
 
 -- name: job_prune
 DELETE FROM ingestq_jobs
@@ -214,13 +221,18 @@ WHERE id IN (
     WHERE state = :state AND state IN ('succeeded', 'failed', 'cancelled') AND finished_at < :before
     LIMIT :limit
 )
+RETURNING queue, state
 
 -- ===== stats =========================================================================================
 
--- name: stats_unfinished
-SELECT queue, state, count(*) FROM ingestq_jobs INDEXED BY ingestq_jobs_unfinished
-WHERE state IN ('queued', 'running')
-GROUP BY queue, state
+-- name: stats_queued
+SELECT queue, count(*) FROM ingestq_jobs INDEXED BY ingestq_jobs_claim_queue
+WHERE state = 'queued'
+GROUP BY queue
+
+-- name: finished_counts_add
+INSERT INTO ingestq_finished_counts (queue, state, n) VALUES (?, ?, ?)
+ON CONFLICT (queue, state) DO UPDATE SET n = n + excluded.n
 
 -- name: stats_finished
 SELECT queue, state, n FROM ingestq_finished_counts WHERE n > 0
