@@ -42,6 +42,9 @@ class _Unit:
     path: tuple[str, ...]
 
 
+_Section = list[tuple[Block, tuple[str, ...]]]
+
+
 def _split_keep(text: str, pattern: re.Pattern[str]) -> list[str]:
     return [p for p in pattern.split(text) if p]
 
@@ -72,22 +75,33 @@ class TokenChunker:
         self.section_level = section_level
         self.title_in_path = title_in_path
         self._special = tokenizer.special_tokens
+        self._prefixes: dict[tuple[str, ...], tuple[str, int]] = {}
 
     # --- counting ----------------------------------------------------------------------------------
 
     def _count(self, texts: Sequence[str]) -> list[int]:
         return [n - self._special for n in self.tokenizer.count_tokens_batch(texts)]
 
-    def _prefix(self, path: tuple[str, ...]) -> str:
-        """The heading path prefix, shortened from the left if it would eat over a quarter of the window."""
-        if not self.heading_prefix:
-            return ""
+    def _prefix(self, path: tuple[str, ...]) -> tuple[str, int]:
+        """The heading path prefix and its tokens, shortened from the left if it would eat over a quarter
+        of the window. Cached: a document's sections share most of their paths."""
+        if not self.heading_prefix or not path:
+            return "", 0
+        cached = self._prefixes.get(path)
+        if cached is not None:
+            return cached
+        found = "", 0
         limit = self.max_tokens // 4
         for start in range(len(path)):
             candidate = PATH_SEPARATOR.join(path[start:])
-            if candidate.strip() and self._count([candidate])[0] + 1 <= limit:
-                return candidate + "\n\n"
-        return ""
+            tokens = self._count([candidate + "\n\n"])[0]
+            if candidate.strip() and tokens + 1 <= limit:
+                found = candidate + "\n\n", tokens
+                break
+        if len(self._prefixes) > 10_000:
+            self._prefixes.clear()
+        self._prefixes[path] = found
+        return found
 
     # --- splitting ---------------------------------------------------------------------------------
 
@@ -127,35 +141,38 @@ class TokenChunker:
             yield piece, "", count
             start, first = ends[last], last + 1
 
-    def _units(self, blocks: Sequence[tuple[Block, tuple[str, ...]]], budget: int) -> list[_Unit]:
-        """A section's blocks as the smallest pieces the chunker prefers to keep whole."""
-        raw: list[tuple[str, str, Block, tuple[str, ...]]] = []
-        for block, path in blocks:
-            lines = block.text.split("\n") if block.kind in _LINE_KINDS else [block.text]
-            first = True
-            for line in lines:
-                if line.strip():
-                    raw.append((line, "\n\n" if first else "\n", block, path))
-                    first = False
-        counts = self._count([r[0] for r in raw])
-        units: list[_Unit] = []
-        for (text, sep, block, path), count in zip(raw, counts, strict=True):
+    def _units(self, sections: Sequence[_Section], budgets: Sequence[int]) -> list[list[_Unit]]:
+        """Each section's blocks as the smallest pieces the chunker prefers to keep whole (one
+        tokenizer call for the whole document)."""
+        raw: list[tuple[int, str, str, Block, tuple[str, ...]]] = []
+        for index, section in enumerate(sections):
+            for block, path in section:
+                lines = block.text.split("\n") if block.kind in _LINE_KINDS else [block.text]
+                first = True
+                for line in lines:
+                    if line.strip():
+                        raw.append((index, line, "\n\n" if first else "\n", block, path))
+                        first = False
+        counts = self._count([r[1] for r in raw])
+        units: list[list[_Unit]] = [[] for _ in sections]
+        for (index, text, sep, block, path), count in zip(raw, counts, strict=True):
+            budget = budgets[index]
             if count <= budget:
-                units.append(_Unit(text, sep, count, block.page, path))
+                units[index].append(_Unit(text, sep, count, block.page, path))
                 continue
             level = 1 if block.kind in _LINE_KINDS else 0
             for i, (piece, piece_sep, piece_count) in enumerate(self._pieces(text, budget, level)):
-                units.append(_Unit(piece, sep if i == 0 else piece_sep, piece_count, block.page, path))
+                units[index].append(_Unit(piece, sep if i == 0 else piece_sep, piece_count, block.page, path))
         return units
 
     # --- packing -----------------------------------------------------------------------------------
 
-    def _sections(self, document: ParsedDocument) -> Iterator[list[tuple[Block, tuple[str, ...]]]]:
+    def _sections(self, document: ParsedDocument) -> Iterator[_Section]:
         # The document title roots every path ("Windows > Package managers > Chocolatey"): most
         # formats keep it outside the body (front matter, <title>, document properties).
         title = " ".join(document.title.split()) if self.title_in_path else ""
         stack: list[tuple[int, str]] = [(0, title)] if title else []
-        section: list[tuple[Block, tuple[str, ...]]] = []
+        section: _Section = []
         for block in document.blocks:
             if not block.text.strip():
                 continue
@@ -223,13 +240,16 @@ class TokenChunker:
         path = self._common_path(units[carried:])
         body = self._join(units)
         overlap = len(self._join(units[:carried])) if carried else 0
-        return self._prefix(path) + body, body, overlap, path
+        return self._prefix(path)[0] + body, body, overlap, path
 
-    def _fit(self, units: list[_Unit], carried: int) -> Iterator[tuple[list[_Unit], int]]:
-        """Yield (units, carried) groups whose assembled text is within the window, exactly counted."""
-        text = self._assemble(units, carried)[0]
-        if self.tokenizer.count_tokens(text) <= self.max_tokens:
-            yield units, carried
+    def _fit(
+        self, units: list[_Unit], carried: int, count: int | None = None
+    ) -> Iterator[tuple[list[_Unit], int, int]]:
+        """Yield (units, carried, exact tokens) groups whose assembled text fits the window."""
+        if count is None:
+            count = self.tokenizer.count_tokens(self._assemble(units, carried)[0])
+        if count <= self.max_tokens:
+            yield units, carried, count
             return
         if carried:  # drop the overlap before splitting real content
             yield from self._fit(units[carried:], 0)
@@ -242,38 +262,44 @@ class TokenChunker:
         unit = units[0]
         if unit.tokens <= 1:
             raise RuntimeError(f"a single token does not fit the window of {self.max_tokens}")
-        prefix_tokens = self._count([self._prefix(unit.path)])[0] if self.heading_prefix else 0
-        budget = max(1, min(unit.tokens - 1, self.max_tokens - self._special - prefix_tokens))
-        for i, (piece, _, count) in enumerate(self._token_cut(unit.text, budget)):
-            sub = _Unit(piece, unit.sep if i == 0 else "", count, unit.page, unit.path)
+        budget = max(1, min(unit.tokens - 1, self.max_tokens - self._special - self._prefix(unit.path)[1]))
+        for i, (piece, _, piece_count) in enumerate(self._token_cut(unit.text, budget)):
+            sub = _Unit(piece, unit.sep if i == 0 else "", piece_count, unit.page, unit.path)
             yield from self._fit([sub], 0)
 
     def chunk(self, document: ParsedDocument, document_id: str) -> list[Chunk]:
+        target = self.chunk_tokens - self._special
+        sections = list(self._sections(document))
+        budgets = [max(8, target - self._prefix(section[0][1])[1]) for section in sections]
+        groups = [
+            group
+            for units, budget in zip(self._units(sections, budgets), budgets, strict=True)
+            for group in self._pack(units, budget)
+        ]
+        # Per-piece counts only estimate the joined text's count: count every chunk exactly, in one
+        # call, and split the (rare) chunk that came out over the window.
+        counts = self.tokenizer.count_tokens_batch([self._assemble(u, c)[0] for u, c in groups])
         chunks: list[Chunk] = []
         seen: dict[str, int] = {}
-        target = self.chunk_tokens - self._special
-        for section in self._sections(document):
-            prefix_tokens = self._count([self._prefix(section[0][1])])[0] if self.heading_prefix else 0
-            budget = max(8, target - prefix_tokens)
-            for packed, carried in self._pack(self._units(section, budget), budget):
-                for units, overlap_units in self._fit(packed, carried):
-                    text, body, overlap, path = self._assemble(units, overlap_units)
-                    digest = text_hash(text)
-                    occurrence = seen.get(digest, 0)
-                    seen[digest] = occurrence + 1
-                    pages = [u.page for u in units if u.page is not None]
-                    chunks.append(
-                        Chunk(
-                            id=chunk_id(document_id, text, occurrence),
-                            ordinal=len(chunks),
-                            text=text,
-                            body=body,
-                            overlap=overlap,
-                            heading_path=path,
-                            token_count=self.tokenizer.count_tokens(text),
-                            text_hash=digest,
-                            page=pages[0] if pages else None,
-                            page_end=pages[-1] if pages else None,
-                        )
+        for (packed, carried), count in zip(groups, counts, strict=True):
+            for units, overlap_units, tokens in self._fit(packed, carried, count):
+                text, body, overlap, path = self._assemble(units, overlap_units)
+                digest = text_hash(text)
+                occurrence = seen.get(digest, 0)
+                seen[digest] = occurrence + 1
+                pages = [u.page for u in units if u.page is not None]
+                chunks.append(
+                    Chunk(
+                        id=chunk_id(document_id, text, occurrence),
+                        ordinal=len(chunks),
+                        text=text,
+                        body=body,
+                        overlap=overlap,
+                        heading_path=path,
+                        token_count=tokens,
+                        text_hash=digest,
+                        page=pages[0] if pages else None,
+                        page_end=pages[-1] if pages else None,
                     )
+                )
         return chunks

@@ -64,7 +64,9 @@ class HuggingFaceTokenizer:
     def count_tokens_batch(self, texts: Sequence[str]) -> list[int]:
         if not texts:
             return []
-        return [len(e.ids) for e in self._tok.encode_batch(list(texts))]
+        # encode_batch_fast skips the character offsets counting does not need (tokenizers >= 0.21)
+        encode = getattr(self._tok, "encode_batch_fast", self._tok.encode_batch)
+        return [len(e.ids) for e in encode(list(texts))]
 
     def token_ends(self, text: str) -> list[int]:
         encoding = self._tok.encode(text, add_special_tokens=False)
