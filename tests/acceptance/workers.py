@@ -98,5 +98,19 @@ def wait_for_line(
     raise AssertionError(f"{line} not in {path} after {timeout}s: {marker_lines(path)[-5:]}")
 
 
+def wait_for_text(
+    path: Path, text: str, timeout: float = 60, procs: Sequence[subprocess.Popen[bytes]] = ()
+) -> None:
+    """Wait until a worker's log mentions `text`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and text in path.read_text():
+            return
+        if procs and all(p.poll() is not None for p in procs):
+            raise AssertionError(f"workers exited before {text!r} appeared in {path.name}")
+        time.sleep(0.02)
+    raise AssertionError(f"{text!r} not in {path} after {timeout}s")
+
+
 def count_events(path: Path) -> Counter[tuple[str, int]]:
     return Counter((event, job_id) for event, job_id, _ in marker_lines(path))

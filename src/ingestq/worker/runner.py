@@ -25,7 +25,7 @@ from typing import Any
 from ingestq.builtin import builtin_registry
 from ingestq.clock import SYSTEM_CLOCK, Clock
 from ingestq.core.handlers import JobContext, Registry
-from ingestq.core.job import ClaimRequest, HeartbeatReply, Job, Outcome, OutcomeKind
+from ingestq.core.job import ClaimRequest, HeartbeatReply, Job, JobFilter, JobState, Outcome, OutcomeKind
 from ingestq.core.retry import RetryPolicy
 from ingestq.settings import Settings
 from ingestq.store.base import Store
@@ -38,6 +38,8 @@ from ingestq.worker.periodic import Periodic, PeriodicScheduler
 from ingestq.worker.probes import NO_PROBES, Probes
 
 log = logging.getLogger("ingestq.worker")
+
+ORPHAN_PAGE = 500
 
 
 def make_worker_id() -> str:
@@ -76,6 +78,7 @@ class Worker:
         # True when a claim may find jobs: set by wake-ups from the store, a full claim, a requeue.
         self._maybe_more = True
         self._completer: Completer | None = None
+        self._claim_failed = False
         self._heartbeat: Heartbeat | None = None
         self._progress = ProgressThrottle(
             store, clock, self.worker_id, self._held, self.config.progress_interval, self._on_lost
@@ -121,7 +124,10 @@ class Worker:
             on_lost=self._on_lost,
             probes=self.probes,
         )
-        await heartbeat.beat()
+        try:
+            await heartbeat.beat()
+        except Exception as exc:  # keep going: the loops below retry until the database is back
+            log.warning("could not register worker %s (will retry): %s", self.worker_id, exc)
         completer_task = asyncio.create_task(completer.run(), name="ingestq-completer")
         stop_background = asyncio.Event()
         background = [asyncio.create_task(heartbeat.run(stop_background), name="ingestq-heartbeat")]
@@ -196,13 +202,42 @@ class Worker:
             )
         except Exception as exc:
             log.warning("claiming jobs failed (retrying in %.1fs): %s", self.config.poll_interval, exc)
+            self._claim_failed = True
             await self._pause(self.config.poll_interval)
             return None
+        if self._claim_failed:
+            self._claim_failed = not await self._release_orphans()
         if jobs:
             for job in jobs:
                 self._start(job)
             self.probes.hit("claimed", [job.id for job in jobs])
         return len(jobs)
+
+    async def _release_orphans(self) -> bool:
+        """After a failed claim: find jobs the store gave us although the reply never arrived (the
+        connection broke after the commit) and give them back at once, instead of leaving them running
+        until their lease expires. Returns False if the store could not be asked (try again later)."""
+        orphans: list[Job] = []
+        before: int | None = None
+        try:
+            while True:
+                page = await self.store.job_list(
+                    JobFilter(states=(JobState.RUNNING,), before_id=before, limit=ORPHAN_PAGE)
+                )
+                orphans += [j for j in page if j.lease_owner == self.worker_id and j.id not in self._held]
+                if len(page) < ORPHAN_PAGE:
+                    break
+                before = page[-1].id
+        except Exception as exc:
+            log.warning("could not look for orphaned claims: %s", exc)
+            return False
+        if orphans and self._completer is not None:
+            log.warning("releasing %d jobs claimed while the connection failed", len(orphans))
+            for job in orphans:
+                run = Running(job, JobContext(job))  # held until the release is written
+                self._held[job.id] = run
+                self._completer.add(Outcome(job.id, self.worker_id, job.attempt, OutcomeKind.RELEASED))
+        return True
 
     async def _pause(self, seconds: float) -> None:
         self._wake.clear()
@@ -320,9 +355,12 @@ class Worker:
         )
         if drain:
             # One pass up front so `--once` also picks up jobs stranded by a dead worker.
-            await rescuer.run_once()
-            if scheduler is not None:
-                await scheduler.tick()
+            try:
+                await rescuer.run_once()
+                if scheduler is not None:
+                    await scheduler.tick()
+            except Exception as exc:
+                log.warning("maintenance pass failed: %s", exc)
             return []
         cleaner = Cleaner(self.store, self.clock, cfg.retention, probes=self.probes)
         tasks = [
