@@ -86,5 +86,5 @@ class ParseOptions:
     max_unpacked_bytes: int = 256 * 1024 * 1024
     """A DOCX whose ZIP members add up to more is refused before it is unpacked (zip bombs)."""
     ocr_dpi: int = 150
-    max_ocr_pixels: int = 40_000_000
+    max_ocr_pixels: int = 12_000_000
     """Pages that would render larger than this are scaled down before OCR."""

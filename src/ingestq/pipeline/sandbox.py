@@ -124,7 +124,7 @@ def _child_main(conn: Connection, memory_limit: int) -> None:
         doc, options = request
         reply, exit_after = _parse_in_child(doc, options, memory_limit)
         try:
-            conn.send(reply)
+            conn.send((*reply, exit_after))  # the parent replaces a child that says it is exiting
         except MemoryError:
             return  # the parent sees EOF: reported as a crash
         if exit_after:
@@ -134,12 +134,13 @@ def _child_main(conn: Connection, memory_limit: int) -> None:
 def _parse_in_child(
     doc: SourceDocument, options: ParseOptions, memory_limit: int
 ) -> tuple[tuple[str, object, str], bool]:
+    from ingestq.pipeline.parse import ocr
     from ingestq.pipeline.parse.base import parse_document
 
     try:
-        return ("ok", parse_document(doc, options), ""), False
+        return ("ok", parse_document(doc, options), ""), ocr.needs_fresh_process()
     except ParseError as exc:
-        return ("error", type(exc).__name__, _one_line(str(exc))), False
+        return ("error", type(exc).__name__, _one_line(str(exc))), ocr.needs_fresh_process()
     except MemoryError:
         # The heap may be fragmented or half-freed: answer, then let the parent start a fresh child.
         return (
@@ -150,7 +151,8 @@ def _parse_in_child(
     except RecursionError:
         return ("error", "CorruptDocument", "document structure is nested too deeply to parse"), False
     except Exception as exc:  # a parser library's own bug on this input: deterministic, so permanent
-        detail = _one_line(str(exc)) or "no detail"
+        lines = [line for line in str(exc).splitlines() if line.strip()]
+        detail = _one_line(lines[-1] if lines else "") or "no detail"  # the last line of a chained trace
         return ("error", "CorruptDocument", f"parser error: {type(exc).__name__}: {detail}"), False
 
 
@@ -368,15 +370,15 @@ class ParserPool:
             child.kill()
             reason = f"parser timed out after {self.limits.time_limit:g} s"
             return None, ParseResult(None, reason, ParserCrashed.__name__, timed_out=True, seconds=elapsed)
-        status, payload, reason = reply
-        if status == "ok":
-            assert isinstance(payload, ParsedDocument)
-            return child, ParseResult(payload, seconds=elapsed)
-        if status == "crash":
+        status, payload, reason, exiting = reply
+        if exiting:
             child.wait(5)  # it exits by itself after answering
             child.kill()
-            return None, ParseResult(None, reason, str(payload), crashed=True, seconds=elapsed)
-        return child, ParseResult(None, reason, str(payload), seconds=elapsed)
+        kept = None if exiting else child
+        if status == "ok":
+            assert isinstance(payload, ParsedDocument)
+            return kept, ParseResult(payload, seconds=elapsed)
+        return kept, ParseResult(None, reason, str(payload), crashed=status == "crash", seconds=elapsed)
 
     def _retire(self, child: _Child) -> None:
         if child.alive():

@@ -18,7 +18,7 @@ import docx
 from docx.document import Document
 from docx.opc.exceptions import PackageNotFoundError
 from docx.oxml.ns import qn
-from docx.table import Table
+from docx.oxml.xmlchemy import BaseOxmlElement
 from docx.text.paragraph import Paragraph
 
 from ingestq.pipeline.errors import CorruptDocument, DocumentTooLarge, UnsupportedDocument
@@ -62,34 +62,73 @@ def _check_archive(data: bytes, limit: int) -> None:
         raise CorruptDocument("corrupt DOCX: ZIP members are encrypted")
 
 
+_P, _TBL, _TR, _TC = qn("w:p"), qn("w:tbl"), qn("w:tr"), qn("w:tc")
+_SDT, _SDT_CONTENT, _CUSTOM_XML = qn("w:sdt"), qn("w:sdtContent"), qn("w:customXml")
+_T, _TAB, _BR, _CR = qn("w:t"), qn("w:tab"), qn("w:br"), qn("w:cr")
+_MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
+
+
 def _blocks(document: Document) -> Iterator[Block]:
     list_lines: list[str] = []
-    for item in document.iter_inner_content():
-        if isinstance(item, Paragraph):
-            depth = _list_depth(item)
+    for element in _body_elements(document.element.body):
+        if element.tag == _P:
+            paragraph = Paragraph(element, document)
+            text = _text(_paragraph_text(element))
+            depth = _list_depth(paragraph)
             if depth is not None:
-                text = _text(item.text)
                 if text:
                     list_lines.append("  " * depth + "- " + text)
                 continue
         if list_lines:
             yield Block(BlockKind.LIST, "\n".join(list_lines))
             list_lines = []
-        if isinstance(item, Table):
-            rows = _table_rows(item)
+        if element.tag == _TBL:
+            rows = _table_rows(element)
             if rows:
                 yield Block(BlockKind.TABLE, "\n".join(rows))
             continue
-        text = _text(item.text)
         if not text:
             continue
-        level = _heading_level(item)
+        level = _heading_level(paragraph)
         if level:
             yield Block(BlockKind.HEADING, text.replace("\n", " "), level=level)
         else:
             yield Block(BlockKind.PARAGRAPH, text)
     if list_lines:
         yield Block(BlockKind.LIST, "\n".join(list_lines))
+
+
+def _body_elements(parent: BaseOxmlElement) -> Iterator[BaseOxmlElement]:
+    """Paragraphs and tables in order, looking inside content controls (w:sdt) and custom XML,
+    which python-docx's own iteration skips (whole documents are sometimes wrapped in them)."""
+    for child in parent.iterchildren():
+        if child.tag in (_P, _TBL):
+            yield child
+        elif child.tag == _SDT:
+            content = child.find(_SDT_CONTENT)
+            if content is not None:
+                yield from _body_elements(content)
+        elif child.tag == _CUSTOM_XML:
+            yield from _body_elements(child)
+
+
+def _paragraph_text(element: BaseOxmlElement) -> str:
+    """All run text under the paragraph: runs, hyperlinks, simple fields, text boxes, tabs and breaks
+    (skipping the fallback copy that Word stores for each drawing-based text box)."""
+    parts: list[str] = []
+    stack = [element]
+    while stack:
+        node = stack.pop()
+        tag = node.tag
+        if tag == _T:
+            parts.append(node.text or "")
+        elif tag == _TAB:
+            parts.append("\t")
+        elif tag in (_BR, _CR):
+            parts.append("\n")
+        elif tag != _MC_FALLBACK:
+            stack.extend(reversed(list(node.iterchildren())))
+    return "".join(parts)
 
 
 def _style_name(paragraph: Paragraph) -> str:
@@ -132,17 +171,13 @@ def _list_depth(paragraph: Paragraph) -> int | None:
     return None
 
 
-def _table_rows(table: Table) -> list[str]:
+def _table_rows(table: BaseOxmlElement) -> list[str]:
     rows: list[str] = []
-    for row in table.rows:
-        cells: list[str] = []
-        seen: set[int] = set()
-        for cell in row.cells:
-            # Merged cells repeat the same underlying element; show their text once.
-            if id(cell._tc) in seen:
-                continue
-            seen.add(id(cell._tc))
-            cells.append(_text(cell.text).replace("\n", " "))
+    for row in table.iterchildren(_TR):
+        cells = []
+        for cell in row.iterchildren(_TC):
+            texts = (_text(_paragraph_text(p)) for p in cell.iter(_P))
+            cells.append(" ".join(t for t in texts if t).replace("\n", " "))
         if any(cells):
             rows.append(" | ".join(cells))
     return rows

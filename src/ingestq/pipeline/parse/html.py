@@ -19,16 +19,9 @@ _WS = re.compile(r"[ \t\r\f\v]+")
 
 class HtmlParser:
     def parse(self, doc: SourceDocument, options: ParseOptions) -> ParsedDocument:
-        xml = trafilatura.extract(
-            doc.data,
-            output_format="xml",
-            include_formatting=True,
-            include_tables=True,
-            include_comments=False,
-            include_images=False,
-            with_metadata=True,
-            deduplicate=False,
-        )
+        xml = _extract(doc.data, favor_recall=False)
+        if not xml:  # short or unusual pages: trade some precision for finding any main text at all
+            xml = _extract(doc.data, favor_recall=True)
         if not xml:
             return ParsedDocument(
                 MediaType.HTML, _fallback_title(doc), (), warnings=("no main content found in the page",)
@@ -43,13 +36,28 @@ class HtmlParser:
         return ParsedDocument(MediaType.HTML, title, tuple(blocks), warnings=warnings)
 
 
+def _extract(data: bytes, *, favor_recall: bool) -> str | None:
+    result: str | None = trafilatura.extract(
+        data,
+        output_format="xml",
+        include_formatting=True,
+        include_tables=True,
+        include_comments=False,
+        include_images=False,
+        with_metadata=True,
+        deduplicate=False,
+        favor_recall=favor_recall,
+    )
+    return result
+
+
 def _convert(el: etree._Element, out: list[Block]) -> None:
-    tag = el.tag
-    if tag in ("div", "main", "section"):
+    builder = _BUILDERS.get(el.tag)
+    if builder is None:  # a container (div, main, a stray row...): its children carry the content
         for child in el:
             _convert(child, out)
         return
-    block = _BUILDERS[tag](el) if tag in _BUILDERS else None
+    block = builder(el)
     if block is not None:
         out.append(block)
 

@@ -21,6 +21,7 @@ _FRONT_MATTER = re.compile(
     r"\A(?:---[ \t]*\n(.*?)\n---|\+\+\+[ \t]*\n(.*?)\n\+\+\+)[ \t]*(?:\n|\Z)", re.DOTALL
 )
 _FM_TITLE = re.compile(r"""^title\s*[:=]\s*(?P<q>["']?)(?P<t>.*?)(?P=q)\s*$""", re.MULTILINE)
+_FM_DESCRIPTION = re.compile(r"""^description\s*[:=]\s*(?P<q>["']?)(?P<t>.*?)(?P=q)\s*$""", re.MULTILINE)
 _FENCE = re.compile(r"^\s{0,3}(```+|~~~+)")
 _CODE_OPEN = re.compile(r"^\s*\{\{<\s*(highlight|code-toggle)\b([^>]*)>\}\}\s*$")
 _CODE_CLOSE = re.compile(r"^\s*\{\{<\s*/(highlight|code-toggle)\s*>\}\}\s*$")
@@ -36,18 +37,32 @@ class MarkdownParser:
 
     def parse(self, doc: SourceDocument, options: ParseOptions) -> ParsedDocument:
         text = decode_text(doc.data).replace("\r\n", "\n").replace("\r", "\n")
-        title = ""
+        title = description = ""
         match = _FRONT_MATTER.match(text)
         if match:
             front = match.group(1) or match.group(2) or ""
-            title_match = _FM_TITLE.search(front)
-            title = title_match.group("t").strip() if title_match else ""
+            title = _front_value(_FM_TITLE, front)
+            description = _front_value(_FM_DESCRIPTION, front)
             text = text[match.end() :]
         tokens = self._md.parse(_shortcode_fences(text))
         blocks = _Walker(tokens).blocks()
+        # Site generators render the front matter's title as the page's h1 and often show its
+        # description as a lead paragraph; a section page may have nothing else.
+        lead: list[Block] = []
+        if title and not (blocks and blocks[0].kind is BlockKind.HEADING and blocks[0].level == 1):
+            lead.append(Block(BlockKind.HEADING, title, level=1))
+        if description:
+            lead.append(Block(BlockKind.PARAGRAPH, description))
         if not title:
             title = next((b.text for b in blocks if b.kind is BlockKind.HEADING), "") or _stem(doc.name)
-        return ParsedDocument(MediaType.MARKDOWN, title, tuple(blocks))
+        if not blocks and not description:
+            lead = []  # a title alone is not content
+        return ParsedDocument(MediaType.MARKDOWN, title, (*lead, *blocks))
+
+
+def _front_value(pattern: re.Pattern[str], front: str) -> str:
+    match = pattern.search(front)
+    return _clean_inline(match.group("t").replace('\\"', '"')) if match else ""
 
 
 def _shortcode_fences(text: str) -> str:

@@ -24,9 +24,31 @@ def _engine() -> Any:
     return RapidOCR()
 
 
+_state = {"failed": False}
+
+
+def needs_fresh_process() -> bool:
+    """True once an OCR call failed: ONNX Runtime's memory arena may be left bloated or broken, so
+    the sandbox retires this process after the current document."""
+    return _state["failed"]
+
+
+def describe_failure(exc: BaseException) -> str:
+    # ONNX Runtime embeds a Python traceback in its message; its last line is the actual error.
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    detail = lines[-1] if lines else ""
+    if isinstance(exc, MemoryError) or "alloc" in detail.lower():
+        detail = "out of memory"
+    return f"{type(exc).__name__}: {detail[:160]}" if detail else type(exc).__name__
+
+
 def recognise(image: Any) -> str:
     """Text lines of an RGB/BGR image array (numpy), top to bottom; "" when nothing is found."""
-    result, _elapsed = _engine()(image)
+    try:
+        result, _elapsed = _engine()(image)
+    except BaseException:
+        _state["failed"] = True
+        raise
     if not result:
         return ""
     # Each entry is [box, text, score]; sort by the box's top edge, then left edge.

@@ -16,6 +16,7 @@ import statistics
 from dataclasses import dataclass
 
 import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_c
 
 from ingestq.pipeline.errors import CorruptDocument, DocumentTooLarge, EncryptedDocument
 from ingestq.pipeline.model import Block, BlockKind, MediaType, ParsedDocument, ParseOptions, SourceDocument
@@ -51,7 +52,11 @@ class PdfParser:
                     failed.append(f"page {number}: {exc}")
                     continue
                 if not text.strip():
-                    text = "\n\n".join(self._ocr_page(pdf, index, options).split("\n"))
+                    try:
+                        text = "\n\n".join(self._ocr_page(pdf, index, options).split("\n"))
+                    except Exception as exc:  # OCR failing on one page must not sink the document
+                        failed.append(f"page {number}: OCR failed ({ocr.describe_failure(exc)})")
+                        text = ""
                     (ocr_pages if text.strip() else no_text).append(number)
                 blocks.extend(
                     Block(BlockKind.PARAGRAPH, para.strip(), page=number)
@@ -69,6 +74,8 @@ class PdfParser:
             return ""
         page = pdf[index]
         try:
+            if not _has_images(page):
+                return ""  # a blank page: rendering and OCR would find nothing, slowly
             width, height = page.get_size()
             scale = options.ocr_dpi / 72
             pixels = width * scale * height * scale
@@ -78,6 +85,11 @@ class PdfParser:
             return ocr.recognise(bitmap.to_numpy())
         finally:
             page.close()
+
+
+def _has_images(page: pdfium.PdfPage) -> bool:
+    image = pdfium_c.FPDF_PAGEOBJ_IMAGE
+    return any(obj.type == image for obj in page.get_objects(max_depth=4))
 
 
 def _open(data: bytes) -> pdfium.PdfDocument:
