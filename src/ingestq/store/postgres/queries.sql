@@ -148,9 +148,7 @@ RETURNING j.id, j.queue, j.kind, j.payload, j.priority, j.state, j.run_at, j.att
 -- Apply a batch of outcomes in one statement (arrays again). The WHERE clause is the fence: an outcome
 -- applies only to a running row with the same owner and attempt, so a worker whose lease expired and
 -- whose job was claimed again cannot overwrite it. RELEASED gives the attempt back; FAILED and RETRY
--- append to the error history, keeping the newest ERROR_HISTORY_LIMIT entries. A finished job keeps
--- its lease_owner (who ran it); a re-queued one drops it. The state is returned so that the caller
--- knows whether to notify listeners of re-queued work.
+-- append to the error history, keeping the newest ERROR_HISTORY_LIMIT entries.
 WITH o AS (
     SELECT * FROM unnest(%(id)s::bigint[], %(lease_owner)s::text[], %(attempt)s::integer[],
                          %(kind)s::text[], %(result)s::text[], %(error)s::text[], %(run_at)s::timestamptz[])
@@ -162,7 +160,7 @@ SET state = (CASE o.kind WHEN 'retry' THEN 'queued' WHEN 'released' THEN 'queued
     attempt = CASE WHEN o.kind = 'released' THEN j.attempt - 1 ELSE j.attempt END,
     run_at = CASE o.kind WHEN 'retry' THEN coalesce(o.run_at, %(now)s) WHEN 'released' THEN %(now)s
                          ELSE j.run_at END,
-    lease_owner = CASE WHEN o.kind IN ('retry', 'released') THEN NULL ELSE j.lease_owner END,
+    lease_owner = NULL,
     lease_expires_at = NULL,
     started_at = CASE WHEN o.kind = 'released' THEN NULL ELSE j.started_at END,
     result = CASE WHEN o.kind = 'succeeded' THEN o.result::jsonb ELSE j.result END,
@@ -214,26 +212,30 @@ RETURNING id, queue, kind, payload, priority, state, run_at, attempt, max_attemp
 
 -- name: job_rescue_stale
 -- Expired leases (ingestq_jobs_running index): back to queued due now with the attempt counted, or
--- failed (keeping the owner that last ran it) when none is left. SKIP LOCKED: a row locked right now is
--- being finished by its worker, and that outcome should win.
+-- failed when none is left. A job whose cancel was requested is cancelled rather than run again. SKIP
+-- LOCKED: a row locked right now is being finished by its worker, and that outcome should win.
 WITH stale AS (
     SELECT id FROM ingestq_jobs
     WHERE state = 'running' AND lease_expires_at < %(now)s
     FOR UPDATE SKIP LOCKED
 )
 UPDATE ingestq_jobs j
-SET state = (CASE WHEN j.attempt >= j.max_attempts THEN 'failed' ELSE 'queued' END)::ingestq_job_state,
-    run_at = CASE WHEN j.attempt >= j.max_attempts THEN j.run_at ELSE %(now)s END,
-    finished_at = CASE WHEN j.attempt >= j.max_attempts THEN %(now)s END,
-    lease_owner = CASE WHEN j.attempt >= j.max_attempts THEN j.lease_owner END,
+SET state = (CASE WHEN j.cancel_requested THEN 'cancelled'
+                  WHEN j.attempt >= j.max_attempts THEN 'failed'
+                  ELSE 'queued' END)::ingestq_job_state,
+    run_at = CASE WHEN j.cancel_requested OR j.attempt >= j.max_attempts THEN j.run_at ELSE %(now)s END,
+    finished_at = CASE WHEN j.cancel_requested OR j.attempt >= j.max_attempts THEN %(now)s END,
+    lease_owner = NULL,
     lease_expires_at = NULL,
-    last_error = %(message)s,
-    errors = (SELECT coalesce(jsonb_agg(e.value ORDER BY e.n), '[]'::jsonb)
-              FROM jsonb_array_elements(
-                  j.errors || jsonb_build_array(jsonb_build_object(
-                      'attempt', j.attempt, 'at', %(now)s::timestamptz, 'message', %(message)s::text)))
-                  WITH ORDINALITY AS e(value, n)
-              WHERE e.n > jsonb_array_length(j.errors) + 1 - %(history)s)
+    last_error = CASE WHEN j.cancel_requested THEN j.last_error ELSE %(message)s END,
+    errors = CASE WHEN j.cancel_requested THEN j.errors ELSE
+                 (SELECT coalesce(jsonb_agg(e.value ORDER BY e.n), '[]'::jsonb)
+                  FROM jsonb_array_elements(
+                      j.errors || jsonb_build_array(jsonb_build_object(
+                          'attempt', j.attempt, 'at', %(now)s::timestamptz, 'message', %(message)s::text)))
+                      WITH ORDINALITY AS e(value, n)
+                  WHERE e.n > jsonb_array_length(j.errors) + 1 - %(history)s)
+             END
 FROM stale
 WHERE j.id = stale.id
 RETURNING j.id, j.state
