@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 from ingestq.builtin import PROBE_KIND
 from ingestq.clock import ManualClock
@@ -151,3 +152,54 @@ async def test_concurrency_bounds_what_is_claimed(store: Store) -> None:
             done |= await finished.next()
     states = {(await state_of(store, j.id)).state for j in jobs}
     assert states == {JobState.SUCCEEDED}
+
+
+async def test_outcomes_are_written_in_batches(store: Store) -> None:
+    clock = ManualClock()
+    await insert(store, clock, [NewJob(kind=PROBE_KIND) for _ in range(400)])
+    probes = Probes()
+    batches = probes.arm("completed")
+    worker = Worker(store, None, WorkerConfig(concurrency=50), clock, probes)
+    await asyncio.wait_for(worker.run(drain=True), 30)
+    assert worker.counts == {OutcomeKind.SUCCEEDED: 400}
+    assert sum(len(b) for b in batches.values) == 400
+    assert batches.hits <= 400 / 5  # no-op jobs finish together: far fewer writes than jobs
+
+
+class FlakyStore:
+    """The real store, except that the first `failures` calls of one method raise (a database blip)."""
+
+    def __init__(self, store: Store, method: str, failures: int) -> None:
+        self._store, self._method, self.failures = store, method, failures
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._store, name)
+        if name != self._method:
+            return attr
+
+        async def flaky(*args: Any, **kwargs: Any) -> Any:
+            if self.failures > 0:
+                self.failures -= 1
+                raise ConnectionError("database blip")
+            return await attr(*args, **kwargs)
+
+        return flaky
+
+
+async def test_a_failed_completion_write_is_retried(store: Store) -> None:
+    clock = ManualClock()
+    jobs = await insert(store, clock, [NewJob(kind=PROBE_KIND) for _ in range(5)])
+    flaky = FlakyStore(store, "job_finish_many", failures=2)
+    worker = Worker(flaky, None, None, clock)  # type: ignore[arg-type]
+    await asyncio.wait_for(worker.run(drain=True), 30)
+    assert flaky.failures == 0
+    assert {(await state_of(store, j.id)).state for j in jobs} == {JobState.SUCCEEDED}
+
+
+async def test_a_failed_claim_is_retried(store: Store) -> None:
+    clock = ManualClock()
+    (job,) = await insert(store, clock, [NewJob(kind=PROBE_KIND)])
+    flaky = FlakyStore(store, "job_claim", failures=2)
+    worker = Worker(flaky, None, WorkerConfig(poll_interval=0.01), clock)  # type: ignore[arg-type]
+    await asyncio.wait_for(worker.run(drain=True), 30)
+    assert (await state_of(store, job.id)).state is JobState.SUCCEEDED
