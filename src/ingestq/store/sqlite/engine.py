@@ -422,7 +422,7 @@ class Engine:
                 (JobState.FAILED, retention.failed),
                 (JobState.CANCELLED, retention.cancelled),
             ):
-                if keep is None or deleted >= limit:
+                if keep is None or keep <= 0 or deleted >= limit:  # 0 or less: keep forever
                     continue
                 params = {"state": state.value, "before": now_ts - keep, "limit": limit - deleted}
                 gone = Counter((q, s) for q, s in cur.execute(Q["job_prune"], params))
