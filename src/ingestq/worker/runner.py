@@ -166,12 +166,13 @@ class Worker:
                 self._wake.clear()
                 free = cfg.concurrency - self._executing
                 if free > 0 and (self._maybe_more or drain):
-                    claimed = await self._claim(request, free)
-                    if claimed is None:  # the store failed; _claim already paused
-                        continue
-                    if claimed == free:
-                        continue  # slots are full now: the next turn waits for one to free
+                    # Cleared before the claim, so a wake-up that arrives while it runs is not lost.
                     self._maybe_more = False
+                    claimed = await self._claim(request, free)
+                    if claimed is None or claimed == free:
+                        # The store failed (_claim already paused), or the slots are full: more may be due.
+                        self._maybe_more = True
+                        continue
                     if claimed == 0:
                         self.probes.hit("idle")
                     if drain and claimed == 0 and self._executing == 0:
