@@ -79,6 +79,18 @@ def add_finished_sqlite(path: str, rows: int) -> None:
         f"WHERE id > ? AND state = 'queued'",
         (template,),
     )
+    # Without triggers on the jobs table, the SQLite store keeps its finished counts itself when it
+    # finishes jobs; do the same for the copies so that stats sees the history as it would live.
+    triggers = conn.execute(
+        f"SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = '{TABLE}'"
+    ).fetchall()[0][0]
+    if not triggers:
+        (queue,) = conn.execute(f"SELECT queue FROM {TABLE} WHERE id = ?", (template,)).fetchall()[0]
+        conn.execute(
+            "INSERT INTO ingestq_finished_counts (queue, state, n) VALUES (?, 'succeeded', ?) "
+            "ON CONFLICT (queue, state) DO UPDATE SET n = n + excluded.n",
+            (queue, rows),
+        )
     conn.execute("COMMIT")
     conn.close()
 

@@ -1,14 +1,20 @@
-"""ingestq as a benchmarked system: `ingestq worker` processes from the project's own venv."""
+"""ingestq as a benchmarked system: `ingestq worker` processes from the project's own venv.
+
+"ingestq" (the row the goals judge) runs the defaults a user gets. Variants show the knobs: "ingestq c50"
+(`--concurrency 50`: a claim can take 50 jobs per round trip) and "ingestq FULL" (SQLite synchronous=FULL).
+"""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.harness import ROOT, System
 
 VENV_BIN = Path(sys.executable).parent
 APP = "bench.drivers.ingestq_app:registry"
+DRIVER = "bench.drivers.ingestq_driver"
 
 
 def _ingestq() -> str:
@@ -16,42 +22,53 @@ def _ingestq() -> str:
     return str(exe if exe.exists() else ROOT / ".venv" / "bin" / "ingestq")
 
 
-def systems(concurrency: int | None = None) -> list[System]:
-    def workers(procs: int, drain: bool) -> list[list[str]]:
-        argv = [_ingestq(), "worker", "--app", APP]
+def _workers(concurrency: int | None) -> Callable[[int, bool], list[list[str]]]:
+    def argv(procs: int, drain: bool) -> list[list[str]]:
+        base = [_ingestq(), "worker", "--app", APP]
         if concurrency:
-            argv += ["--concurrency", str(concurrency)]
-        return [argv + (["--once"] if drain else [])] * procs
+            base += ["--concurrency", str(concurrency)]
+        return [base + (["--once"] if drain else [])] * procs
 
-    conc = f"--concurrency {concurrency}" if concurrency else "default concurrency (10)"
+    return argv
+
+
+def systems() -> list[System]:
     py = Path(sys.executable)
+    default = _workers(None)
+    c50 = _workers(50)
+    once = "`ingestq worker --once`"
     return [
         System(
             "ingestq",
             "postgresql",
             py,
-            "bench.drivers.ingestq_driver",
-            workers,
+            DRIVER,
+            default,
             drains=True,
-            note=f"`ingestq worker --once`, {conc}",
+            note=f"{once}, defaults (concurrency 10)",
         ),
+        System("ingestq c50", "postgresql", py, DRIVER, c50, drains=True, note=f"{once} --concurrency 50"),
         System(
             "ingestq",
             "sqlite",
             py,
-            "bench.drivers.ingestq_driver",
-            workers,
+            DRIVER,
+            default,
             drains=True,
-            note=f"`ingestq worker --once`, {conc}, synchronous=NORMAL",
+            note=f"{once}, defaults (concurrency 10, NORMAL)",
         ),
+        System("ingestq c50", "sqlite", py, DRIVER, c50, drains=True, note=f"{once} --concurrency 50"),
         System(
             "ingestq FULL",
             "sqlite",
             py,
-            "bench.drivers.ingestq_driver",
-            workers,
+            DRIVER,
+            default,
             drains=True,
             env={"INGESTQ_SQLITE_SYNCHRONOUS": "FULL"},
-            note=f"`ingestq worker --once`, {conc}, INGESTQ_SQLITE_SYNCHRONOUS=FULL",
+            note=f"{once}, defaults, INGESTQ_SQLITE_SYNCHRONOUS=FULL",
         ),
     ]
+
+
+VARIANTS = frozenset({"ingestq c50", "ingestq FULL"})  # measured for throughput only

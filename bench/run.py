@@ -101,7 +101,7 @@ def run_throughput(systems: list[System], args: argparse.Namespace, results: dic
 
 def run_pickup(systems: list[System], args: argparse.Namespace, results: dict[str, Any]) -> None:
     for s in systems:
-        if s.name == "ingestq FULL":
+        if s.name in ours.VARIANTS:
             continue
         r = _guard(s, harness.pickup, idle_seconds=args.idle_seconds)
         results["pickup"].append(r)
