@@ -87,6 +87,7 @@ def systems() -> list[System]:
             "bench.drivers.huey_driver",
             huey,
             drains=False,
-            note="SqliteHuey, default consumer (1 thread); `-k process -w 2` for two",
+            note="SqliteHuey defaults (WAL; synchronous left at SQLite's FULL: one fsync per commit, "
+            "like ingestq FULL), default consumer (1 thread); `-k process -w 2` for two",
         ),
     ]
