@@ -7,10 +7,23 @@ test) owns the clock; the store never reads the system time for queue decisions.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+from ingestq.core.document import (
+    BucketRow,
+    ChunkRecord,
+    Collection,
+    Document,
+    DocumentFilter,
+    DocumentRef,
+    DocumentStatus,
+    Hit,
+    IndexWrite,
+    SearchQuery,
+    Vector,
+)
 from ingestq.core.job import (
     ClaimRequest,
     HeartbeatReply,
@@ -133,4 +146,92 @@ class Store(Protocol):
     async def wait_for_jobs(self, max_wait: float) -> None:
         """Return when new jobs may be available (a notification, or a cheap change check), or after
         `max_wait` seconds. Must not busy-wait."""
+        ...
+
+
+@runtime_checkable
+class IndexStore(Protocol):
+    """Documents, chunks and vectors (sqlite-vec in the same SQLite file, pgvector HNSW on PostgreSQL).
+
+    Writes that finish an ingestion job take the job's `Outcome` and apply it in the same transaction,
+    fenced like `job_finish_many`: a stale worker can neither complete the job nor swap the chunks.
+    """
+
+    async def collection_ensure(self, name: str, model_id: str, dimension: int, now: datetime) -> Collection:
+        """Create the collection for this model, or return the existing one unchanged (the caller refuses
+        a model mismatch with a clear message)."""
+        ...
+
+    async def collection_get(self, name: str) -> Collection | None: ...
+
+    async def collection_list(self) -> list[Collection]: ...
+
+    async def blob_put(self, data: bytes, now: datetime) -> str:
+        """Store uploaded bytes (content-addressed: sha256 hex, stored once); returns the blob id."""
+        ...
+
+    async def blob_get(self, blob_id: str) -> bytes | None: ...
+
+    async def document_register(self, ref: DocumentRef, now: datetime) -> Document:
+        """Create the document as pending, or mark an existing one pending with the new source/blob
+        (its current version stays searchable until the new one is committed)."""
+        ...
+
+    async def document_get(self, collection: str, document_id: str) -> Document | None: ...
+
+    async def document_list(self, flt: DocumentFilter) -> list[Document]: ...
+
+    async def document_counts(self, collection: str | None) -> dict[DocumentStatus, int]: ...
+
+    async def document_delete(self, collection: str, document_id: str) -> bool:
+        """Delete the document, its chunks and vectors. False if it did not exist."""
+        ...
+
+    async def document_chunks(
+        self, collection: str, document_id: str, with_vectors: bool = False
+    ) -> list[ChunkRecord]: ...
+
+    async def document_commit(self, write: IndexWrite, outcome: Outcome, now: datetime) -> bool:
+        """One transaction: if `outcome` applies (fence), replace the document's chunks and vectors by
+        `write.chunks` (version + 1, status indexed, error cleared) and finish the job. False (and nothing
+        written) if the fence fails. Requires the collection to exist with `write.model_id`."""
+        ...
+
+    async def document_mark(
+        self,
+        collection: str,
+        document_id: str,
+        status: DocumentStatus,
+        error: str | None,
+        outcome: Outcome | None,
+        now: datetime,
+    ) -> bool:
+        """Set status/error (failed, quarantined, or pending again), finishing the job in the same
+        transaction when `outcome` is given (fenced; False and nothing written if it does not apply).
+        Chunks of the current version are kept."""
+        ...
+
+    async def documents_stale(
+        self, collection: str, model_id: str, settings_hash: str, limit: int
+    ) -> list[Document]:
+        """Indexed documents built with another model or other chunker settings (for backfill)."""
+        ...
+
+    async def embed_cache_get(self, model_id: str, keys: Sequence[str]) -> dict[str, Vector]: ...
+
+    async def embed_cache_put(self, model_id: str, items: dict[str, Vector], now: datetime) -> None: ...
+
+    async def rate_bucket_update(
+        self, key: str, update: Callable[[BucketRow | None], BucketRow]
+    ) -> BucketRow:
+        """Read-modify-write of a shared rate-limit bucket in one transaction (row locked), so a limit
+        holds across every worker. `update` is a pure function; it may run again on a serialisation retry."""
+        ...
+
+    async def search_vector(self, query: SearchQuery) -> list[Hit]:
+        """k nearest chunks of the collection's current versions by cosine distance, metadata-filtered."""
+        ...
+
+    async def search_text(self, query: SearchQuery) -> list[Hit]:
+        """Full-text matches (FTS5 bm25 / ts_rank), best first, metadata-filtered."""
         ...
