@@ -14,7 +14,11 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	# The CPU build of torch first: left to the resolver, sentence-transformers would pull the newest torch
+	# with gigabytes of CUDA packages. On a machine without this pin's wheel at hand, pick your torch build
+	# first (https://pytorch.org), then run this target again.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev,ocr]'
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install ingestq with its dev tools
@@ -37,7 +41,10 @@ demo: $(STAMP) ## enqueue a few thousand probe jobs, drain them with workers, pr
 bench: $(STAMP) ## run the benchmarks side by side with peers; writes BENCHMARKS.md
 	$(BIN)/python -m bench.run
 
+corpus: $(STAMP) ## ingest all of ../shared/corpora and write the per-file report into docs/
+	$(BIN)/python -m bench.corpus
+
 clean: ## remove .venv, caches and the demo database
 	rm -rf $(VENV) .ingestq .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install test lint fmt demo bench clean
+.PHONY: help install test lint fmt demo bench corpus clean
