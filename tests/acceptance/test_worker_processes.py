@@ -132,11 +132,13 @@ def test_once_drains_and_reports(database_url: str, tmp_path: Path) -> None:
     [
         ("no_such_module_xyz", "cannot import 'no_such_module_xyz'"),
         ("json:nothing_here", "is not a Registry or a task"),
+        ("broken_tasks", "raised NameError: name 'undefined_name' is not defined"),
     ],
 )
 def test_bad_app_is_one_line_and_exit_2(database_url: str, tmp_path: Path, app: str, message: str) -> None:
     log = tmp_path / "worker.log"
-    worker = start_worker(database_url, "--once", "--app", app, log=log)
+    (tmp_path / "broken_tasks.py").write_text("import os\nundefined_name + 1\n")
+    worker = start_worker(database_url, "--once", "--app", app, cwd=tmp_path, log=log)
     assert worker.wait(60) == 2
     lines = log.read_text().strip().splitlines()
     assert len(lines) == 1

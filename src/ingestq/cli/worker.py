@@ -59,6 +59,10 @@ def worker_command(
     except CliError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
+    except Exception as exc:  # the module was found but running it failed (a bug in the user's code)
+        detail = " ".join(str(exc).split())
+        typer.echo(f"error: --app {app!r}: importing it raised {type(exc).__name__}: {detail}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
     settings = settings_of(ctx)
     try:
         config = WorkerConfig.from_settings(
