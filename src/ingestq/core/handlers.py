@@ -104,9 +104,12 @@ class TaskSpec(Generic[P, R]):
         kwargs: dict[str, Any] = dict(ctx.job.payload)
         if self.wants_ctx:
             kwargs["ctx"] = ctx
+        # The payload is only known at run time, so the call is checked against the signature then (a
+        # mismatch raises TypeError, which the executor turns into a permanent failure).
+        fn: Callable[..., Any] = self.fn
         if self.is_async:
-            return await self.fn(**kwargs)  # type: ignore[misc]
-        return await asyncio.to_thread(self.fn, **kwargs)  # type: ignore[arg-type]
+            return await fn(**kwargs)
+        return await asyncio.to_thread(fn, **kwargs)
 
 
 @dataclass
