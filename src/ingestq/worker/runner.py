@@ -108,7 +108,7 @@ class Worker:
 
     async def run(self, drain: bool = False) -> None:
         """Work until `request_stop`, or with `drain=True` until nothing due remains and nothing is in
-        flight. Registers the worker first (raises the store's error if that fails)."""
+        flight. Database errors never end the run: every loop logs them and retries."""
         cfg = self.config
         completer = self._completer = Completer(
             self.store, self.clock, self._on_done, max_batch=cfg.completer_batch, probes=self.probes
