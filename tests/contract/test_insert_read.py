@@ -132,3 +132,51 @@ async def test_list_filters(store: Store) -> None:
     assert await ids(document_id="d2") == [b.id]
     assert await ids(queues=("docs",), kinds=("parse",), document_id="d1") == [a.id]
     assert await ids(queues=("nope",)) == []
+
+
+async def test_list_by_each_state_with_other_filters_and_pages(store: Store) -> None:
+    from contract_helpers import claim, finish
+
+    from ingestq.core.job import OutcomeKind
+
+    await store.job_insert_many(
+        [
+            NewJob(kind=("a" if i % 3 else "b"), queue=("q1" if i % 2 else "q2"), document_id=f"d{i % 4}")
+            for i in range(40)
+        ],
+        T0,
+    )
+    running = await claim(store, now=at(1), limit=30)
+    kinds = [OutcomeKind.SUCCEEDED, OutcomeKind.FAILED, OutcomeKind.CANCELLED]
+    for i, job in enumerate(running[:24]):
+        assert await finish(store, job, kinds[i % 3], now=at(2), error="e")
+    every = await store.job_list(JobFilter(limit=1000))
+    assert len(every) == 40
+    for state in JobState:
+        for flt in (
+            JobFilter(states=(state,), limit=4),
+            JobFilter(states=(state,), queues=("q1",), limit=3),
+            JobFilter(states=(state,), kinds=("a",), queues=("q1", "q2"), limit=2),
+            JobFilter(states=(state, JobState.QUEUED), document_id="d1", limit=2),
+        ):
+            expected = [
+                j.id
+                for j in every
+                if j.state in flt.states  # type: ignore[operator]
+                and (flt.queues is None or j.queue in flt.queues)
+                and (flt.kinds is None or j.kind in flt.kinds)
+                and (flt.document_id is None or j.document_id == flt.document_id)
+            ]
+            got: list[int] = []
+            before: int | None = None
+            while True:
+                page = await store.job_list(
+                    JobFilter(flt.states, flt.queues, flt.kinds, flt.document_id, before, flt.limit)
+                )
+                assert len(page) <= flt.limit
+                if not page:
+                    break
+                got.extend(j.id for j in page)
+                before = page[-1].id
+            assert got == expected, (state, flt)
+    assert await store.job_list(JobFilter(states=())) == []

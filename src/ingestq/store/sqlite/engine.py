@@ -246,17 +246,27 @@ class Engine:
         return found[0] if found else None
 
     def job_list(self, flt: JobFilter) -> list[Job]:
-        return self._read_jobs(
-            Q["job_list"],
-            {
-                "states": _json_list(flt.states),
-                "queues": _json_list(flt.queues),
-                "kinds": _json_list(flt.kinds),
-                "document_id": flt.document_id,
-                "before_id": flt.before_id,
-                "limit": flt.limit,
-            },
-        )
+        states = None if flt.states is None else sorted({JobState(s).value for s in flt.states})
+        if states == []:
+            return []
+        # Pick the statement whose index reads the fewest rows; the generic one walks ids newest first.
+        if flt.document_id is not None:
+            sql = Q["job_list_document"]
+        elif states is not None and len(states) == 1 and states[0] != JobState.SUCCEEDED.value:
+            sql = Q[f"job_list_{states[0]}"]
+        else:
+            sql = Q["job_list"]
+        params = {
+            "states": _json_list(states),
+            "queues": _json_list(flt.queues),
+            "kinds": _json_list(flt.kinds),
+            "document_id": flt.document_id,
+            "before_id": flt.before_id,
+            "limit": flt.limit,
+        }
+        with self._errors():
+            cursor = self.conn.execute(sql, params)
+            return [job_from_row(r) for r in cursor]
 
     # --- jobs: claim and outcomes -----------------------------------------------------------------------
     def job_claim(self, req: ClaimRequest, now: datetime) -> list[Job]:

@@ -62,6 +62,76 @@ WHERE (:states IS NULL OR state IN (SELECT value FROM json_each(:states)))
 ORDER BY id DESC
 LIMIT :limit
 
+-- name: job_list_document
+-- job_list for one document: its index, whatever the history.
+SELECT id, queue, kind, payload, priority, state, run_at, attempt, max_attempts, dedupe_key, lease_owner,
+       lease_expires_at, cancel_requested, progress, result, last_error, errors, document_id, created_at,
+       started_at, finished_at
+FROM ingestq_jobs INDEXED BY ingestq_jobs_document
+WHERE document_id = :document_id
+  AND (:states IS NULL OR state IN (SELECT value FROM json_each(:states)))
+  AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
+  AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds)))
+  AND (:before_id IS NULL OR id < :before_id)
+ORDER BY id DESC
+LIMIT :limit
+
+-- name: job_list_queued
+-- job_list of queued jobs: reads the queued rows only through a partial index, so listing them does not walk
+-- the succeeded history (succeeded jobs, the bulk of it, are listed by job_list).
+SELECT id, queue, kind, payload, priority, state, run_at, attempt, max_attempts, dedupe_key, lease_owner,
+       lease_expires_at, cancel_requested, progress, result, last_error, errors, document_id, created_at,
+       started_at, finished_at
+FROM ingestq_jobs INDEXED BY ingestq_jobs_claim
+WHERE state = 'queued'
+  AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
+  AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds)))
+  AND (:before_id IS NULL OR id < :before_id)
+ORDER BY id DESC
+LIMIT :limit
+
+-- name: job_list_running
+-- job_list of running jobs: reads the running rows only through a partial index, so listing them does not walk
+-- the succeeded history (succeeded jobs, the bulk of it, are listed by job_list).
+SELECT id, queue, kind, payload, priority, state, run_at, attempt, max_attempts, dedupe_key, lease_owner,
+       lease_expires_at, cancel_requested, progress, result, last_error, errors, document_id, created_at,
+       started_at, finished_at
+FROM ingestq_jobs INDEXED BY ingestq_jobs_lease
+WHERE state = 'running'
+  AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
+  AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds)))
+  AND (:before_id IS NULL OR id < :before_id)
+ORDER BY id DESC
+LIMIT :limit
+
+-- name: job_list_failed
+-- job_list of failed jobs: reads the failed rows only through a partial index, so listing them does not walk
+-- the succeeded history (succeeded jobs, the bulk of it, are listed by job_list).
+SELECT id, queue, kind, payload, priority, state, run_at, attempt, max_attempts, dedupe_key, lease_owner,
+       lease_expires_at, cancel_requested, progress, result, last_error, errors, document_id, created_at,
+       started_at, finished_at
+FROM ingestq_jobs INDEXED BY ingestq_jobs_finished
+WHERE state = 'failed' AND state IN ('succeeded', 'failed', 'cancelled')  -- proves the partial index
+  AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
+  AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds)))
+  AND (:before_id IS NULL OR id < :before_id)
+ORDER BY id DESC
+LIMIT :limit
+
+-- name: job_list_cancelled
+-- job_list of cancelled jobs: reads the cancelled rows only through a partial index, so listing them does not walk
+-- the succeeded history (succeeded jobs, the bulk of it, are listed by job_list).
+SELECT id, queue, kind, payload, priority, state, run_at, attempt, max_attempts, dedupe_key, lease_owner,
+       lease_expires_at, cancel_requested, progress, result, last_error, errors, document_id, created_at,
+       started_at, finished_at
+FROM ingestq_jobs INDEXED BY ingestq_jobs_finished
+WHERE state = 'cancelled' AND state IN ('succeeded', 'failed', 'cancelled')  -- proves the partial index
+  AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
+  AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds)))
+  AND (:before_id IS NULL OR id < :before_id)
+ORDER BY id DESC
+LIMIT :limit
+
 -- ===== jobs: claim and outcomes ======================================================================
 
 -- name: job_claim

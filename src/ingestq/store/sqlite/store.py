@@ -116,6 +116,7 @@ class SqliteStore:
         if self._watcher is not None:
             await asyncio.to_thread(self._watcher.stop)
             self._watcher = None
+        self._wakeup.set()  # a task still waiting for jobs returns now rather than at its timeout
         if self._engine is not None:
             await self._run(self._engine.close)
             self._engine = None
