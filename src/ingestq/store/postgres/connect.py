@@ -14,9 +14,17 @@ from ingestq.errors import ConfigError, StoreError
 CONNECT_TIMEOUT_S = 5
 """libpq's connect_timeout (its minimum is 2 s): an unreachable host fails in seconds, not minutes."""
 
-# Session settings every connection gets. UTC makes psycopg return datetime.UTC-aware values (the rest
-# of ingestq compares them with its own UTC datetimes) and makes to_jsonb(timestamptz) ISO with +00:00.
-SESSION_OPTIONS = "-c TimeZone=UTC"
+# Session settings of the store's own connections (set at connection start-up: no extra round trip).
+# - TimeZone=UTC: psycopg returns datetime.UTC-aware values, which the rest of ingestq compares with its
+#   own UTC datetimes, and to_jsonb(timestamptz) writes ISO strings with +00:00.
+# - enable_sort / enable_bitmapscan off: every ingestq query is meant to walk a (partial) index in order,
+#   and the claim must stop after `limit` entries of the claim index. Right after a burst of enqueues the
+#   statistics are stale (autovacuum has not analysed the table yet) and the planner, believing a handful
+#   of queued rows, picks a bitmap scan that sorts every queued row: measured 140 ms instead of 0.9 ms per
+#   claim with 100,000 queued jobs. Setting them per claim (SET LOCAL) cost a transaction block per claim,
+#   about a third slower. Aggregates and hash joins are unaffected, and a query with no other plan still
+#   sorts (the settings only penalise, they never forbid).
+SESSION_OPTIONS = "-c TimeZone=UTC -c enable_sort=off -c enable_bitmapscan=off"
 
 
 def normalise_url(url: str) -> str:

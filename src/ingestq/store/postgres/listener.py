@@ -46,9 +46,13 @@ class Listener:
             self._task = asyncio.create_task(self._run(), name="ingestq-pg-listener")
 
     async def wait_ready(self, max_wait: float) -> bool:
+        """Start listening and wait until LISTEN is active. The wake-up of the first connection is
+        dropped: the caller claims next anyway, and anything inserted from now on notifies."""
         self.start()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._ready.wait(), max_wait)
+        if self._ready.is_set() and self.connections == 1:
+            self._wake.clear()
         return self._ready.is_set()
 
     async def wait(self, max_wait: float) -> None:
@@ -85,9 +89,9 @@ class Listener:
         try:
             await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
             self.connections += 1
-            if self.connections > 1:
-                # jobs may have been enqueued while we were not listening
-                self._wake.set()
+            # jobs may have been enqueued while nobody listened (before the first LISTEN, or during an
+            # outage): wake the waiter once so that it claims before it waits
+            self._wake.set()
             self._ready.set()
             while True:
                 async for _ in conn.notifies(timeout=LIVENESS_CHECK_S):

@@ -59,6 +59,12 @@ SELECT id, queue, kind, payload, priority, state, run_at, attempt, max_attempts,
 FROM ingestq_jobs
 WHERE id = %(id)s
 
+-- name: planner_defaults
+-- job_list runs with the planner's own judgement (see SESSION_OPTIONS in connect.py): a listing of
+-- running or failed jobs is best served by a partial index and a sort, not by walking the whole primary
+-- key backwards past a million succeeded rows.
+SELECT set_config('enable_sort', 'on', true), set_config('enable_bitmapscan', 'on', true)
+
 -- name: job_list
 -- Keyset pagination on the primary key, newest first. A NULL filter means "any".
 SELECT id, queue, kind, payload, priority, state, run_at, attempt, max_attempts, dedupe_key, lease_owner,
@@ -73,16 +79,9 @@ WHERE (%(states)s::ingestq_job_state[] IS NULL OR state = ANY(%(states)s::ingest
 ORDER BY id DESC
 LIMIT %(limit)s
 
--- name: claim_plan_settings
--- Sent before each claim, in the claim's own transaction (SET LOCAL semantics: nothing leaks to other
--- statements on the pooled connection). The claim must walk the claim index in order and stop after
--- `limit` entries. Right after a burst of enqueues the table's statistics are stale (autovacuum has not
--- analysed it yet) and the planner, believing a handful of queued rows, prefers a bitmap scan that
--- sorts every queued row: measured 140 ms instead of 0.9 ms per claim with 100,000 queued jobs.
-SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', 'off', true)
-
 -- name: job_claim
--- Claim in one statement. The CTE walks the ingestq_jobs_claim index in claim order and locks up to
+-- Claim in one statement. The CTE walks the ingestq_jobs_claim index in claim order (the connection
+-- settings in store/postgres/connect.py keep the planner on it) and locks up to
 -- `limit` due rows; SKIP LOCKED passes over rows another claimer has locked instead of waiting for it,
 -- so concurrent workers each take different jobs without blocking one another, and a row is locked
 -- before it is updated, so no two claimers ever receive the same job. The UPDATE in the same statement
@@ -260,13 +259,18 @@ WHERE state = ANY(%(states)s::ingestq_job_state[])
 
 -- name: job_prune
 -- Retention: oldest finished rows past their state's cutoff (a NULL cutoff keeps that state forever),
--- at most `limit` per call so that one call never holds locks on a huge delete.
+-- at most `limit` per call so that one call never holds locks on a huge delete. One branch per state
+-- so that each walks its slice of ingestq_jobs_finished (an OR of the three would not use the index).
 DELETE FROM ingestq_jobs
 WHERE id IN (
-    SELECT id FROM ingestq_jobs
-    WHERE (state = 'succeeded' AND finished_at < %(succeeded_before)s::timestamptz)
-       OR (state = 'failed' AND finished_at < %(failed_before)s::timestamptz)
-       OR (state = 'cancelled' AND finished_at < %(cancelled_before)s::timestamptz)
+    (SELECT id FROM ingestq_jobs
+     WHERE state = 'succeeded' AND finished_at < %(succeeded_before)s::timestamptz LIMIT %(limit)s)
+    UNION ALL
+    (SELECT id FROM ingestq_jobs
+     WHERE state = 'failed' AND finished_at < %(failed_before)s::timestamptz LIMIT %(limit)s)
+    UNION ALL
+    (SELECT id FROM ingestq_jobs
+     WHERE state = 'cancelled' AND finished_at < %(cancelled_before)s::timestamptz LIMIT %(limit)s)
     LIMIT %(limit)s
 )
 

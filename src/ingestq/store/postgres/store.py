@@ -57,6 +57,7 @@ Conn = psycopg.AsyncConnection[tuple[Any, ...]]
 POOL_TIMEOUT_S = 15.0
 """How long an operation waits for a pooled connection (e.g. while the server restarts) before it
 raises StoreError; the worker treats that as a transient failure and tries again."""
+RECONNECT_TIMEOUT_S = 5.0
 RESCUE_MESSAGE = "lease expired: worker lost"
 _DEDUPE_ROUNDS = 3
 _REQUEUING = (OutcomeKind.RETRY, OutcomeKind.RELEASED)
@@ -99,6 +100,11 @@ class PostgresStore:
             # instead of failing a call (see check_idle_connection: no round trip while healthy).
             check=check_idle_connection,
             timeout=self._pool_timeout,
+            # psycopg_pool retries a failed connect with a doubling delay until reconnect_timeout (5
+            # minutes by default), so after a long outage its next attempt could come minutes after the
+            # server is back. Giving up after a few seconds resets the backoff: the next checkout starts
+            # a fresh attempt at once, so a worker recovers within seconds of a restart.
+            reconnect_timeout=RECONNECT_TIMEOUT_S,
             open=False,
             name="ingestq",
         )
@@ -169,7 +175,11 @@ class PostgresStore:
             "before_id": flt.before_id,
             "limit": max(flt.limit, 0),
         }
-        return [job_from_row(r) for r in await self._fetchall(Q["job_list"], params)]
+        async with self._connection() as conn:
+            async with conn.pipeline(), conn.transaction():
+                await conn.execute(Q["planner_defaults"])
+                cur = await conn.execute(Q["job_list"], params)
+            return [job_from_row(r) for r in await cur.fetchall()]
 
     async def job_claim(self, req: ClaimRequest, now: datetime) -> list[Job]:
         if req.limit <= 0 or req.queues == () or req.kinds == ():
@@ -187,11 +197,7 @@ class PostgresStore:
             query, params["queue"] = Q["job_claim_queue"], req.queues[0]
         else:
             query, params["queues"] = Q["job_claim_queues"], list(req.queues)
-        async with self._connection() as conn:
-            async with conn.pipeline(), conn.transaction():
-                await conn.execute(Q["claim_plan_settings"])
-                cur = await conn.execute(query, params)
-            rows = await cur.fetchall()
+        rows = await self._fetchall(query, params)
         return sorted((job_from_row(r) for r in rows), key=claim_order_key)
 
     async def job_finish_many(self, outcomes: Sequence[Outcome], now: datetime) -> set[int]:
@@ -399,6 +405,8 @@ class PostgresStore:
 
     # --- wake-ups --------------------------------------------------------------------------------------
     async def wait_for_jobs(self, max_wait: float) -> None:
+        if self._pool is None:
+            raise StoreError("the PostgreSQL store is not open (call `await store.open()` first)")
         await self._listener.wait(max_wait)
 
     async def start_listening(self, max_wait: float = 10.0) -> None:
