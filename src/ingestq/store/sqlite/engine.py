@@ -292,6 +292,12 @@ class Engine:
         return claimed
 
     def job_finish_many(self, outcomes: Sequence[Outcome], now: datetime) -> set[int]:
+        with self._write() as cur:
+            return self.apply_outcomes(cur, outcomes, now)
+
+    def apply_outcomes(self, cur: apsw.Cursor, outcomes: Sequence[Outcome], now: datetime) -> set[int]:
+        """The fenced outcome statements, in the caller's write transaction (the index store commits a
+        document version with its job's outcome through this)."""
         now_ts = ts(now)
         by_kind: dict[OutcomeKind, list[dict[str, Any]]] = {}
         for o in outcomes:
@@ -313,13 +319,12 @@ class Engine:
             by_kind.setdefault(o.kind, []).append(params)
         applied: set[int] = set()
         finished: Counter[tuple[str, str]] = Counter()
-        with self._write() as cur:
-            for kind, batch in by_kind.items():
-                rows_back: list[Any] = cur.executemany(Q[_OUTCOME_QUERY[kind]], batch).fetchall()
-                applied.update(r[0] for r in rows_back)
-                if kind in _FINISHING:
-                    finished.update((r[1], _FINISHING[kind]) for r in rows_back)
-            self._count_finished(cur, finished)
+        for kind, batch in by_kind.items():
+            rows_back: list[Any] = cur.executemany(Q[_OUTCOME_QUERY[kind]], batch).fetchall()
+            applied.update(r[0] for r in rows_back)
+            if kind in _FINISHING:
+                finished.update((r[1], _FINISHING[kind]) for r in rows_back)
+        self._count_finished(cur, finished)
         return applied
 
     def _count_finished(
