@@ -110,6 +110,24 @@ def start_workers(
     ]
 
 
+def reap(workers: list[subprocess.Popen[bytes]], timeout: float) -> float:
+    """Wait for every worker to exit by itself; return their CPU seconds (user + system, from wait4)."""
+    deadline = time.monotonic() + timeout
+    cpu = 0.0
+    pending = list(workers)
+    while pending and time.monotonic() < deadline:
+        for w in list(pending):
+            pid, status, usage = os.wait4(w.pid, os.WNOHANG)
+            if pid:
+                w.returncode = os.waitstatus_to_exitcode(status)
+                cpu += usage.ru_utime + usage.ru_stime
+                pending.remove(w)
+        time.sleep(0.005)
+    if pending:
+        raise TimeoutError(f"{len(pending)} worker(s) still running after {timeout:g} s")
+    return cpu
+
+
 def stop_workers(workers: list[subprocess.Popen[bytes]], timeout: float = 30) -> None:
     for w in workers:
         if w.poll() is None:
@@ -172,12 +190,13 @@ def throughput(system: System, n: int, procs: int, timeout: float = 600) -> dict
         workers = start_workers(system, target, procs, system.drains, log)
         try:
             if system.drains:
-                for w in workers:
-                    w.wait(timeout)
+                cpu = reap(workers, timeout)
+                elapsed = time.perf_counter() - t0
                 done = wait_lines(target.out, n, 0.5)
             else:
                 done = wait_lines(target.out, n, timeout, workers)
-            elapsed = time.perf_counter() - t0
+                elapsed = time.perf_counter() - t0
+                cpu = sum(tree_cpu_seconds(w.pid) for w in workers)
         finally:
             stop_workers(workers)
         rows = read_lines(target.out)
@@ -194,6 +213,7 @@ def throughput(system: System, n: int, procs: int, timeout: float = 600) -> dict
             "seconds": elapsed,
             "jobs_per_s": n / elapsed,
             "steady_jobs_per_s": steady,
+            "cpu_ms_per_1k": cpu * 1000 / n * 1000,
             "startup_s": (starts[0] - wall0) if starts else None,
             "bulk_jobs_per_s": bulk.get("jobs_per_s"),
             "problem": problem,

@@ -33,9 +33,9 @@ def _group(results: dict[str, Any], system: str, backend: str, procs: int) -> li
 def _throughput_table(results: dict[str, Any], backend: str) -> list[str]:
     systems = [s for s in results["systems"] if s["backend"] == backend]
     lines = [
-        "| system | procs | jobs/s (start-up incl.) | steady jobs/s | first job after launch | runs ok "
-        "| load avg (1 min) |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| system | procs | jobs/s (start-up incl.) | steady jobs/s | first job after launch "
+        "| worker CPU ms / 1k jobs | runs ok | load avg (1 min) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for procs in (1, 2):
         for s in systems:
@@ -47,6 +47,7 @@ def _throughput_table(results: dict[str, Any], backend: str) -> list[str]:
             lines.append(
                 f"| {s['name']} | {procs} | {_f(median_of(runs, 'jobs_per_s'))} | "
                 f"{_f(median_of(runs, 'steady_jobs_per_s'))} | {_f(median_of(runs, 'startup_s'), '.2f')} s | "
+                f"{_f(median_of(runs, 'cpu_ms_per_1k'))} | "
                 f"{len(ok)}/{len(runs)}{' (' + problems + ')' if problems else ''} | {_load(runs)} |"
             )
     lines.append("")
@@ -227,8 +228,11 @@ the bulk-enqueue figure), then starts the clock and launches the worker processe
 workers have drained the queue and exited (pgqueuer drain mode, `procrastinate worker --one-shot`,
 `ingestq worker --once`); huey has no drain mode, so its clock stops when the last line is written (its
 consumer deletes a task before running it) and it is then stopped with SIGINT. Start-up is included in
-"jobs/s"; "steady" is (N-1) / (last start − first start). After each run the file must hold each id exactly
-once (none lost, none run twice); a run that fails this is reported and left out of the median.
+"jobs/s"; "steady" is (N-1) / (last start − first start). "Worker CPU" is the user+system time of the
+worker processes, start-up included (from wait4, or /proc for huey's consumer tree), per 1,000 jobs: less
+sensitive to a busy machine than wall time; it excludes the database server's own CPU. After each run the
+file must hold each id exactly once (none lost, none run twice); a run that fails this is reported and
+left out of the median.
 
 PostgreSQL systems all run against the machine's PostgreSQL (stock config, synchronous_commit=on, fsync=on,
 TCP on 127.0.0.1), a fresh database per run, in the same run and interleaved (run 1 of every system, then

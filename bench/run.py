@@ -63,7 +63,15 @@ def log(msg: str) -> None:
 
 
 def _short(r: dict[str, Any]) -> str:
-    keys = ("jobs_per_s", "steady_jobs_per_s", "bulk_jobs_per_s", "p50_ms", "p99_ms", "idle_cpu_pct")
+    keys = (
+        "jobs_per_s",
+        "steady_jobs_per_s",
+        "cpu_ms_per_1k",
+        "bulk_jobs_per_s",
+        "p50_ms",
+        "p99_ms",
+        "idle_cpu_pct",
+    )
     parts = [f"{k}={r[k]:,.1f}" for k in keys if isinstance(r.get(k), float)]
     if r.get("problem") or r.get("error"):
         parts.append(f"PROBLEM: {r.get('problem') or r.get('error')}")
