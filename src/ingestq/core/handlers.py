@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
-from ingestq.core.job import DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, Job, JsonDict, NewJob, Progress
+from ingestq.core.job import DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, Job, JsonDict, NewJob, Outcome, Progress
 from ingestq.errors import JobCancelled, UnknownJobKind
 
 if TYPE_CHECKING:
@@ -24,6 +24,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 ProgressSink = Callable[[Progress], Awaitable[None]]
+Finalizer = Callable[[Outcome], Awaitable[bool]]
+"""Persists a job's outcome together with the handler's own writes, in one transaction, and returns
+whether the outcome applied (the same fence as `Store.job_finish_many`)."""
 
 
 class JobContext:
@@ -34,6 +37,13 @@ class JobContext:
         self._progress_sink = progress_sink
         self._cancel = asyncio.Event()
         self._loop = asyncio.get_running_loop()
+        self.finalizer: Finalizer | None = None
+
+    def finalize_with(self, finalizer: Finalizer | None) -> None:
+        """Have the worker call `finalizer(outcome)` instead of its batched write for this job, whatever
+        the outcome (success, retry, failure): for handlers whose results must commit atomically with
+        the job's completion (a document's new chunks). The worker retries it if it raises."""
+        self.finalizer = finalizer
 
     @property
     def cancel_requested(self) -> bool:

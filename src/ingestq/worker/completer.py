@@ -8,20 +8,28 @@ completer makes the same trade with a ticker; an Event is cheaper and never wait
 
 A failed write (database restarting) is retried with backoff; the jobs stay held meanwhile, so the
 heartbeat keeps their leases alive and nothing is lost or run twice.
+
+A handler that must commit its own writes with the job's completion (`JobContext.finalize_with`) hands
+over a finalizer: that job's outcome is applied by calling it, alone, instead of in the batch.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from ingestq.clock import Clock
+from ingestq.core.handlers import Finalizer
 from ingestq.core.job import Outcome
 from ingestq.store.base import Store
 from ingestq.worker.probes import NO_PROBES, Probes
 
 log = logging.getLogger("ingestq.worker")
+
+T = TypeVar("T")
 
 DoneCallback = Callable[[list[Outcome], set[int]], None]
 
@@ -42,6 +50,7 @@ class Completer:
         self._max_batch = max_batch
         self._probes = probes
         self._pending: list[Outcome] = []
+        self._finalizers: dict[int, Finalizer] = {}
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -52,7 +61,9 @@ class Completer:
     def idle(self) -> bool:
         return self._idle.is_set()
 
-    def add(self, outcome: Outcome) -> None:
+    def add(self, outcome: Outcome, finalizer: Finalizer | None = None) -> None:
+        if finalizer is not None:
+            self._finalizers[outcome.job_id] = finalizer
         self._pending.append(outcome)
         self._idle.clear()
         self._wake.set()
@@ -60,6 +71,7 @@ class Completer:
     def drop(self, job_id: int) -> None:
         """Forget a not-yet-written outcome (the job was lost to another worker)."""
         self._pending = [o for o in self._pending if o.job_id != job_id]
+        self._finalizers.pop(job_id, None)
 
     async def wait_idle(self) -> None:
         """Until every outcome added so far has been written."""
@@ -89,16 +101,39 @@ class Completer:
                 return
 
     async def _write(self, batch: list[Outcome]) -> set[int] | None:
+        plain = [o for o in batch if o.job_id not in self._finalizers]
+        applied: set[int] = set()
+        if plain:
+            written = await self._retrying(
+                len(plain), lambda: self._store.job_finish_many(plain, self._clock.now())
+            )
+            if written is None:
+                return None
+            applied |= written
+        for outcome in batch:
+            finalizer = self._finalizers.get(outcome.job_id)
+            if finalizer is None:
+                continue
+            ok = await self._retrying(1, functools.partial(finalizer, outcome))
+            if ok is None:
+                return None
+            self._finalizers.pop(outcome.job_id, None)
+            if ok:
+                applied.add(outcome.job_id)
+        return applied
+
+    async def _retrying(self, count: int, write: Callable[[], Awaitable[T]]) -> T | None:
         delay = 0.05
         while True:
             try:
-                return await self._store.job_finish_many(batch, self._clock.now())
+                return await write()
             except Exception as exc:
                 if self._give_up:
-                    log.warning("dropping %d outcomes, the store fails: %s", len(batch), exc)
+                    log.warning("dropping %d outcomes, the store fails: %s", count, exc)
                     self._pending.clear()
+                    self._finalizers.clear()
                     self._idle.set()
                     return None
-                log.warning("could not record %d outcomes (retrying in %.1fs): %s", len(batch), delay, exc)
+                log.warning("could not record %d outcomes (retrying in %.1fs): %s", count, delay, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)

@@ -279,7 +279,7 @@ class Worker:
             return
         self.probes.hit("job_finished", outcome)
         assert self._completer is not None
-        self._completer.add(outcome)
+        self._completer.add(outcome, run.ctx.finalizer)
 
     def _on_done(self, outcomes: list[Outcome], applied: set[int]) -> None:
         counts: dict[OutcomeKind, int] = {}
