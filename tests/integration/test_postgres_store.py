@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from ingestq.core.job import ClaimRequest, JobState, NewJob, Outcome, OutcomeKind, Retention
+from ingestq.core.job import ClaimRequest, JobFilter, JobState, NewJob, Outcome, OutcomeKind, Retention
 from ingestq.errors import SchemaError, StoreError
 from ingestq.settings import Settings
 from ingestq.store import open_store
@@ -156,5 +156,17 @@ async def test_finished_counts_follow_every_transition(database_url: str) -> Non
         # prune folds the delta log; purge subtracts
         assert await store.job_prune(Retention(succeeded=1.0), NOW + timedelta(seconds=5)) == 2
         assert counts(await store.stats(NOW)) == {(by_queue[failed], JobState.QUEUED): 1}
+    finally:
+        await store.close()
+
+
+async def test_values_postgresql_cannot_store_are_value_errors(database_url: str) -> None:
+    store = await _open(database_url)
+    try:
+        with pytest.raises(ValueError, match="out of range"):
+            await store.job_insert_many([NewJob(kind="k", priority=2**40)], NOW)
+        with pytest.raises(ValueError, match="PostgreSQL refused a value"):
+            await store.job_insert_many([NewJob(kind="k\x00")], NOW)
+        assert await store.job_list(JobFilter()) == []
     finally:
         await store.close()

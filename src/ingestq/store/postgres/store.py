@@ -134,6 +134,9 @@ class PostgresStore:
             ) from None
         except pg_errors.UndefinedTable:
             raise SchemaError(NOT_INITIALISED) from None
+        except psycopg.DataError as exc:
+            # a value PostgreSQL cannot store (an integer out of range, a NUL character in text)
+            raise ValueError(f"PostgreSQL refused a value: {first_line(str(exc))}") from None
         except psycopg.OperationalError as exc:
             raise StoreError(f"PostgreSQL at {self._where}: {first_line(str(exc))}") from exc
 
