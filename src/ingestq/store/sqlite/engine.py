@@ -106,11 +106,11 @@ class Engine:
                 raise SchemaError(NOT_INITIALISED) from None
             raise
         except apsw.BusyError:
-            raise StoreError(f"{self.label} is locked by another process for too long") from None
+            raise StoreError(f"{self.label} stayed locked by another writer past the busy timeout") from None
         except apsw.NotADBError:
             raise StoreError(f"{self.label} is not a SQLite database") from None
         except (apsw.FullError, apsw.ReadOnlyError, apsw.IOError, apsw.CorruptError) as exc:
-            raise StoreError(f"cannot write {self.label}: {str(exc).splitlines()[0]}") from None
+            raise StoreError(f"cannot use {self.label}: {str(exc).splitlines()[0]}") from None
 
     @contextmanager
     def _snapshot(self) -> Iterator[None]:
