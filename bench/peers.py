@@ -10,7 +10,14 @@ from bench.harness import ROOT, System
 
 VENV = ROOT / ".bench-venv"
 PY = VENV / "bin" / "python"
-PINS = ["pgqueuer==1.6.0", "procrastinate==3.10.0", "huey==3.5.4", "asyncpg>=0.29", "psycopg[binary]>=3.2"]
+PINS = [
+    "pgqueuer==1.6.0",
+    "procrastinate==3.10.0",
+    "huey==3.5.4",
+    "asyncpg>=0.29",
+    "psycopg[binary]>=3.2",
+    "py-spy>=0.3",  # profiling, see bench/analysis.md
+]
 STAMP = VENV / ".bench-installed"
 
 
