@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///./.ingestq/ingestq.db"
@@ -42,3 +42,23 @@ class Settings(BaseSettings):
     retention_succeeded: float = 24 * 3600.0
     retention_failed: float = 7 * 24 * 3600.0
     retention_cancelled: float = 24 * 3600.0
+
+    # ingestion (see pipeline/ingest.py)
+    embedder: Literal["local", "ollama", "openai", "fake"] = "local"
+    """local: the bundled all-MiniLM-L6-v2 (offline); ollama / openai: an HTTP service; fake: tests."""
+    embedder_model: str | None = None
+    """The model name for ollama/openai (their defaults otherwise)."""
+    embedder_base_url: str | None = None
+    embedder_api_key: SecretStr | None = None
+    embedder_dimension: int | None = Field(default=None, ge=1)
+    default_collection: str = "default"
+    ocr: bool = True
+    """OCR image-only PDF pages (needs the `ocr` extra); `ingestq worker --disable-ocr` clears it."""
+    parser_processes: int = Field(default=1, ge=1)
+    parse_time_limit: float = Field(default=120.0, gt=0)
+    upload_max_bytes: int = Field(default=100 * 1024**2, ge=1)
+    """Largest document accepted from a file, an upload or a URL."""
+    fetch_timeout: float = Field(default=30.0, gt=0)
+    fetch_max_redirects: int = Field(default=5, ge=0)
+    fetch_allow_private: bool = False
+    """Let URL ingestion reach loopback, private and link-local addresses (off: SSRF protection)."""
