@@ -235,3 +235,8 @@ class IndexStore(Protocol):
     async def search_text(self, query: SearchQuery) -> list[Hit]:
         """Full-text matches (FTS5 bm25 / ts_rank), best first, metadata-filtered."""
         ...
+
+
+@runtime_checkable
+class Backend(Store, IndexStore, Protocol):
+    """What `open_store` returns: the job queue and the document index on one database."""

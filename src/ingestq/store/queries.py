@@ -39,8 +39,8 @@ def parse_queries(text: str) -> dict[str, str]:
     return queries
 
 
-def load_queries(package: str) -> dict[str, str]:
-    return parse_queries(resources.files(package).joinpath("queries.sql").read_text(encoding="utf-8"))
+def load_queries(package: str, filename: str = "queries.sql") -> dict[str, str]:
+    return parse_queries(resources.files(package).joinpath(filename).read_text(encoding="utf-8"))
 
 
 def load_migrations(package: str) -> list[tuple[int, str, str]]:

@@ -37,6 +37,7 @@ from ingestq.errors import StoreError
 from ingestq.settings import Settings
 from ingestq.store.sqlite.connection import connect, parse_sqlite_url
 from ingestq.store.sqlite.engine import Engine
+from ingestq.store.sqlite.index import SqliteIndexMixin
 from ingestq.store.sqlite.wakeup import ChangeWatcher
 
 P = ParamSpec("P")
@@ -47,7 +48,7 @@ R = TypeVar("R")
 CHANGE_CHECK_INTERVAL = 0.008
 
 
-class SqliteStore:
+class SqliteStore(SqliteIndexMixin):
     backend = "sqlite"
 
     def __init__(

@@ -1,0 +1,126 @@
+"""The `IndexStore` half of SqliteStore: each call runs `IndexEngine` on the store's own thread."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
+
+from ingestq.core.document import (
+    BucketRow,
+    ChunkRecord,
+    Collection,
+    Document,
+    DocumentFilter,
+    DocumentRef,
+    DocumentStatus,
+    Hit,
+    IndexWrite,
+    SearchQuery,
+    Vector,
+)
+from ingestq.core.job import Outcome
+from ingestq.store.sqlite.engine import Engine
+from ingestq.store.sqlite.index_engine import IndexEngine
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class SqliteIndexMixin:
+    """Mixed into SqliteStore, which provides `_e` (the open Engine) and `_run` (its thread)."""
+
+    _index_engine: IndexEngine | None = None
+
+    if TYPE_CHECKING:
+
+        @property
+        def _e(self) -> Engine: ...
+
+        async def _run(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R: ...
+
+    def _ix(self) -> IndexEngine:
+        """On the store's thread: the index engine of the current connection (loads sqlite-vec once)."""
+        engine = self._e
+        ix = self._index_engine
+        if ix is None or ix.e is not engine:
+            ix = self._index_engine = IndexEngine(engine)
+        return ix
+
+    async def _ix_run(
+        self, fn: Callable[Concatenate[IndexEngine, P], R], *args: P.args, **kwargs: P.kwargs
+    ) -> R:
+        return await self._run(lambda: fn(self._ix(), *args, **kwargs))
+
+    async def collection_ensure(self, name: str, model_id: str, dimension: int, now: datetime) -> Collection:
+        return await self._ix_run(IndexEngine.collection_ensure, name, model_id, dimension, now)
+
+    async def collection_get(self, name: str) -> Collection | None:
+        return await self._ix_run(IndexEngine.collection_get, name)
+
+    async def collection_list(self) -> list[Collection]:
+        return await self._ix_run(IndexEngine.collection_list)
+
+    async def blob_put(self, data: bytes, now: datetime) -> str:
+        return await self._ix_run(IndexEngine.blob_put, data, now)
+
+    async def blob_get(self, blob_id: str) -> bytes | None:
+        return await self._ix_run(IndexEngine.blob_get, blob_id)
+
+    async def document_register(self, ref: DocumentRef, now: datetime) -> Document:
+        return await self._ix_run(IndexEngine.document_register, ref, now)
+
+    async def document_get(self, collection: str, document_id: str) -> Document | None:
+        return await self._ix_run(IndexEngine.document_get, collection, document_id)
+
+    async def document_list(self, flt: DocumentFilter) -> list[Document]:
+        return await self._ix_run(IndexEngine.document_list, flt)
+
+    async def document_counts(self, collection: str | None) -> dict[DocumentStatus, int]:
+        return await self._ix_run(IndexEngine.document_counts, collection)
+
+    async def document_delete(self, collection: str, document_id: str) -> bool:
+        return await self._ix_run(IndexEngine.document_delete, collection, document_id)
+
+    async def document_chunks(
+        self, collection: str, document_id: str, with_vectors: bool = False
+    ) -> list[ChunkRecord]:
+        return await self._ix_run(IndexEngine.document_chunks, collection, document_id, with_vectors)
+
+    async def document_commit(self, write: IndexWrite, outcome: Outcome, now: datetime) -> bool:
+        return await self._ix_run(IndexEngine.document_commit, write, outcome, now)
+
+    async def document_mark(
+        self,
+        collection: str,
+        document_id: str,
+        status: DocumentStatus,
+        error: str | None,
+        outcome: Outcome | None,
+        now: datetime,
+    ) -> bool:
+        return await self._ix_run(
+            IndexEngine.document_mark, collection, document_id, status, error, outcome, now
+        )
+
+    async def documents_stale(
+        self, collection: str, model_id: str, settings_hash: str, limit: int
+    ) -> list[Document]:
+        return await self._ix_run(IndexEngine.documents_stale, collection, model_id, settings_hash, limit)
+
+    async def embed_cache_get(self, model_id: str, keys: Sequence[str]) -> dict[str, Vector]:
+        return await self._ix_run(IndexEngine.embed_cache_get, model_id, keys)
+
+    async def embed_cache_put(self, model_id: str, items: dict[str, Vector], now: datetime) -> None:
+        await self._ix_run(IndexEngine.embed_cache_put, model_id, items, now)
+
+    async def rate_bucket_update(
+        self, key: str, update: Callable[[BucketRow | None], BucketRow]
+    ) -> BucketRow:
+        return await self._ix_run(IndexEngine.rate_bucket_update, key, update)
+
+    async def search_vector(self, query: SearchQuery) -> list[Hit]:
+        return await self._ix_run(IndexEngine.search_vector, query)
+
+    async def search_text(self, query: SearchQuery) -> list[Hit]:
+        return await self._ix_run(IndexEngine.search_text, query)

@@ -1,0 +1,178 @@
+"""Documents and versions: registration, the fenced atomic commit, marks, delete, listing, staleness."""
+
+from __future__ import annotations
+
+from contract_helpers import T0, at, claim_one, insert, outcome
+from index_helpers import DIM, MODEL, chunk, commit, index_of, running_job, write
+
+from ingestq.core.document import DocumentFilter, DocumentRef, DocumentStatus, SearchQuery
+from ingestq.core.job import JobState, OutcomeKind
+from ingestq.store import Store
+
+V1 = [1.0, 0.0, 0.0, 0.0]
+V2 = [0.0, 1.0, 0.0, 0.0]
+
+
+async def test_register_creates_pending_and_reregister_keeps_one_row(store: Store) -> None:
+    ix = await index_of(store)
+    doc = await ix.document_register(DocumentRef("c", "d1", "/a.txt", metadata={"lang": "en"}), T0)
+    assert (doc.status, doc.version, doc.source, doc.metadata) == (
+        DocumentStatus.PENDING,
+        0,
+        "/a.txt",
+        {"lang": "en"},
+    )
+    assert doc.created_at == T0
+    again = await ix.document_register(DocumentRef("c", "d1", "/b.txt"), at(5))
+    assert again.source == "/b.txt"
+    assert again.updated_at == at(5)
+    assert (await ix.document_counts("c"))[DocumentStatus.PENDING] == 1
+
+
+async def test_commit_indexes_and_finishes_the_job(store: Store) -> None:
+    ix = await index_of(store)
+    await ix.collection_ensure("c", MODEL, DIM, T0)
+    await ix.document_register(DocumentRef("c", "d1", "/a.txt"), T0)
+    job, o = await running_job(ix)
+    w = write(
+        "d1", chunk("d1", 0, "alpha beta", V1, page=3, heading_path=("A", "B")), chunk("d1", 1, "gamma", V2)
+    )
+    assert await ix.document_commit(w, o, at(1))
+    doc = await ix.document_get("c", "d1")
+    assert doc is not None
+    assert doc.status is DocumentStatus.INDEXED
+    assert (doc.version, doc.chunk_count, doc.title, doc.model_id, doc.settings_hash) == (
+        1,
+        2,
+        "Title d1",
+        MODEL,
+        "s1",
+    )
+    assert doc.error is None
+    finished = await ix.job_get(job.id)
+    assert finished is not None
+    assert finished.state is JobState.SUCCEEDED
+    chunks = await ix.document_chunks("c", "d1", with_vectors=True)
+    assert [c.id for c in chunks] == ["d1:0", "d1:1"]
+    assert chunks[0].heading_path == ("A", "B")
+    assert chunks[0].page == 3
+    assert chunks[0].embedding == V1
+    assert (await ix.document_chunks("c", "d1"))[0].embedding is None
+
+
+async def test_commit_replaces_the_previous_version(store: Store) -> None:
+    ix = await index_of(store)
+    await ix.collection_ensure("c", MODEL, DIM, T0)
+    assert await commit(ix, write("d1", chunk("d1", 0, "old words here", V1), chunk("d1", 1, "old two", V2)))
+    assert await commit(ix, write("d1", chunk("d1", 0, "fresh text", V2)))
+    doc = await ix.document_get("c", "d1")
+    assert doc is not None
+    assert (doc.version, doc.chunk_count) == (2, 1)
+    assert [c.body for c in await ix.document_chunks("c", "d1")] == ["fresh text"]
+    hits = await ix.search_vector(SearchQuery("c", k=10, vector=V1))
+    assert [h.text for h in hits] == ["fresh text"]
+    assert await ix.search_text(SearchQuery("c", text="old")) == []
+    assert [h.chunk_id for h in await ix.search_text(SearchQuery("c", text="fresh"))] == ["d1:0"]
+
+
+async def test_recommit_of_the_same_job_is_fenced(store: Store) -> None:
+    ix = await index_of(store)
+    await ix.collection_ensure("c", MODEL, DIM, T0)
+    _, o = await running_job(ix)
+    assert await ix.document_commit(write("d1", chunk("d1", 0, "first", V1)), o, at(1))
+    assert not await ix.document_commit(write("d1", chunk("d1", 0, "second", V2)), o, at(2))
+    doc = await ix.document_get("c", "d1")
+    assert doc is not None
+    assert doc.version == 1
+    assert [c.body for c in await ix.document_chunks("c", "d1")] == ["first"]
+
+
+async def test_stale_owner_cannot_commit_and_writes_nothing(store: Store) -> None:
+    ix = await index_of(store)
+    await ix.collection_ensure("c", MODEL, DIM, T0)
+    await ix.document_register(DocumentRef("c", "d1", "/a.txt"), T0)
+    await insert(ix, T0)
+    first = await claim_one(ix, T0, worker="w1", lease=5)
+    assert await ix.job_rescue_stale(at(10)) == [first.id]
+    second = await claim_one(ix, at(11), worker="w2")
+    stale = outcome(first, OutcomeKind.SUCCEEDED)
+    assert not await ix.document_commit(write("d1", chunk("d1", 0, "stale", V1)), stale, at(12))
+    doc = await ix.document_get("c", "d1")
+    assert doc is not None
+    assert (doc.status, doc.version, doc.chunk_count) == (DocumentStatus.PENDING, 0, 0)
+    assert await ix.document_chunks("c", "d1") == []
+    assert await ix.search_vector(SearchQuery("c", vector=V1)) == []
+    assert await ix.search_text(SearchQuery("c", text="stale")) == []
+    running = await ix.job_get(second.id)
+    assert running is not None
+    assert running.state is JobState.RUNNING
+    assert running.lease_owner == "w2"
+    assert await ix.document_commit(
+        write("d1", chunk("d1", 0, "current", V1)), outcome(second, OutcomeKind.SUCCEEDED), at(13)
+    )
+
+
+async def test_mark_is_fenced_and_keeps_chunks(store: Store) -> None:
+    ix = await index_of(store)
+    await ix.collection_ensure("c", MODEL, DIM, T0)
+    assert await commit(ix, write("d1", chunk("d1", 0, "kept", V1)))
+    job, _ = await running_job(ix)
+    failed = outcome(job, OutcomeKind.FAILED, error="encrypted PDF")
+    assert await ix.document_mark("c", "d1", DocumentStatus.FAILED, "encrypted PDF", failed, at(1))
+    assert not await ix.document_mark("c", "d1", DocumentStatus.QUARANTINED, "again", failed, at(2))
+    doc = await ix.document_get("c", "d1")
+    assert doc is not None
+    assert (doc.status, doc.error, doc.version) == (
+        DocumentStatus.FAILED,
+        "encrypted PDF",
+        1,
+    )
+    gone = await ix.job_get(job.id)
+    assert gone is not None
+    assert gone.state is JobState.FAILED
+    assert [c.body for c in await ix.document_chunks("c", "d1")] == ["kept"]
+    assert await ix.document_mark("c", "d1", DocumentStatus.PENDING, None, None, at(3))
+    assert (await ix.document_counts("c"))[DocumentStatus.PENDING] == 1
+
+
+async def test_delete_cascades_to_chunks_vectors_and_text(store: Store) -> None:
+    ix = await index_of(store)
+    await ix.collection_ensure("c", MODEL, DIM, T0)
+    assert await commit(ix, write("d1", chunk("d1", 0, "doomed words", V1)))
+    assert await commit(ix, write("d2", chunk("d2", 0, "survivor", V2)))
+    assert await ix.document_delete("c", "d1")
+    assert not await ix.document_delete("c", "d1")
+    assert await ix.document_get("c", "d1") is None
+    assert await ix.document_chunks("c", "d1") == []
+    assert [h.document_id for h in await ix.search_vector(SearchQuery("c", k=5, vector=V1))] == ["d2"]
+    assert await ix.search_text(SearchQuery("c", text="doomed")) == []
+
+
+async def test_list_is_keyset_paginated_and_counts_by_status(store: Store) -> None:
+    ix = await index_of(store)
+    for name in ["b", "a", "e", "d", "c"]:
+        await ix.document_register(DocumentRef("c1", name, f"/{name}"), T0)
+    await ix.document_register(DocumentRef("c2", "z", "/z"), T0)
+    await ix.document_mark("c1", "d", DocumentStatus.FAILED, "bad", None, T0)
+    page1 = await ix.document_list(DocumentFilter(collection="c1", limit=2))
+    page2 = await ix.document_list(DocumentFilter(collection="c1", after_id=page1[-1].id, limit=10))
+    assert [d.id for d in page1 + page2] == ["a", "b", "c", "d", "e"]
+    failed = await ix.document_list(DocumentFilter(status=DocumentStatus.FAILED))
+    assert [(d.collection, d.id, d.error) for d in failed] == [("c1", "d", "bad")]
+    assert len(await ix.document_list(DocumentFilter())) == 6
+    counts = await ix.document_counts("c1")
+    assert counts[DocumentStatus.PENDING] == 4
+    assert counts[DocumentStatus.FAILED] == 1
+    assert counts[DocumentStatus.INDEXED] == 0
+    assert sum((await ix.document_counts(None)).values()) == 6
+
+
+async def test_stale_documents_after_a_model_or_settings_change(store: Store) -> None:
+    ix = await index_of(store)
+    await ix.collection_ensure("c", MODEL, DIM, T0)
+    assert await commit(ix, write("d1", chunk("d1", 0, "one", V1), settings_hash="s1"))
+    assert await commit(ix, write("d2", chunk("d2", 0, "two", V1), settings_hash="s2"))
+    assert [d.id for d in await ix.documents_stale("c", MODEL, "s2", 10)] == ["d1"]
+    assert [d.id for d in await ix.documents_stale("c", "other-model", "s2", 10)] == ["d1", "d2"]
+    assert await ix.documents_stale("c", MODEL, "s1", 10) != []
+    assert len(await ix.documents_stale("c", "other-model", "s1", 1)) == 1

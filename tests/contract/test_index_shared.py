@@ -1,0 +1,77 @@
+"""Collections, blobs, the embedding cache and shared rate buckets."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from contract_helpers import T0, StoreFactory
+from index_helpers import index_of
+
+from ingestq.core.document import BucketRow
+from ingestq.store import Store
+
+
+async def test_collection_ensure_is_idempotent_and_keeps_the_first_model(store: Store) -> None:
+    ix = await index_of(store)
+    made = await ix.collection_ensure("c", "m1", 8, T0)
+    assert (made.name, made.model_id, made.dimension, made.created_at) == ("c", "m1", 8, T0)
+    again = await ix.collection_ensure("c", "m2", 16, T0 + timedelta(hours=1))
+    assert again == made
+    await ix.collection_ensure("a", "m1", 4, T0)
+    assert [c.name for c in await ix.collection_list()] == ["a", "c"]
+    assert await ix.collection_get("c") == made
+    assert await ix.collection_get("nope") is None
+
+
+async def test_blob_round_trip_and_dedup(store: Store) -> None:
+    ix = await index_of(store)
+    data = bytes(range(256)) * 100 + b"\x00end"
+    blob_id = await ix.blob_put(data, T0)
+    assert blob_id == hashlib.sha256(data).hexdigest()
+    assert await ix.blob_put(data, T0 + timedelta(seconds=1)) == blob_id
+    assert await ix.blob_get(blob_id) == data
+    assert await ix.blob_get("0" * 64) is None
+    assert await ix.blob_get(await ix.blob_put(b"", T0)) == b""
+
+
+async def test_embedding_cache_round_trip(store: Store) -> None:
+    ix = await index_of(store)
+    v1 = [0.5, -1.25, 3.0, 0.0]
+    await ix.embed_cache_put("m1", {"k1": v1, "k2": [1.0, 2.0, 3.0, 4.0]}, T0)
+    assert await ix.embed_cache_get("m1", ["k1", "missing"]) == {"k1": v1}
+    assert await ix.embed_cache_get("m2", ["k1"]) == {}
+    assert await ix.embed_cache_get("m1", []) == {}
+    await ix.embed_cache_put("m1", {"k1": [9.0, 9.0, 9.0, 9.0]}, T0)
+    got = await ix.embed_cache_get("m1", ["k1", "k2"])
+    assert got == {"k1": [9.0, 9.0, 9.0, 9.0], "k2": [1.0, 2.0, 3.0, 4.0]}
+    # float32: what comes back is the float32 rounding of what went in
+    await ix.embed_cache_put("m1", {"k3": [0.1]}, T0)
+    assert (await ix.embed_cache_get("m1", ["k3"]))["k3"] == [pytest.approx(0.1, rel=1e-6)]
+
+
+async def test_rate_bucket_update_holds_under_concurrency(store: Store, more_stores: StoreFactory) -> None:
+    ix = await index_of(store)
+    others = [await index_of(await more_stores()) for _ in range(2)]
+    start = 1000.0
+
+    def take(n: float) -> Callable[[BucketRow | None], BucketRow]:
+        def update(row: BucketRow | None) -> BucketRow:
+            current = start if row is None else row.requests
+            return BucketRow(requests=current - n, tokens=0.0, updated_at=T0)
+
+        return update
+
+    amounts = [float(i % 7 + 1) for i in range(60)]
+    stores = [ix, *others]
+    await asyncio.gather(
+        *(stores[i % len(stores)].rate_bucket_update("api", take(n)) for i, n in enumerate(amounts))
+    )
+    final = await ix.rate_bucket_update("api", lambda row: row or BucketRow(0.0, 0.0, T0))
+    assert final.requests == pytest.approx(start - sum(amounts))
+    assert final.updated_at == T0
+    other = await ix.rate_bucket_update("other", lambda row: BucketRow(5.0, 7.0, T0) if row is None else row)
+    assert (other.requests, other.tokens) == (5.0, 7.0)
