@@ -50,6 +50,8 @@ def test_url_forms() -> None:
     for bad in ("sqlite://", "sqlite:///", "sqlite://host/x.db", "sqlite:///dir/"):
         with pytest.raises(ConfigError, match="SQLite URL"):
             parse_sqlite_url(bad)
+    with pytest.raises(ConfigError, match="in-memory"):
+        parse_sqlite_url("sqlite:///:memory:")
 
 
 async def test_relative_url_creates_the_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -209,6 +211,21 @@ async def test_wait_wakes_on_an_enqueue_by_another_process(tmp_path: Path) -> No
         assert time.monotonic() - started < 30
     finally:
         await store.close()
+
+
+async def test_a_commit_before_the_first_wait_is_not_missed(tmp_path: Path) -> None:
+    """A worker's first cycle: claim (nothing), another process enqueues, then the worker waits."""
+    path = tmp_path / "q.db"
+    await (await _migrated(path)).close()
+    waiter, other = SqliteStore(path), SqliteStore(path)
+    await waiter.open()
+    await other.open()
+    try:
+        await other.job_insert_many([NewJob(kind="k")], T0)
+        await asyncio.wait_for(waiter.wait_for_jobs(60), 10)
+    finally:
+        await waiter.close()
+        await other.close()
 
 
 async def test_wait_returns_at_once_after_an_enqueue_here(tmp_path: Path) -> None:

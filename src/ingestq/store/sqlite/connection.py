@@ -23,6 +23,10 @@ def parse_sqlite_url(url: str) -> Path:
     raw = url[len(_PREFIX) :].split("?", 1)[0]
     if not raw or raw.endswith("/"):
         raise ConfigError(f"bad SQLite URL {url!r}: no file name")
+    if raw == ":memory:":
+        raise ConfigError(
+            "an in-memory SQLite database cannot hold a durable queue shared by processes: use a file path"
+        )
     return Path(raw)
 
 

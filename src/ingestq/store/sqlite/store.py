@@ -109,7 +109,7 @@ class SqliteStore(SqliteIndexMixin):
             raise
         self._wakeup = asyncio.Event()
         self._watcher = ChangeWatcher(self._connect, self._change_check_interval)
-        self._watcher.start(asyncio.get_running_loop(), self._wakeup.set)
+        await asyncio.to_thread(self._watcher.start, asyncio.get_running_loop(), self._wakeup.set)
 
     async def close(self) -> None:
         if self._executor is None:

@@ -12,6 +12,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import apsw
 
@@ -29,11 +30,14 @@ class ChangeWatcher:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._on_change: Callable[[], None] | None = None
+        self._primed = threading.Event()
 
     def start(self, loop: asyncio.AbstractEventLoop, on_change: Callable[[], None]) -> None:
+        """Start watching; returns once the first reading is taken (blocking: call it off the loop)."""
         self._loop, self._on_change = loop, on_change
         self._thread = threading.Thread(target=self._run, name="ingestq-sqlite-watch", daemon=True)
         self._thread.start()
+        self._primed.wait(timeout=30)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -62,32 +66,42 @@ class ChangeWatcher:
 
     def _run(self) -> None:
         conn: apsw.Connection | None = None
-        cursor: apsw.Cursor | None = None
         last: int | None = None
         try:
-            while True:
-                self._active.wait()
-                if self._stopping.is_set():
-                    return
-                if conn is None or cursor is None:
+            while not self._stopping.is_set():
+                if conn is None:
                     try:
                         conn = self._connect()
                     except StoreError:
-                        self._stopping.wait(self._interval * 20)
+                        self._primed.set()  # the store's own connection reports the problem
+                        time.sleep(self._interval * 20)
                         continue
-                    cursor = conn.cursor()
                 try:
-                    version = int(cursor.execute("PRAGMA data_version").fetchall()[0][0])  # type: ignore[arg-type]
-                except apsw.BusyError:
-                    version = last if last is not None else 0
-                # Also fires on the first check after a quiet spell if anything committed meanwhile:
-                # a spurious wake costs one empty claim, a missed one costs a whole poll interval.
+                    version = _data_version(conn)
+                except apsw.Error:  # e.g. the file went away: reconnect, and wake the waiter to find out
+                    conn.close()
+                    conn, last = None, None
+                    self._notify()
+                    continue
+                # The first reading is taken at start, so a commit made before the first wait (between a
+                # worker's empty claim and its wait) is seen. After a quiet spell the first check fires
+                # if anything committed meanwhile: a spurious wake costs one empty claim, a missed one a
+                # whole poll interval.
                 if last is not None and version != last:
                     self._notify()
                 last = version
+                self._primed.set()
+                if not self._active.is_set():
+                    self._active.wait()
+                    continue
                 # time.sleep costs a third of the CPU of Event.wait(timeout) per call, which matters
                 # at 100 checks a second; stop() is then noticed within one interval.
                 time.sleep(self._interval)
         finally:
             if conn is not None:
                 conn.close()
+
+
+def _data_version(conn: apsw.Connection) -> int:
+    rows: list[Any] = conn.execute("PRAGMA data_version").fetchall()
+    return int(rows[0][0])
