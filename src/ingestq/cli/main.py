@@ -85,6 +85,16 @@ def _register_optional() -> None:
     worker = _optional("ingestq.cli.worker")
     if worker is not None:
         app.command("worker")(worker.worker_command)
+    ingest = _optional("ingestq.cli.ingest")
+    if ingest is not None:
+        from .backfill import backfill_command
+        from .documents import documents_app
+        from .search import search_command
+
+        app.command("ingest")(ingest.ingest_command)
+        app.command("search")(search_command)
+        app.command("backfill")(backfill_command)
+        app.add_typer(documents_app, name="documents")
     bench = _optional("ingestq.cli.bench")
     if bench is not None:
         sub = getattr(bench, "bench_app", None) or getattr(bench, "app", None)

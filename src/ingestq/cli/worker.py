@@ -18,6 +18,7 @@ import typer
 
 from ingestq.core.client import Client
 from ingestq.core.handlers import Registry
+from ingestq.pipeline.ingest import IngestRuntime
 from ingestq.settings import Settings
 from ingestq.worker import Worker, WorkerConfig
 from ingestq.worker.config import parse_queues
@@ -52,6 +53,9 @@ def worker_command(
         float | None,
         typer.Option("--grace", min=0, help="Seconds in-flight jobs may finish on SIGTERM (default 30)."),
     ] = None,
+    disable_ocr: Annotated[
+        bool, typer.Option("--disable-ocr", help="Do not OCR image-only PDF pages (they are skipped).")
+    ] = False,
 ) -> None:
     """Run a worker: claim jobs, run them, record their outcomes."""
     try:
@@ -64,6 +68,8 @@ def worker_command(
         typer.echo(f"error: --app {app!r}: importing it raised {type(exc).__name__}: {detail}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
     settings = settings_of(ctx)
+    if disable_ocr:
+        settings = settings.model_copy(update={"ocr": False})
     try:
         config = WorkerConfig.from_settings(
             settings,
@@ -83,8 +89,10 @@ def worker_command(
 
 async def _serve(settings: Settings, registry: Registry | None, config: WorkerConfig, *, drain: bool) -> None:
     client = await Client.connect(settings, registry=registry)
-    async with client:
-        worker = Worker(client.store, registry, config)
+    async with client, IngestRuntime(client.store, settings) as ingestion:
+        # the ingestion kinds load lazily (no model, no parser process until an ingestion job comes)
+        ingest_kinds = ingestion.registry()
+        worker = Worker(client.store, ingest_kinds.merge(registry) if registry else ingest_kinds, config)
         _install_signal_handlers(worker)
         queues = ",".join(config.queues) if config.queues else "all"
         kinds = len(worker.registry.kinds())

@@ -205,9 +205,9 @@ class Documents:
         if not await self.store.document_delete(name, document_id):
             raise DocumentNotFound(name, document_id)
 
-    async def backfill(self, collection: str | None = None) -> int:
+    async def backfill(self, collection: str | None = None) -> _Jobs:
         """Queue re-ingestion of the collection's documents built with another model or chunker
-        settings; returns how many were queued."""
+        settings; returns their jobs."""
         return await backfill_collection(
             self.store,
             self._collection(collection),

@@ -186,7 +186,7 @@ class IngestRuntime:
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.settings = settings or Settings()
-        self.store = index_store(store)
+        self._store = store
         self.config = config or pipeline_config(self.settings)
         self.clock = clock
         self.fetch_limits = FetchLimits(
@@ -207,6 +207,11 @@ class IngestRuntime:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+    @property
+    def store(self) -> IngestStore:
+        """Checked on use, so a worker on a store without documents still runs plain jobs."""
+        return index_store(self._store)
 
     @property
     def embedder(self) -> Embedder:
@@ -406,10 +411,10 @@ class IngestRuntime:
     # --- ingestq.backfill ---------------------------------------------------------------------------
 
     async def backfill(self, ctx: JobContext, collection: str) -> dict[str, Any]:
-        queued = await backfill_collection(
+        jobs = await backfill_collection(
             self.store, collection, self.embedder.model_id, self.config.fingerprint(), self.clock, ctx
         )
-        return {"queued": queued}
+        return {"queued": len(jobs)}
 
 
 async def backfill_collection(
@@ -420,23 +425,22 @@ async def backfill_collection(
     clock: Clock,
     ctx: JobContext | None = None,
     page: int = 500,
-) -> int:
+) -> list[Job]:
     """Queue re-ingestion of every indexed document built with another model or chunker settings.
-    Registered documents turn pending, so each page asks for the next ones. Returns how many."""
+    Registered documents turn pending, so each page asks for the next ones. Returns the jobs."""
     existing = await store.collection_get(collection)
     if existing is not None and existing.model_id != model_id:
         raise PermanentError(
             f"collection {collection!r} holds {existing.model_id} vectors; re-embedding it with "
             f"{model_id} needs a new collection (vectors of two models cannot share one index)"
         )
-    queued = 0
+    jobs: list[Job] = []
     while True:
         stale = await store.documents_stale(collection, model_id, settings_hash, page)
         if not stale:
-            return queued
+            return jobs
         refs = [DocumentRef(d.collection, d.id, d.source, d.blob_id, d.metadata) for d in stale]
-        await register_and_enqueue(store, refs, clock.now())
-        queued += len(refs)
+        jobs += [job for _, job in await register_and_enqueue(store, refs, clock.now())]
         if ctx is not None:
-            await ctx.progress("queue", queued, None)
+            await ctx.progress("queue", len(jobs), None)
             ctx.raise_if_cancelled()
