@@ -180,3 +180,8 @@ async def test_list_by_each_state_with_other_filters_and_pages(store: Store) -> 
                 before = page[-1].id
             assert got == expected, (state, flt)
     assert await store.job_list(JobFilter(states=())) == []
+
+
+async def test_the_store_implements_the_protocol(store: Store) -> None:
+    assert isinstance(store, Store)
+    assert store.backend in ("sqlite", "postgresql")
