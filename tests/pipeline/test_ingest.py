@@ -1,0 +1,195 @@
+"""Ingestion end to end on every backend: documents API → queue → worker → sandboxed parse → chunk →
+cached embed → commit with the job's outcome → search. Deterministic fake embedder for speed (the real
+model has its own test in test_ingest_model.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ingestq.core.client import Client
+from ingestq.core.document import DocumentStatus
+from ingestq.core.documents import DocumentNotFound, Documents, ModelMismatch
+from ingestq.core.job import Job, JobState
+from ingestq.core.retry import ExponentialBackoff
+from ingestq.pipeline.ingest import IngestRuntime
+from ingestq.settings import Settings
+from ingestq.store.base import IndexStore, Store
+from ingestq.worker import Worker, WorkerConfig
+
+FAST_RETRY = ExponentialBackoff(base=0.01, max=0.05, jitter=0.0)
+
+PARAGRAPHS = [
+    f"Paragraph {i} talks about topic number {i}: " + " ".join(f"word{i}x{j}" for j in range(40)) + "."
+    for i in range(12)
+]
+
+
+def long_doc(paragraphs: Sequence[str]) -> str:
+    return "# Long document\n\n" + "\n\n".join(paragraphs) + "\n"
+
+
+@pytest.fixture
+def fake_settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"embedder": "fake", "embedder_dimension": 32})
+
+
+@pytest.fixture
+async def client(store: Store) -> AsyncIterator[Client]:
+    if not isinstance(store, IndexStore):
+        pytest.skip(f"the {store.backend} store does not implement IndexStore yet")
+    yield Client(store)
+
+
+async def drain(client: Client, settings: Settings, concurrency: int = 4) -> Worker:
+    async with IngestRuntime(client.store, settings) as runtime:
+        worker = Worker(
+            client.store,
+            runtime.registry(),
+            WorkerConfig(concurrency=concurrency),
+            retry_policy=FAST_RETRY,
+        )
+        await asyncio.wait_for(worker.run(drain=True), 120)
+    return worker
+
+
+async def job_of(client: Client, job: Job) -> Job:
+    return await client.get(job.id)
+
+
+def result(job: Job) -> dict[str, Any]:
+    assert isinstance(job.result, dict), job
+    return job.result
+
+
+async def test_ingest_search_reingest_and_edit(
+    client: Client, fake_settings: Settings, tmp_path: Path
+) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "long.md").write_text(long_doc(PARAGRAPHS))
+    (folder / "retries.md").write_text(
+        "# Retries\n\nFailed jobs come back with exponential backoff and jitter.\n"
+    )
+    (folder / "broken.docx").write_bytes(b"PK\x03\x04 this is not really a docx")
+    (folder / "skip.txt").write_text("excluded by the glob")
+    docs = Documents(client, fake_settings)
+
+    batch = await docs.ingest([folder], collection="kb", exclude=["*.txt"])
+    assert sorted(Path(b.document.id).name for b in batch) == ["broken.docx", "long.md", "retries.md"]
+    again = await docs.ingest([folder], collection="kb", exclude=["*.txt"])
+    assert [b.job.id for b in again] == [b.job.id for b in batch]  # deduped: not queued twice
+
+    await drain(client, fake_settings)
+    by_name = {Path(b.document.id).name: await job_of(client, b.job) for b in batch}
+    assert by_name["long.md"].state is JobState.SUCCEEDED
+    assert by_name["retries.md"].state is JobState.SUCCEEDED
+    first = result(by_name["long.md"])
+    assert first["chunks"] > 3
+    assert first["embedded"] == first["chunks"]
+    assert first["reused"] == 0
+
+    bad = by_name["broken.docx"]
+    assert bad.state is JobState.FAILED
+    assert bad.attempt == 1  # permanent: no retry
+    bad_doc = await docs.get(str(folder / "broken.docx"), "kb")
+    assert bad_doc.status is DocumentStatus.FAILED
+    assert bad_doc.error
+    assert "\n" not in bad_doc.error
+
+    long_id = str((folder / "long.md").resolve())
+    indexed = await docs.get(long_id, "kb")
+    assert indexed.status is DocumentStatus.INDEXED
+    assert indexed.chunk_count == first["chunks"]
+
+    hits = await docs.search("exponential backoff jitter", k=3, collection="kb")
+    assert hits[0].document_id.endswith("retries.md")
+    assert hits[0].title == "Retries"
+    text_hits = await docs.search("word7x3", k=3, collection="kb", mode="text")
+    assert text_hits
+    assert text_hits[0].document_id == long_id
+
+    # unchanged: every chunk comes from the cache
+    (job,) = [b.job for b in await docs.ingest([folder / "long.md"], collection="kb")]
+    await drain(client, fake_settings)
+    same = result(await job_of(client, job))
+    assert (same["embedded"], same["reused"]) == (0, first["chunks"])
+
+    # one paragraph edited: only the chunks it lands in are embedded again
+    edited = list(PARAGRAPHS)
+    edited[5] = "This paragraph was rewritten entirely with new words about zebras."
+    (folder / "long.md").write_text(long_doc(edited))
+    (job,) = [b.job for b in await docs.ingest([folder / "long.md"], collection="kb")]
+    await drain(client, fake_settings)
+    changed = result(await job_of(client, job))
+    assert 1 <= changed["embedded"] <= 2
+    assert changed["reused"] >= changed["chunks"] - 2
+    assert (await docs.search("zebras", k=1, collection="kb", mode="text"))[0].document_id == long_id
+    assert not await docs.search("word5x7", k=3, collection="kb", mode="text")
+
+    # a query with another model than the collection's is refused
+    local = fake_settings.model_copy(update={"embedder": "local"})
+    with pytest.raises(ModelMismatch, match="fake/hash"):
+        await Documents(client, local).search("anything", collection="kb")
+
+    await docs.delete(long_id, "kb")
+    with pytest.raises(DocumentNotFound):
+        await docs.get(long_id, "kb")
+    assert all(h.document_id != long_id for h in await docs.search("zebras", collection="kb"))
+
+
+async def test_uploads_and_reprocess(client: Client, fake_settings: Settings) -> None:
+    docs = Documents(client, fake_settings)
+    (one,) = await docs.ingest(uploads=[("notes.md", b"# Notes\n\nUploaded bytes live in the database.\n")])
+    await drain(client, fake_settings)
+    assert (await job_of(client, one.job)).state is JobState.SUCCEEDED
+    doc = await docs.get(one.document.id)
+    assert doc.blob_id is not None
+    assert doc.source == "upload:notes.md"
+    (job,) = await docs.reprocess([doc.id])
+    await drain(client, fake_settings)
+    assert result(await job_of(client, job))["reused"] == doc.chunk_count
+
+
+async def test_a_parser_that_times_out_is_retried_then_quarantined(
+    client: Client, fake_settings: Settings, tmp_path: Path
+) -> None:
+    slow = fake_settings.model_copy(update={"parse_time_limit": 0.001})
+    path = tmp_path / "a.md"
+    path.write_text("# A\n\n" + "Some words in a paragraph.\n\n" * 100_000)  # parsing takes > 1 ms
+    docs = Documents(client, slow)
+    (item,) = await docs.ingest([path])
+    for _ in range(20):  # drain returns while a retry is not yet due
+        await drain(client, slow)
+        job = await job_of(client, item.job)
+        if job.finished_at is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert job.state is JobState.FAILED
+    assert job.attempt == 3
+    doc = await docs.get(item.document.id)
+    assert doc.status is DocumentStatus.QUARANTINED
+    assert doc.error is not None
+    assert "timed out" in doc.error
+    counts = await docs.counts()
+    assert counts.get(DocumentStatus.QUARANTINED) == 1
+
+
+async def test_a_file_that_vanished_fails_with_one_line(
+    client: Client, fake_settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "gone.md"
+    path.write_text("# soon gone\n")
+    docs = Documents(client, fake_settings)
+    (item,) = await docs.ingest([path])
+    path.unlink()
+    await drain(client, fake_settings)
+    job = await job_of(client, item.job)
+    assert job.state is JobState.FAILED
+    doc = await docs.get(item.document.id)
+    assert doc.status is DocumentStatus.FAILED
+    assert doc.error == f"{path}: no such file"
