@@ -46,6 +46,7 @@ from ingestq.store.postgres.connect import (
     store_error,
     where,
 )
+from ingestq.store.postgres.index import PostgresIndexMixin
 from ingestq.store.postgres.listener import Listener
 from ingestq.store.postgres.rows import claim_order_key, job_from_row, progress_to_json
 from ingestq.store.queries import load_queries
@@ -64,7 +65,7 @@ _REQUEUING = (OutcomeKind.RETRY, OutcomeKind.RELEASED)
 NOT_INITIALISED = "database is not initialised: run `ingestq db migrate`"
 
 
-class PostgresStore:
+class PostgresStore(PostgresIndexMixin):
     backend = "postgresql"
 
     def __init__(self, url: str, pool_max_size: int = 10, pool_timeout: float = POOL_TIMEOUT_S) -> None:
@@ -206,22 +207,7 @@ class PostgresStore:
     async def job_finish_many(self, outcomes: Sequence[Outcome], now: datetime) -> set[int]:
         if not outcomes:
             return set()
-        params = {
-            "id": [o.job_id for o in outcomes],
-            "lease_owner": [o.lease_owner for o in outcomes],
-            "attempt": [o.attempt for o in outcomes],
-            "kind": [o.kind.value for o in outcomes],
-            "result": [
-                _dump_json(o.result, "result")
-                if o.kind is OutcomeKind.SUCCEEDED and o.result is not None
-                else None
-                for o in outcomes
-            ],
-            "error": [o.error for o in outcomes],
-            "run_at": [o.run_at for o in outcomes],
-            "now": now,
-            "history": ERROR_HISTORY_LIMIT,
-        }
+        params = finish_params(outcomes, now)
         requeues = any(o.kind in _REQUEUING for o in outcomes)
         async with self._connection() as conn, conn.pipeline():
             cur = await conn.execute(Q["job_finish_many"], params)
@@ -423,6 +409,26 @@ class PostgresStore:
         return self._listener
 
 
+def finish_params(outcomes: Sequence[Outcome], now: datetime) -> dict[str, Any]:
+    """Parameters of job_finish_many (also run by the index store inside its commit transaction)."""
+    return {
+        "id": [o.job_id for o in outcomes],
+        "lease_owner": [o.lease_owner for o in outcomes],
+        "attempt": [o.attempt for o in outcomes],
+        "kind": [o.kind.value for o in outcomes],
+        "result": [
+            _dump_json(o.result, "result")
+            if o.kind is OutcomeKind.SUCCEEDED and o.result is not None
+            else None
+            for o in outcomes
+        ],
+        "error": [o.error for o in outcomes],
+        "run_at": [o.run_at for o in outcomes],
+        "now": now,
+        "history": ERROR_HISTORY_LIMIT,
+    }
+
+
 # --- insert ---------------------------------------------------------------------------------------------
 
 
@@ -458,28 +464,29 @@ def _insert_params(jobs: Sequence[NewJob], now: datetime) -> dict[str, Any]:
 
 
 def _new_job(job_id: int, new: NewJob, now: datetime) -> Job:
+    # positional, in Job's field order: built once per enqueued job, and keywords cost a third more
     return Job(
-        id=job_id,
-        queue=new.queue,
-        kind=new.kind,
-        payload=new.payload,
-        priority=new.priority,
-        state=JobState.QUEUED,
-        run_at=new.run_at or now,
-        attempt=0,
-        max_attempts=new.max_attempts,
-        dedupe_key=new.dedupe_key,
-        lease_owner=None,
-        lease_expires_at=None,
-        cancel_requested=False,
-        progress=None,
-        result=None,
-        last_error=None,
-        errors=(),
-        document_id=new.document_id,
-        created_at=now,
-        started_at=None,
-        finished_at=None,
+        job_id,
+        new.queue,
+        new.kind,
+        new.payload,
+        new.priority,
+        JobState.QUEUED,
+        new.run_at or now,
+        0,  # attempt
+        new.max_attempts,
+        new.dedupe_key,
+        None,  # lease_owner
+        None,  # lease_expires_at
+        False,  # cancel_requested
+        None,  # progress
+        None,  # result
+        None,  # last_error
+        (),  # errors
+        new.document_id,
+        now,  # created_at
+        None,  # started_at
+        None,  # finished_at
     )
 
 
