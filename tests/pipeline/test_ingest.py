@@ -5,7 +5,7 @@ model has its own test in test_ingest_model.py)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +39,10 @@ def fake_settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-async def client(store: Store) -> AsyncIterator[Client]:
+async def client(store: Store) -> Client:
     if not isinstance(store, IndexStore):
         pytest.skip(f"the {store.backend} store does not implement IndexStore yet")
-    yield Client(store)
+    return Client(store)
 
 
 async def drain(client: Client, settings: Settings, concurrency: int = 4) -> Worker:
