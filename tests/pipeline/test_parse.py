@@ -41,7 +41,7 @@ def test_pdf_paragraphs_carry_page_numbers() -> None:
 def test_pdf_blank_pages_are_reported_and_a_blank_pdf_fails() -> None:
     doc = parse_document(SourceDocument(make_pdf([["Text."], []]), "p.pdf"), ParseOptions(ocr=False))
     assert doc.pages == 2
-    assert doc.warnings == ("no text on 1 page(s): 2 (OCR disabled)",)
+    assert doc.warnings == ("no text layer on 1 page(s): 2 (OCR disabled)",)
     with pytest.raises(NoTextFound, match="no text found in PDF"):
         parse_document(SourceDocument(make_pdf([[]]), "blank.pdf"), ParseOptions(ocr=False))
 

@@ -324,6 +324,9 @@ class ParserPool:
                 ],
                 pass_fds=(to_child_r, from_child_w),
                 stdin=subprocess.DEVNULL,
+                # glibc reserves 64 MiB of address space per thread arena, which RLIMIT_AS counts:
+                # with ONNX Runtime's threads that alone can exhaust the cap.
+                env={**os.environ, "MALLOC_ARENA_MAX": "2"},
             )
         finally:
             os.close(to_child_r)

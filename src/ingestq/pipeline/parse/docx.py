@@ -40,10 +40,15 @@ class DocxParser:
         except (KeyError, zipfile.BadZipFile, EOFError, OSError) as exc:
             raise CorruptDocument(f"corrupt DOCX: {_one_line(exc)}") from None
         blocks = list(_blocks(document))
+        warnings: tuple[str, ...] = ()
+        if not blocks:
+            # A body with no text: headers and footers are still the document's own words.
+            blocks = _header_footer_blocks(document)
+            warnings = ("body is empty; text taken from headers and footers",) if blocks else ()
         title = (document.core_properties.title or "").strip()
         if not title:
             title = next((b.text for b in blocks if b.kind is BlockKind.HEADING), "")
-        return ParsedDocument(MediaType.DOCX, title, tuple(blocks))
+        return ParsedDocument(MediaType.DOCX, title, tuple(blocks), warnings=warnings)
 
 
 def _check_archive(data: bytes, limit: int) -> None:
@@ -96,6 +101,29 @@ def _blocks(document: Document) -> Iterator[Block]:
             yield Block(BlockKind.PARAGRAPH, text)
     if list_lines:
         yield Block(BlockKind.LIST, "\n".join(list_lines))
+
+
+def _header_footer_blocks(document: Document) -> list[Block]:
+    seen: set[str] = set()
+    blocks: list[Block] = []
+    for section in document.sections:
+        parts = (
+            section.header,
+            section.first_page_header,
+            section.even_page_header,
+            section.footer,
+            section.first_page_footer,
+            section.even_page_footer,
+        )
+        for part in parts:
+            if part.is_linked_to_previous:
+                continue
+            for paragraph in part._element.iter(_P):
+                text = _text(_paragraph_text(paragraph))
+                if text and text not in seen:
+                    seen.add(text)
+                    blocks.append(Block(BlockKind.PARAGRAPH, text))
+    return blocks
 
 
 def _body_elements(parent: BaseOxmlElement) -> Iterator[BaseOxmlElement]:

@@ -210,8 +210,8 @@ def _warnings(
         elif not ocr.available():
             why = "OCR not installed (pip install 'ingestq[ocr]')"
         else:
-            why = "OCR found no text"
-        out.append(f"no text on {len(no_text)} page(s): {_ranges(no_text)} ({why})")
+            why = "OCR found none"
+        out.append(f"no text layer on {len(no_text)} page(s): {_ranges(no_text)} ({why})")
     out.extend(failed[:10])
     return tuple(out)
 
