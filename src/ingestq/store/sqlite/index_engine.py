@@ -178,14 +178,9 @@ class IndexEngine:
         return _document(found[0]) if found else None
 
     def document_list(self, flt: DocumentFilter) -> list[Document]:
-        after_collection = None
-        if flt.after_id is not None:
-            # keyset on (collection, id): within one collection, or across all when no collection is set
-            after_collection = flt.collection if flt.collection is not None else ""
         params = {
             "collection": flt.collection,
             "status": None if flt.status is None else DocumentStatus(flt.status).value,
-            "after_collection": after_collection,
             "after_id": flt.after_id,
             "limit": flt.limit,
         }

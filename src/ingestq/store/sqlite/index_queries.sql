@@ -41,14 +41,14 @@ SELECT collection, id, source, status, version, media_type, content_hash, title,
 FROM ingestq_documents WHERE collection = :collection AND id = :id
 
 -- name: document_list
--- keyset pagination on the (collection, id) unique index
+-- keyset pagination by id (within a collection: the (collection, id) unique index)
 SELECT collection, id, source, status, version, media_type, content_hash, title, metadata, chunk_count,
        model_id, settings_hash, error, blob_id, created_at, updated_at
 FROM ingestq_documents
 WHERE (:collection IS NULL OR collection = :collection)
   AND (:status IS NULL OR status = :status)
-  AND (:after_collection IS NULL OR (collection, id) > (:after_collection, :after_id))
-ORDER BY collection, id
+  AND (:after_id IS NULL OR id > :after_id)
+ORDER BY id, collection
 LIMIT :limit
 
 -- name: document_counts
