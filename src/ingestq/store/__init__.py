@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from ingestq.errors import ConfigError
 from ingestq.settings import Settings
-from ingestq.store.base import Store
+from ingestq.store.base import Backend, IndexStore, Store
 
 
-def open_store(settings: Settings | None = None) -> Store:
+def open_store(settings: Settings | None = None) -> Backend:
     """Build the store for `settings.database_url` (not yet connected: `await store.open()`)."""
     settings = settings or Settings()
     url = settings.database_url
@@ -24,4 +24,4 @@ def open_store(settings: Settings | None = None) -> Store:
     )
 
 
-__all__ = ["Store", "open_store"]
+__all__ = ["Backend", "IndexStore", "Store", "open_store"]
