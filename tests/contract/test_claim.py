@@ -41,6 +41,20 @@ async def test_older_run_at_first_within_a_priority(store: Store) -> None:
     assert [j.id for j in claimed] == [earlier.id, later.id]
 
 
+async def test_due_jobs_are_found_among_many_scheduled_for_later(store: Store) -> None:
+    scheduled = [NewJob(kind="k", priority=i % 4, run_at=at(3600 + i)) for i in range(400)]
+    await store.job_insert_many(scheduled, T0)
+    due = [
+        await insert(store, now=at(i), priority=p, queue=q)
+        for i, (p, q) in enumerate([(0, "a"), (3, "b"), (1, "a"), (3, "a")])
+    ]
+    expected = [due[1], due[3], due[2], due[0]]
+    assert [j.id for j in await claim(store, now=at(10), limit=50)] == [j.id for j in expected]
+    more = [await insert(store, now=at(20), priority=p, queue="a") for p in (2, 0)]
+    assert [j.id for j in await claim(store, now=at(30), limit=50, queues=("a",))] == [more[0].id, more[1].id]
+    assert await claim(store, now=at(30), limit=50, queues=("a", "b")) == []
+
+
 async def test_limit_and_successive_claims(store: Store) -> None:
     jobs = await store.job_insert_many([NewJob(kind="k") for _ in range(5)], T0)
     first = await claim(store, limit=2)

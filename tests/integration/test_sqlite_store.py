@@ -286,6 +286,24 @@ async def test_hot_queries_never_scan_the_jobs_table(tmp_path: Path, name: str) 
     assert not scans, plan
 
 
+@pytest.mark.parametrize("name", ["job_claim", "job_claim_queue", "job_claim_queues"])
+async def test_claims_seek_each_priority_in_claim_order(tmp_path: Path, name: str) -> None:
+    """Claims are planned as one index range per priority (skip-scan) that already yields claim order:
+    jobs scheduled for later are never walked, and nothing is sorted."""
+    path = tmp_path / "q.db"
+    await (await _migrated(path)).close()
+    conn = apsw.Connection(str(path))
+    try:
+        params = {
+            p: None if p == "kinds" else ('["a"]' if p == "queues" else 1) for p in _param_names(Q[name])
+        }
+        plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {Q[name]}", params)]
+    finally:
+        conn.close()
+    assert any("ANY(priority)" in step and "run_at<?" in step for step in plan), plan
+    assert not any("ORDER BY" in step for step in plan), plan
+
+
 def _param_names(sql: str) -> list[str]:
     import re
 

@@ -166,7 +166,10 @@ class Engine:
                     Q["migration_record"], {"version": version, "name": name, "applied_at": time.time()}
                 )
                 applied.append(version)
-        if not applied:
+        if applied:
+            with self._errors():
+                self.conn.execute("ANALYZE sqlite_schema")  # reload the planner statistics just written
+        else:
             self._check_not_newer(self._applied_version())
         return applied
 
