@@ -69,7 +69,7 @@ def test_image_only_page_is_ocred_unless_disabled() -> None:
     doc = parse_document(SourceDocument(data, "scan.pdf"))
     assert "4711" in doc.text
     assert doc.blocks[0].page == 1
-    assert doc.warnings == ("OCR used on 1 image-only page(s): 1",)
+    assert doc.warnings == ("OCR used on 1 page(s) without a text layer: 1",)
     with pytest.raises(NoTextFound, match="OCR disabled"):
         parse_document(SourceDocument(data, "scan.pdf"), ParseOptions(ocr=False))
 

@@ -16,7 +16,6 @@ import statistics
 from dataclasses import dataclass
 
 import pypdfium2 as pdfium
-import pypdfium2.raw as pdfium_c
 
 from ingestq.pipeline.errors import CorruptDocument, DocumentTooLarge, EncryptedDocument
 from ingestq.pipeline.model import Block, BlockKind, MediaType, ParsedDocument, ParseOptions, SourceDocument
@@ -74,7 +73,7 @@ class PdfParser:
             return ""
         page = pdf[index]
         try:
-            if not _has_images(page):
+            if not _draws_anything(page):
                 return ""  # a blank page: rendering and OCR would find nothing, slowly
             width, height = page.get_size()
             scale = options.ocr_dpi / 72
@@ -87,9 +86,9 @@ class PdfParser:
             page.close()
 
 
-def _has_images(page: pdfium.PdfPage) -> bool:
-    image = pdfium_c.FPDF_PAGEOBJ_IMAGE
-    return any(obj.type == image for obj in page.get_objects(max_depth=4))
+def _draws_anything(page: pdfium.PdfPage) -> bool:
+    """Images, but also paths and unmapped glyphs (Type 3 fonts) can carry text that only OCR reads."""
+    return any(True for _ in page.get_objects(max_depth=2))
 
 
 def _open(data: bytes) -> pdfium.PdfDocument:
@@ -203,7 +202,7 @@ def _warnings(
 ) -> tuple[str, ...]:
     out: list[str] = []
     if ocr_pages:
-        out.append(f"OCR used on {len(ocr_pages)} image-only page(s): {_ranges(ocr_pages)}")
+        out.append(f"OCR used on {len(ocr_pages)} page(s) without a text layer: {_ranges(ocr_pages)}")
     if no_text:
         if not options.ocr:
             why = "OCR disabled"
