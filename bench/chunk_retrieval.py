@@ -1,14 +1,18 @@
-"""Retrieval quality of chunker settings on the markdown corpus with queries.md (recall@5).
+"""Retrieval quality of chunker settings on the markdown corpus with queries.md.
 
-A query counts as answered when one of its 5 nearest chunks comes from the expected file ("strict") or
-from the expected or an also-acceptable file ("lenient"). Run: `python -m bench.chunk_retrieval`.
+A query counts as answered at k when one of its k nearest chunks comes from the expected file
+("strict") or from the expected or an also-acceptable file ("lenient"); MRR is the mean reciprocal rank
+of the first such file (strict). Vectors are cached in bench/out/vectors (keyed by the chunk texts), so
+re-running costs only the settings not measured before. Run: `python -m bench.chunk_retrieval`.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import re
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -42,6 +46,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--settings", nargs="*", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("-k", type=int, default=5)
+    parser.add_argument("--cache", type=Path, default=Path(__file__).parent / "out" / "vectors")
     args = parser.parse_args()
     embedder = SentenceTransformerEmbedder()
     docs = parsed_markdown()
@@ -50,20 +55,34 @@ def main() -> None:
     for name in args.settings:
         chunker = TokenChunker(embedder.tokenizer, embedder.max_tokens, **SETTINGS[name])  # type: ignore[arg-type]
         chunks = chunk_all(chunker, docs)
+        texts = [c.text for _, c in chunks]
+        key = hashlib.sha256("\x00".join([embedder.model_id, *texts]).encode()).hexdigest()[:20]
+        cached = args.cache / f"{key}.npy"
         started = time.perf_counter()
-        vectors = np.asarray(embedder.encode_sync([c.text for _, c in chunks]))
+        if cached.is_file():
+            vectors = np.load(cached)
+        else:
+            vectors = np.asarray(embedder.encode_sync(texts))
+            args.cache.mkdir(parents=True, exist_ok=True)
+            np.save(cached, vectors)
         seconds = time.perf_counter() - started
         scores = qvec @ vectors.T
-        strict = lenient = 0
+        strict1 = strict = lenient = 0
+        reciprocal = 0.0
         for i, (_, expected, acceptable) in enumerate(queries):
-            top = np.argsort(-scores[i])[: args.k]
-            files = {chunks[j][0] for j in top}
-            strict += bool(files & expected)
-            lenient += bool(files & acceptable)
+            order = np.argsort(-scores[i])
+            top = {chunks[j][0] for j in order[: args.k]}
+            ranked_files = list(dict.fromkeys(chunks[j][0] for j in order))
+            strict += bool(top & expected)
+            lenient += bool(top & acceptable)
+            strict1 += ranked_files[0] in expected
+            rank = next(r for r, f in enumerate(ranked_files, 1) if f in expected)
+            reciprocal += 1.0 / rank
         n = len(queries)
         print(
             f"{name:24s} chunks={len(chunks):5d} recall@{args.k} strict={strict / n:.2f} "
-            f"lenient={lenient / n:.2f} (embedded in {seconds:.0f} s)",
+            f"lenient={lenient / n:.2f} recall@1={strict1 / n:.2f} MRR={reciprocal / n:.3f} "
+            f"(vectors in {seconds:.0f} s)",
             flush=True,
         )
 

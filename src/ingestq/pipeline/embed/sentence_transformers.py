@@ -86,6 +86,7 @@ class SentenceTransformerEmbedder(Embedder):
         self._dimension = _read_dimension(folder)
         self._model: Any = None
         self._load_lock = threading.Lock()
+        self._encode_lock = threading.Lock()
 
     @property
     def tokenizer(self) -> Tokenizer:
@@ -125,13 +126,16 @@ class SentenceTransformerEmbedder(Embedder):
         if not texts:
             return []
         model = self._load()
-        array = model.encode(
-            list(texts),
-            batch_size=batch_size or self.batch_size,
-            normalize_embeddings=self.normalize,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+        # One model call at a time: torch already spreads one call over every core, and two
+        # concurrent calls only fight over them.
+        with self._encode_lock:
+            array = model.encode(
+                list(texts),
+                batch_size=batch_size or self.batch_size,
+                normalize_embeddings=self.normalize,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
         vectors: list[Vector] = array.tolist()
         return vectors
 
