@@ -35,7 +35,7 @@ fmt: $(STAMP) ## format and auto-fix
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
-demo: $(STAMP) ## enqueue a few thousand probe jobs, drain them with workers, print stats
+demo: $(STAMP) ## ingest docs/ plus a generated PDF and DOCX with the local model, then search
 	$(BIN)/python -m ingestq.demo
 
 bench: $(STAMP) ## run the benchmarks side by side with peers; writes BENCHMARKS.md

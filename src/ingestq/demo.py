@@ -1,144 +1,162 @@
-"""`make demo`: a few thousand `ingestq.probe` jobs drained by two real worker processes.
+"""`make demo`: ingest the project's own docs/ folder plus a PDF and a DOCX generated here, into a fresh
+embedded SQLite store (`.ingestq/demo.db`), with the default local model (offline), then search.
 
-Some jobs fail a couple of times and succeed on retry (short backoff), a few fail for good and land in
-the dead-letter state. A progress bar follows `Client.stats()`; when every job is finished the workers
-get SIGTERM (graceful shutdown) and the final stats table is printed. The demo uses its own database,
-`.ingestq/demo.db`, recreated on each run, and exits non-zero if the outcome is not the expected one.
+A worker runs in this process and a progress bar follows the batch; the summary says how many chunks
+were embedded or reused, and the hits of a few questions are printed. Exit status 0 only if every
+document was indexed and every question found something.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
-import signal
-import subprocess
+import io
 import sys
-import time
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ingestq.builtin import PROBE_KIND
-from ingestq.cli.render import stats_table
+from ingestq.cli.ingest import print_summary, wait_for_jobs
+from ingestq.cli.search import hits_table
 from ingestq.core.client import Client
-from ingestq.core.job import JobState, NewJob, QueueStats
+from ingestq.core.documents import Documents
 from ingestq.settings import Settings
 
-JOBS = 3000
-FLAKY = 300  # fail once or twice, then succeed
-DOOMED = 12  # fail on every attempt: dead letter after max_attempts
-SLOW = 300  # sleep a little, so several jobs are in flight at once
-WORKERS = 2
-CONCURRENCY = 25
-DEADLINE = 120.0  # seconds; the demo normally takes a few
+QUESTIONS = (
+    "what happens to a job when its worker crashes?",
+    "how are uploaded documents parsed safely?",
+    "which parts of a word document are kept?",
+)
 
 console = Console(highlight=False)
 
-
-def _fresh_database(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "demo.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-    return path
-
-
-def _jobs(client: Client) -> list[NewJob]:
-    rng = random.Random(7)
-    jobs = [client.new_job(PROBE_KIND, {}, queue="default") for _ in range(JOBS - FLAKY - DOOMED - SLOW)]
-    jobs += [
-        client.new_job(PROBE_KIND, {"fail_times": rng.choice((1, 2))}, queue="flaky") for _ in range(FLAKY)
-    ]
-    jobs += [client.new_job(PROBE_KIND, {"seconds": 0.02}, queue="slow", priority=1) for _ in range(SLOW)]
-    jobs += [
-        client.new_job(PROBE_KIND, {"fail_times": 99}, queue="flaky", max_attempts=3) for _ in range(DOOMED)
-    ]
-    rng.shuffle(jobs)
-    return jobs
+PDF_PAGES = [
+    [
+        "Parsing in a sandbox",
+        "Every uploaded document is parsed in a separate child process with a time limit and a memory "
+        "limit, so a hostile file cannot hang or crash the worker.",
+        "A parser that crashes or times out is retried; after the last attempt the document is "
+        "quarantined and counted apart from ordinary failures.",
+    ],
+    [
+        "Chunks and embeddings",
+        "Documents are split into chunks that never exceed the embedding model's window, and each chunk "
+        "keeps the path of headings above it.",
+        "An embedding cache keyed by model and chunk text means re-ingesting an unchanged document "
+        "embeds nothing again.",
+    ],
+]
 
 
-def _count(stats: list[QueueStats], *states: JobState) -> int:
-    return sum(row.counts.get(state, 0) for row in stats for state in states)
+def _pdf_escape(text: str) -> bytes:
+    return text.encode("latin-1").replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
 
 
-def _start_workers(url: str, logs: Path) -> list[subprocess.Popen[bytes]]:
-    command = [sys.executable, "-m", "ingestq.cli.main", "--db", url, "worker"]
-    options = ["--concurrency", str(CONCURRENCY), "--poll-interval", "0.2", "--grace", "5"]
-    procs = []
-    for n in range(WORKERS):
-        log = (logs / f"demo-worker-{n + 1}.log").open("wb")
-        procs.append(subprocess.Popen([*command, *options], stdout=log, stderr=subprocess.STDOUT))
-        log.close()  # the child holds its own descriptor
-    return procs
-
-
-def _stop_workers(procs: list[subprocess.Popen[bytes]]) -> list[int]:
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    return [proc.wait(timeout=30) for proc in procs]
-
-
-async def _follow(client: Client, procs: list[subprocess.Popen[bytes]]) -> list[QueueStats]:
-    """Drive the progress bar from the queue's own stats until every job is finished."""
-    columns = (
-        TextColumn("[bold]draining"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[detail]}"),
-        TimeElapsedColumn(),
+def make_pdf(pages: list[list[str]]) -> bytes:
+    """A minimal text PDF (one Helvetica line per paragraph, wrapped at 90 characters)."""
+    objects: list[bytes] = [b"<< /Type /Catalog /Pages 2 0 R >>", b"", b""]
+    objects[2] = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"
+    kids = []
+    for lines in pages:
+        ops = [b"BT /F1 11 Tf 14 TL 60 740 Td"]
+        for para in lines:
+            words, line = para.split(), ""
+            for word in words:
+                if len(line) + len(word) > 90:
+                    ops.append(b"(" + _pdf_escape(line) + b") Tj T*")
+                    line = ""
+                line = f"{line} {word}".strip()
+            ops.append(b"(" + _pdf_escape(line) + b") Tj T* T*")
+        ops.append(b"ET")
+        stream = b"\n".join(ops)
+        page_no = len(objects) + 1
+        kids.append(page_no)
+        objects.append(
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "
+            b"/Contents %d 0 R >>" % (page_no + 1)
+        )
+        objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
+    objects[1] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (
+        b" ".join(b"%d 0 R" % k for k in kids),
+        len(kids),
     )
-    started = time.monotonic()
-    with Progress(*columns, console=console) as bar:
-        task = bar.add_task("jobs", total=JOBS, detail="")
-        while True:
-            stats = await client.stats()
-            done = _count(stats, JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
-            detail = (
-                f"queued {_count(stats, JobState.QUEUED)}  running {_count(stats, JobState.RUNNING)}  "
-                f"failed {_count(stats, JobState.FAILED)}"
-            )
-            bar.update(task, completed=done, detail=detail)
-            if done >= JOBS:
-                return stats
-            if all(proc.poll() is not None for proc in procs):
-                raise RuntimeError("every worker exited before the queue was drained; see .ingestq/*.log")
-            if time.monotonic() - started > DEADLINE:
-                raise RuntimeError(f"the queue was not drained within {DEADLINE:.0f}s")
-            await asyncio.sleep(0.1)
+    out = io.BytesIO()
+    out.write(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n" % number + body + b"\nendobj\n")
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    for offset in offsets:
+        out.write(b"%010d 00000 n \n" % offset)
+    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
+    return out.getvalue()
 
 
-async def run(folder: Path = Path(".ingestq")) -> int:
-    path = _fresh_database(folder)
-    settings = Settings(database_url=f"sqlite:///{path}")
+def make_docx(path: Path) -> None:
+    import docx
+
+    document = docx.Document()
+    document.add_heading("Word documents in ingestq", level=1)
+    document.add_paragraph(
+        "The DOCX parser keeps headings, lists and tables, so a chunk knows which section it came from."
+    )
+    document.add_heading("What is kept", level=2)
+    for item in ("Headings with their level", "Bulleted and numbered lists", "Tables, row by row"):
+        document.add_paragraph(item, style="List Bullet")
+    table = document.add_table(rows=3, cols=2)
+    for row, (name, value) in zip(
+        table.rows, [("Format", "Parser"), ("PDF", "pypdfium2"), ("DOCX", "python-docx")], strict=True
+    ):
+        row.cells[0].text = name
+        row.cells[1].text = value
+    document.save(str(path))
+
+
+def _repo_docs() -> Path:
+    here = Path(__file__).resolve().parents[2] / "docs"
+    return here if here.is_dir() else Path.cwd() / "docs"
+
+
+def prepare(folder: Path) -> tuple[Path, Path]:
+    """A fresh database path and the generated PDF and DOCX, in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    database = folder / "demo.db"
+    for stale in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+        stale.unlink(missing_ok=True)
+    generated = folder / "demo-docs"
+    generated.mkdir(exist_ok=True)
+    (generated / "ingestq-pipeline.pdf").write_bytes(make_pdf(PDF_PAGES))
+    make_docx(generated / "ingestq-word.docx")
+    return database, generated
+
+
+async def run(folder: Path, docs_dir: Path | None = None) -> int:
+    database, generated = await asyncio.to_thread(prepare, folder)
+    sources = [docs_dir or _repo_docs(), generated]
+
+    settings = Settings(database_url=f"sqlite:///{database}")
+    console.print(f"ingesting {', '.join(str(s) for s in sources)} into {database} (model: all-MiniLM-L6-v2)")
     async with Client.connect(settings) as client:
-        started = time.monotonic()
-        await client.insert_many(_jobs(client))
-        console.print(
-            f"enqueued {JOBS} {PROBE_KIND} jobs in {time.monotonic() - started:.2f}s "
-            f"({FLAKY} flaky, {DOOMED} doomed, {SLOW} slow) into {path}"
-        )
-        console.print(f"starting {WORKERS} `ingestq worker` processes (concurrency {CONCURRENCY} each)")
-        procs = _start_workers(settings.database_url, folder)
-        started = time.monotonic()
-        try:
-            stats = await _follow(client, procs)
-        finally:
-            codes = _stop_workers(procs)
-        elapsed = time.monotonic() - started
-        console.print(stats_table(stats))
-        failed = _count(stats, JobState.FAILED)
-        console.print(
-            f"drained {JOBS} jobs in {elapsed:.1f}s ({JOBS / elapsed:.0f} jobs/s); "
-            f"{failed} dead-lettered (expected {DOOMED}); workers exited with {codes} after SIGTERM"
-        )
-        console.print(f"inspect: ingestq --db sqlite:///{path} jobs list --state failed")
-    return 0 if failed == DOOMED and codes == [0] * WORKERS else 1
+        docs = Documents(client, settings)
+        batch = await docs.ingest(sources, collection="demo", include=["*.md", "*.pdf", "*.docx"])
+        summary = await wait_for_jobs(client, settings, [b.job for b in batch], out=console)
+        print_summary(summary, console)
+        found_all = True
+        for question in QUESTIONS:
+            hits = await docs.search(question, k=3, collection="demo")
+            console.print(f"\n[bold]search:[/] {question}")
+            if hits:
+                console.print(hits_table(hits, width=200))
+            else:
+                found_all = False
+                console.print("no hits")
+    ok = summary.indexed == summary.total and found_all
+    return 0 if ok else 1
 
 
 def main() -> None:
-    raise SystemExit(asyncio.run(run()))
+    sys.exit(asyncio.run(run(Path(".ingestq"))))
 
 
 if __name__ == "__main__":
