@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from ingestq.errors import PermanentError
+from ingestq.errors import PermanentError, RetryableError
 
 
 class ParseError(PermanentError):
@@ -42,3 +42,7 @@ class ParserCrashed(ParseError):
     """The sandboxed parser died, ran out of memory or ran past its time limit."""
 
     quarantine: ClassVar[bool] = True
+
+
+class ParserUnavailable(RetryableError):
+    """The sandbox could not start a parser process (an environment problem, not the document's)."""

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from types import TracebackType
 
-from ingestq.pipeline.errors import DocumentTooLarge, ParseError, ParserCrashed
+from ingestq.pipeline.errors import DocumentTooLarge, ParseError, ParserCrashed, ParserUnavailable
 from ingestq.pipeline.model import ParsedDocument, ParseOptions, SourceDocument
 
 _START_TIMEOUT = 60.0  # first import of PDFium, lxml and trafilatura on a busy machine
@@ -273,6 +273,8 @@ class ParserPool:
             return [c.process.pid for c in self._slots.queue if c is not None and c.alive()]
 
     async def aparse(self, doc: SourceDocument, options: ParseOptions | None = None) -> ParseResult:
+        """`parse` on a thread. Cancelling the caller does not stop the child early: the parse still
+        ends within the time limit, and its slot is then free again."""
         return await asyncio.to_thread(self.parse, doc, options)
 
     def parse(self, doc: SourceDocument, options: ParseOptions | None = None) -> ParseResult:
@@ -341,7 +343,7 @@ class ParserPool:
         if not ready:
             reason = child.describe_death() if not child.alive() else "did not start in time"
             child.kill()
-            raise RuntimeError(f"parser process failed to start: {reason}")
+            raise ParserUnavailable(f"parser process failed to start: {reason}")
         return child
 
     def _run(
