@@ -22,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
+from ingestq.errors import SchemaError
 from ingestq.settings import Settings
 from ingestq.store import Store, open_store
 
@@ -54,6 +55,10 @@ class PgServer:
             await store.open()
             try:
                 await store.migrate()
+            except SchemaError as exc:
+                # a server without pgvector keeps the queue schema: the index tests skip there
+                if "pgvector is not installed" not in str(exc):
+                    raise
             finally:
                 await store.close()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+from psycopg import errors as pg_errors
 
 from ingestq.errors import SchemaError
 from ingestq.store.queries import load_migrations
@@ -21,20 +22,25 @@ def _too_new(version: int) -> SchemaError:
 
 
 async def migrate(conn: psycopg.AsyncConnection[Any], q: dict[str, str]) -> list[int]:
-    """Apply pending migrations in one transaction. The advisory lock makes a concurrent migrate() wait
-    and then find nothing left to do; DDL is transactional in PostgreSQL, so a failure applies nothing."""
+    """Apply pending migrations, each in its own transaction under the advisory lock: a concurrent
+    migrate() waits and then finds that version applied. DDL is transactional in PostgreSQL, so a failed
+    migration applies nothing of itself and keeps the earlier ones (the queue works on a server without
+    pgvector, whose index migration is refused with a one-line SchemaError)."""
     applied_now: list[int] = []
-    async with conn.transaction():
-        await conn.execute(q["migrations_lock"])
-        await conn.execute(q["migrations_create_table"])
-        cur = await conn.execute(q["migrations_applied"])
-        applied = {row[0] for row in await cur.fetchall()}
-        if applied and max(applied) > LATEST:
-            raise _too_new(max(applied))
-        for version, name, sql in MIGRATIONS:
+    for version, name, sql in MIGRATIONS:
+        async with conn.transaction():
+            await conn.execute(q["migrations_lock"])
+            await conn.execute(q["migrations_create_table"])
+            cur = await conn.execute(q["migrations_applied"])
+            applied = {row[0] for row in await cur.fetchall()}
+            if applied and max(applied) > LATEST:
+                raise _too_new(max(applied))
             if version in applied:
                 continue
-            await conn.execute(sql.encode())  # several statements: simple query protocol, no parameters
+            try:
+                await conn.execute(sql.encode())  # several statements: simple query protocol, no parameters
+            except pg_errors.RaiseException as exc:  # a migration's own check (RAISE EXCEPTION '...')
+                raise SchemaError(f"migration {version} ({name}): {exc.diag.message_primary}") from None
             await conn.execute(q["migrations_record"], {"version": version, "name": name})
             applied_now.append(version)
     return applied_now
