@@ -377,9 +377,6 @@ class IndexEngine:
                 f"query vector has {len(query.vector)} dimensions; collection {query.collection!r} "
                 f"has {dimension}"
             )
-        total = int(self._rows(_sql("vec_count", vec_table_id))[0][0])
-        if total == 0:
-            return []
         params: dict[str, Any] = {
             "vector": pack_f32(query.vector),
             "collection": query.collection,
@@ -388,10 +385,16 @@ class IndexEngine:
         }
         fetch = query.k if not query.metadata else query.k * OVERFETCH
         sql = _sql("search_vector", vec_table_id)
+        total: int | None = None
         while True:
-            params["fetch"] = min(fetch, total, KNN_MAX_K)
+            params["fetch"] = min(fetch, KNN_MAX_K)
             rows = self._rows(sql, params)
-            if len(rows) >= query.k or params["fetch"] >= min(total, KNN_MAX_K):
+            if len(rows) >= query.k or not query.metadata or params["fetch"] >= KNN_MAX_K:
+                return [_hit(query.collection, r) for r in rows]
+            # filters dropped rows: fetch more, unless the KNN already returned every vector
+            if total is None:
+                total = int(self._rows(_sql("vec_count", vec_table_id))[0][0])
+            if params["fetch"] >= total:
                 return [_hit(query.collection, r) for r in rows]
             fetch *= 4
 
