@@ -145,14 +145,15 @@ RETURNING j.id, j.queue, j.kind, j.payload, j.priority, j.state, j.run_at, j.att
           j.last_error, nullif(j.errors, '[]'), j.document_id, j.created_at, j.started_at, j.finished_at
 
 -- name: job_finish_many
--- Apply a batch of outcomes in one statement (arrays again). The WHERE clause is the fence: an outcome
+-- Apply a batch of outcomes in one statement (one JSON document, as for inserts). The WHERE clause is
+-- the fence: an outcome
 -- applies only to a running row with the same owner and attempt, so a worker whose lease expired and
 -- whose job was claimed again cannot overwrite it. RELEASED gives the attempt back; FAILED and RETRY
 -- append to the error history, keeping the newest ERROR_HISTORY_LIMIT entries.
 WITH o AS (
-    SELECT * FROM unnest(%(id)s::bigint[], %(lease_owner)s::text[], %(attempt)s::integer[],
-                         %(kind)s::text[], %(result)s::text[], %(error)s::text[], %(run_at)s::timestamptz[])
-         AS o(id, lease_owner, attempt, kind, result, error, run_at)
+    SELECT * FROM json_to_recordset(%(outcomes)s::json)
+         AS o(id bigint, lease_owner text, attempt integer, kind text, result jsonb, error text,
+              run_at timestamptz)
 )
 UPDATE ingestq_jobs j
 SET state = (CASE o.kind WHEN 'retry' THEN 'queued' WHEN 'released' THEN 'queued' ELSE o.kind END)
@@ -163,7 +164,7 @@ SET state = (CASE o.kind WHEN 'retry' THEN 'queued' WHEN 'released' THEN 'queued
     lease_owner = NULL,
     lease_expires_at = NULL,
     started_at = CASE WHEN o.kind = 'released' THEN NULL ELSE j.started_at END,
-    result = CASE WHEN o.kind = 'succeeded' THEN o.result::jsonb ELSE j.result END,
+    result = CASE WHEN o.kind = 'succeeded' THEN o.result ELSE j.result END,
     last_error = CASE WHEN o.kind IN ('failed', 'retry') THEN coalesce(o.error, 'error')
                       WHEN o.kind = 'cancelled' THEN coalesce(o.error, j.last_error)
                       ELSE j.last_error END,

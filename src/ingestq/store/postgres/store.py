@@ -208,12 +208,12 @@ class PostgresStore(PostgresIndexMixin):
         if not outcomes:
             return set()
         params = finish_params(outcomes, now)
-        requeues = any(o.kind in _REQUEUING for o in outcomes)
+        if not any(o.kind in _REQUEUING for o in outcomes):
+            return {r[0] for r in await self._fetchall(Q["job_finish_many"], params)}
         async with self._connection() as conn, conn.pipeline():
             cur = await conn.execute(Q["job_finish_many"], params)
-            if requeues:
-                # a separate autocommit statement after the update: the update commits first
-                await conn.execute(Q["jobs_notify"], {"queues": ""})
+            # a separate autocommit statement after the update: the update commits first
+            await conn.execute(Q["jobs_notify"], {"queues": ""})
             return {r[0] for r in await cur.fetchall()}
 
     async def job_progress(
@@ -410,23 +410,24 @@ class PostgresStore(PostgresIndexMixin):
 
 
 def finish_params(outcomes: Sequence[Outcome], now: datetime) -> dict[str, Any]:
-    """Parameters of job_finish_many (also run by the index store inside its commit transaction)."""
-    return {
-        "id": [o.job_id for o in outcomes],
-        "lease_owner": [o.lease_owner for o in outcomes],
-        "attempt": [o.attempt for o in outcomes],
-        "kind": [o.kind.value for o in outcomes],
-        "result": [
-            _dump_json(o.result, "result")
-            if o.kind is OutcomeKind.SUCCEEDED and o.result is not None
-            else None
-            for o in outcomes
-        ],
-        "error": [o.error for o in outcomes],
-        "run_at": [o.run_at for o in outcomes],
-        "now": now,
-        "history": ERROR_HISTORY_LIMIT,
-    }
+    """Parameters of job_finish_many (also run by the index store inside its commit transaction): the
+    outcomes as one JSON document, keys left out being NULL in SQL."""
+    rows: list[dict[str, Any]] = []
+    for o in outcomes:
+        row: dict[str, Any] = {
+            "id": o.job_id,
+            "lease_owner": o.lease_owner,
+            "attempt": o.attempt,
+            "kind": o.kind.value,
+        }
+        if o.kind is OutcomeKind.SUCCEEDED and o.result is not None:
+            row["result"] = o.result
+        if o.error is not None:
+            row["error"] = o.error
+        if o.run_at is not None:
+            row["run_at"] = o.run_at.isoformat()
+        rows.append(row)
+    return {"outcomes": _dump_json(rows, "result"), "now": now, "history": ERROR_HISTORY_LIMIT}
 
 
 # --- insert ---------------------------------------------------------------------------------------------
