@@ -47,6 +47,10 @@ def check_invariants(chunker: TokenChunker, document: ParsedDocument, chunks: li
         assert c.token_count == tok.count_tokens(c.text) <= chunker.max_tokens
         assert c.text.endswith(c.body)
     assert covered(chunks) == squash(document.text)
+    # and nothing was glued together or reordered: each chunk is a stretch of the document's text
+    flat = " ".join(document.text.split())
+    for c in chunks:
+        assert " ".join(c.body.split()) in flat
     assert len({c.id for c in chunks}) == len(chunks)
 
 
@@ -133,6 +137,13 @@ def test_a_single_huge_word_is_cut_between_tokens() -> None:
     d = doc(Block(P, "x" + "abcdefghij" * 500), Block(P, "é" * 3000))
     chunker = TokenChunker(minilm(), 32)
     check_invariants(chunker, d, chunker.chunk(d, "d"))
+
+
+def test_words_stay_apart_around_a_cut_word() -> None:
+    d = doc(Block(P, "before " + "abcdefghij" * 100 + " after"))
+    chunks = TokenChunker(minilm(), 32).chunk(d, "d")
+    assert chunks[0].body.startswith("before abcdefghij")
+    assert chunks[-1].body.endswith("abcdefghij after")
 
 
 def test_an_over_long_heading_path_is_shortened_not_fatal() -> None:

@@ -121,8 +121,10 @@ class TokenChunker:
         for part, count in zip(parts, counts, strict=True):
             if count <= budget:
                 yield part, sep, count
-            else:
-                yield from self._pieces(part, budget, level + 1)
+                continue
+            # the part's first piece is joined to what came before with this level's separator
+            for i, (piece, piece_sep, piece_count) in enumerate(self._pieces(part, budget, level + 1)):
+                yield piece, sep if i == 0 else piece_sep, piece_count
 
     def _token_cut(self, text: str, budget: int) -> Iterator[tuple[str, str, int]]:
         """Cut between tokens: the largest run of whole tokens that counts within `budget`."""
