@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
@@ -39,6 +40,7 @@ class System:
     drains: bool  # the worker exits by itself once the queue is empty
     env: dict[str, str] = field(default_factory=dict)
     note: str = ""
+    max_runs: int | None = None  # cap on throughput runs (a slow peer that no goal depends on)
 
 
 @dataclass
@@ -50,9 +52,16 @@ class Target:
     cleanup: Callable[[], None]
 
 
+def use_pg(admin_url: str) -> None:
+    """Point every PostgreSQL run at this server (see bench/pgserver.py)."""
+    global PG_ADMIN_URL
+    PG_ADMIN_URL = admin_url
+
+
 def pg_url(dbname: str) -> str:
-    base, _, _ = PG_ADMIN_URL.rpartition("/")
-    return f"{base}/{dbname}"
+    """The admin URL with another database (keeps query parameters such as a Unix-socket host)."""
+    parts = urlsplit(PG_ADMIN_URL)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + dbname, parts.query, parts.fragment))
 
 
 @contextmanager

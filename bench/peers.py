@@ -85,7 +85,9 @@ def systems() -> list[System]:
             "bench.drivers.procrastinate_driver",
             procrastinate,
             drains=True,
-            note="`procrastinate worker` default concurrency 1, --one-shot",
+            note="`procrastinate worker` default concurrency 1, --one-shot; one throughput run per process "
+            "count (at ~100–300 jobs/s a run takes minutes, and no goal depends on it; `--all-runs` for 3)",
+            max_runs=1,
         ),
         System(
             "huey",

@@ -167,7 +167,8 @@ def render(results: dict[str, Any]) -> str:
         f"- Date: {results['started']} → {results['finished']} ({results['duration_s'] / 60:.1f} min)",
         f"- Machine: {m['cores']} cores, {m['cpu']}, {m['memory_gb']} GB RAM, Linux {m['kernel']}, "
         f"Python {m['python']}",
-        f"- PostgreSQL: {results['postgresql']}",
+        f"- PostgreSQL: {results['postgresql']}"
+        + (f" — {results['pg_note']}" if results.get("pg_note") else ""),
         f"- Peers: {', '.join(f'{k} {v}' for k, v in results['versions'].items())}",
         f"- Load average (1 min) before/after each measurement: {load_range}; "
         f"at start {results['load_start']}, at end {results['load_end']}. "
@@ -234,9 +235,9 @@ sensitive to a busy machine than wall time; it excludes the database server's ow
 file must hold each id exactly once (none lost, none run twice); a run that fails this is reported and
 left out of the median.
 
-PostgreSQL systems all run against the machine's PostgreSQL (stock config, synchronous_commit=on, fsync=on,
-TCP on 127.0.0.1), a fresh database per run, in the same run and interleaved (run 1 of every system, then
-run 2, ...) so that background noise spreads over all of them. The embedded pgserver is not used here.
+PostgreSQL systems all run against one server, {postgresql}, a fresh database per run, in the same run
+and interleaved (run 1 of every system, then run 2, ...) so that background noise spreads over all of
+them. {pg_note}
 
 Pickup latency: one idle worker (after a warm-up job and 2 s of settling), then 200 jobs enqueued 20 ms
 apart, one enqueue call each; latency = job start − wall time just before the enqueue call. Idle CPU:

@@ -6,8 +6,8 @@
     python -m bench.run --skip flat,baselines --out /tmp/B.md
     BENCH_ARGS="--quick" make bench      # the same options through make
 
-Peers are installed on first use in .bench-venv (never in ingestq's own venv). PostgreSQL is the server at
-BENCH_PG_URL (default postgresql://postgres@127.0.0.1:5432/test); each run creates and drops a database.
+Peers are installed on first use in .bench-venv (never in ingestq's own venv). PostgreSQL: see --pg and
+bench/pgserver.py; each run creates and drops a database of its own on one shared server.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ from typing import Any
 
 import psycopg
 
-from bench import baselines, flat, harness, machine, ours, peers, report
+from bench import baselines, flat, harness, machine, ours, peers, pgserver, report
 from bench.harness import OUT, ROOT, System
+from bench.pgserver import PgChoice
 
 SECTIONS = ("throughput", "pickup", "baselines", "flat")
 
@@ -44,6 +45,14 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--flat-rows", type=int, help="finished rows for the flat-cost check (default 1,000,000)")
     p.add_argument("--idle-seconds", type=float, default=10.0, help="idle-CPU sampling window (default 10)")
     p.add_argument("--no-peers", action="store_true", help="measure ingestq only")
+    p.add_argument("--all-runs", action="store_true", help="give slow peers (procrastinate) every run too")
+    p.add_argument(
+        "--pg",
+        choices=("auto", "system", "embedded"),
+        default="auto",
+        help="PostgreSQL server: the machine's (BENCH_PG_URL), an embedded one, or auto (default: the "
+        "machine's if it has pgvector)",
+    )
     p.add_argument(
         "--out", type=Path, default=ROOT / "BENCHMARKS.md", help="report path (default BENCHMARKS.md)"
     )
@@ -100,6 +109,8 @@ def run_throughput(systems: list[System], args: argparse.Namespace, results: dic
         for procs in (1, 2):
             for s in systems:
                 if s.name == "ingestq FULL" and procs == 2:
+                    continue
+                if s.max_runs is not None and run >= s.max_runs and not args.all_runs:
                     continue
                 r = _guard(s, harness.throughput, args.jobs, procs)
                 r.update(run=run, procs=procs)
@@ -184,13 +195,37 @@ def main(argv: list[str] | None = None) -> int:
         versions = peers.versions()
         systems += peers.systems()
     systems += ours.systems()
-    server = _server_version()
-    if server.startswith("unavailable") and args.only != "sqlite":
-        if args.only == "postgresql":
-            print(f"error: PostgreSQL at {harness.PG_ADMIN_URL} is {server}", file=sys.stderr)
-            return 1
-        log(f"PostgreSQL at {harness.PG_ADMIN_URL} is {server}: measuring SQLite only (set BENCH_PG_URL)")
-        args.only = "sqlite"
+    pg: PgChoice | None = None
+    pg_note = ""
+    if args.only != "sqlite":
+        pg, pg_note = pgserver.choose(args.pg)
+        if pg_note:
+            log(pg_note)
+        if pg is None:
+            if args.only == "postgresql":
+                print(f"error: {pg_note}", file=sys.stderr)
+                return 1
+            log("measuring SQLite only")
+            args.only = "sqlite"
+        else:
+            harness.use_pg(pg.url)
+    try:
+        return _measure(args, argv, systems, versions, pg, pg_note, started, t0)
+    finally:
+        if pg is not None:
+            pg.stop()
+
+
+def _measure(
+    args: argparse.Namespace,
+    argv: list[str],
+    systems: list[System],
+    versions: dict[str, str],
+    pg: PgChoice | None,
+    pg_note: str,
+    started: datetime,
+    t0: float,
+) -> int:
     if args.only:
         systems = [s for s in systems if s.backend == args.only]
     OUT.mkdir(parents=True, exist_ok=True)
@@ -198,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
         "command": ("python -m bench.run " + shlex.join(argv)).strip(),
         "started": f"{started:%Y-%m-%d %H:%M} UTC",
         "machine": machine.describe(),
-        "postgresql": server,
+        "postgresql": pg.description if pg else "not measured",
+        "pg_note": pg_note,
         "versions": versions,
         "load_start": " ".join(f"{x:.2f}" for x in machine.loadavg()),
         "jobs": args.jobs,
@@ -230,21 +266,6 @@ def main(argv: list[str] | None = None) -> int:
     for v in report.evaluate(results):
         log(f"{'PASS' if v.ok else ('MISS' if v.ok is False else 'n/a '):4}  {v.goal}: {v.measured}")
     return 0
-
-
-def _server_version() -> str:
-    try:
-        with psycopg.connect(harness.PG_ADMIN_URL, connect_timeout=5) as conn:
-            row = conn.execute("SELECT version()").fetchone()
-            sync = conn.execute("SHOW synchronous_commit").fetchone()
-            fsync = conn.execute("SHOW fsync").fetchone()
-        if row is None or sync is None or fsync is None:
-            return "unknown"
-        where = harness.PG_ADMIN_URL.rsplit("@", 1)[-1]
-        version = str(row[0]).split(" on ")[0]
-        return f"{version} at {where} (synchronous_commit={sync[0]}, fsync={fsync[0]})"
-    except Exception as exc:
-        return f"unavailable ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
 
 
 if __name__ == "__main__":
