@@ -203,3 +203,66 @@ async def test_a_failed_claim_is_retried(store: Store) -> None:
     worker = Worker(flaky, None, WorkerConfig(poll_interval=0.01), clock)  # type: ignore[arg-type]
     await asyncio.wait_for(worker.run(drain=True), 30)
     assert (await state_of(store, job.id)).state is JobState.SUCCEEDED
+
+
+class RefusingStore:
+    """The real store, except that it refuses any batch holding an outcome whose result is "poison", the
+    way a database refuses a value it cannot hold."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def job_finish_many(self, outcomes: Sequence[Any], now: Any) -> set[int]:
+        if any(o.result == "poison" for o in outcomes):
+            raise ValueError("value too strange for this database")
+        return await self._store.job_finish_many(outcomes, now)
+
+
+async def test_an_outcome_the_store_refuses_does_not_hold_back_the_others(store: Store) -> None:
+    clock = ManualClock()
+    registry = Registry()
+
+    @registry.task(name="echo")
+    async def echo(value: str) -> str:
+        return value
+
+    values = ["a", "poison", "b", "c"]
+    jobs = await insert(store, clock, [NewJob(kind="echo", payload={"value": v}) for v in values])
+    worker = Worker(RefusingStore(store), registry, None, clock)  # type: ignore[arg-type]
+    await asyncio.wait_for(worker.run(drain=True), 30)
+    states = {v: await state_of(store, j.id) for v, j in zip(values, jobs, strict=True)}
+    assert {v: s.state for v, s in states.items()} == {
+        "a": JobState.SUCCEEDED,
+        "poison": JobState.FAILED,
+        "b": JobState.SUCCEEDED,
+        "c": JobState.SUCCEEDED,
+    }
+    assert states["poison"].last_error == (
+        "OutcomeNotRecorded: the store refused it: ValueError: value too strange for this database"
+    )
+
+
+async def test_nul_characters_never_reach_the_store(store: Store) -> None:
+    clock = ManualClock()
+    registry = Registry()
+
+    @registry.task(name="nul_result")
+    async def nul_result() -> str:
+        return "a\x00b"
+
+    @registry.task(name="nul_error")
+    async def nul_error() -> None:
+        raise ValueError("bad\x00byte")
+
+    returns, raises = await insert(store, clock, [NewJob(kind="nul_result"), NewJob(kind="nul_error")])
+    await asyncio.wait_for(Worker(store, registry, None, clock).run(drain=True), 30)
+    failed = await state_of(store, returns.id)
+    assert (failed.state, failed.last_error) == (
+        JobState.FAILED,
+        "ValueError: result of nul_result contains a NUL character",
+    )
+    retried = await state_of(store, raises.id)
+    assert (retried.state, retried.last_error) == (JobState.QUEUED, "ValueError: bad\\x00byte")

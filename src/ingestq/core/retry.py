@@ -77,12 +77,13 @@ class ExponentialBackoff:
 
 
 def error_message(error: BaseException) -> str:
-    """One line `ExcType: message` for last_error and the history (no traceback, bounded length)."""
+    """One line `ExcType: message` for last_error and the history (no traceback, bounded length, no NUL:
+    PostgreSQL text cannot hold one, and a message the store refuses would stall the completion)."""
     name = type(error).__name__
     if isinstance(error, TimeoutError | asyncio.TimeoutError) and not str(error):
         text = name
     else:
-        detail = " ".join(str(error).split())
+        detail = " ".join(str(error).replace("\x00", "\\x00").split())
         text = f"{name}: {detail}" if detail else name
     if len(text) > MAX_ERROR_CHARS:
         text = text[: MAX_ERROR_CHARS - 1] + "…"

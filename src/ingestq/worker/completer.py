@@ -19,17 +19,21 @@ import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import TypeVar
 
 from ingestq.clock import Clock
 from ingestq.core.handlers import Finalizer
-from ingestq.core.job import Outcome
+from ingestq.core.job import Outcome, OutcomeKind
+from ingestq.core.retry import error_message
 from ingestq.store.base import Store
 from ingestq.worker.probes import NO_PROBES, Probes
 
 log = logging.getLogger("ingestq.worker")
 
 T = TypeVar("T")
+
+ISOLATE_AFTER = 3  # failed writes in a row before outcomes are tried one by one
 
 DoneCallback = Callable[[list[Outcome], set[int]], None]
 
@@ -104,9 +108,7 @@ class Completer:
         plain = [o for o in batch if o.job_id not in self._finalizers]
         applied: set[int] = set()
         if plain:
-            written = await self._retrying(
-                len(plain), lambda: self._store.job_finish_many(plain, self._clock.now())
-            )
+            written = await self._write_plain(plain)
             if written is None:
                 return None
             applied |= written
@@ -114,7 +116,9 @@ class Completer:
             finalizer = self._finalizers.get(outcome.job_id)
             if finalizer is None:
                 continue
-            ok = await self._retrying(1, functools.partial(finalizer, outcome))
+            ok = await self._retrying(
+                1, functools.partial(finalizer, outcome), functools.partial(self._write_as_failure, outcome)
+            )
             if ok is None:
                 return None
             self._finalizers.pop(outcome.job_id, None)
@@ -122,18 +126,88 @@ class Completer:
                 applied.add(outcome.job_id)
         return applied
 
-    async def _retrying(self, count: int, write: Callable[[], Awaitable[T]]) -> T | None:
+    async def _write_plain(self, outcomes: list[Outcome]) -> set[int] | None:
+        applied: set[int] = set()
+        pending = outcomes
+        failures = 0
         delay = 0.05
+        while True:
+            try:
+                return applied | await self._store.job_finish_many(pending, self._clock.now())
+            except Exception as exc:
+                if self._give_up:
+                    self._drop(len(pending), exc)
+                    return None
+                failures += 1
+                if failures % ISOLATE_AFTER == 0:
+                    # Maybe not an outage but one outcome the store refuses: find it, so that it cannot
+                    # hold back the others (and their workers' slots) forever.
+                    pending = await self._isolate(pending, applied)
+                    if not pending:
+                        return applied
+                log.warning("could not record %d outcomes (retrying in %.1fs): %s", len(pending), delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def _isolate(self, outcomes: list[Outcome], applied: set[int]) -> list[Outcome]:
+        """Write outcomes one at a time; one the store refuses is recorded as a plain failure instead.
+        Returns those that could not be written either way (the store is down: retry them later)."""
+        left: list[Outcome] = []
+        for outcome in outcomes:
+            try:
+                applied |= await self._store.job_finish_many([outcome], self._clock.now())
+                continue
+            except Exception as exc:
+                ok = await self._write_as_failure(outcome, exc)
+            if ok is None:
+                left.append(outcome)
+            elif ok:
+                applied.add(outcome.job_id)
+        return left
+
+    async def _write_as_failure(self, outcome: Outcome, refused: Exception) -> bool | None:
+        """Record `outcome` as a failure saying why the real one was refused; None if that fails too."""
+        message = error_message(OutcomeNotRecorded(f"the store refused it: {error_message(refused)}"))
+        failure = replace(outcome, kind=OutcomeKind.FAILED, result=None, run_at=None, error=message)
+        try:
+            applied = await self._store.job_finish_many([failure], self._clock.now())
+        except Exception:
+            return None
+        log.error(
+            "job %s: %s outcome not recorded, failed instead: %s", outcome.job_id, outcome.kind, message
+        )
+        return outcome.job_id in applied
+
+    async def _retrying(
+        self,
+        count: int,
+        write: Callable[[], Awaitable[T]],
+        fallback: Callable[[Exception], Awaitable[T | None]] | None = None,
+    ) -> T | None:
+        delay = 0.05
+        failures = 0
         while True:
             try:
                 return await write()
             except Exception as exc:
                 if self._give_up:
-                    log.warning("dropping %d outcomes, the store fails: %s", count, exc)
-                    self._pending.clear()
-                    self._finalizers.clear()
-                    self._idle.set()
+                    self._drop(count, exc)
                     return None
+                failures += 1
+                if fallback is not None and failures % ISOLATE_AFTER == 0:
+                    result = await fallback(exc)
+                    if result is not None:
+                        return result
                 log.warning("could not record %d outcomes (retrying in %.1fs): %s", count, delay, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
+
+    def _drop(self, count: int, exc: Exception) -> None:
+        log.warning("dropping %d outcomes, the store fails: %s", count, exc)
+        self._pending.clear()
+        self._finalizers.clear()
+        self._idle.set()
+
+
+class OutcomeNotRecorded(Exception):
+    """The store refused a job's outcome (e.g. a value the database cannot hold)."""

@@ -12,6 +12,7 @@ import enum
 import inspect
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,8 @@ from ingestq.core.retry import BadPayload, ExponentialBackoff, RetryPolicy, erro
 from ingestq.errors import JobCancelled, UnknownJobKind
 
 log = logging.getLogger("ingestq.worker")
+
+_JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")  # an escaped NUL, not a literal backslash + "u0000"
 
 
 class StopReason(enum.Enum):
@@ -136,9 +139,12 @@ class Executor:
         if result is not None:
             # A result the store cannot encode would fail the whole completion batch: fail this job alone.
             try:
-                json.dumps(result)
+                encoded = json.dumps(result, allow_nan=False)
             except (TypeError, ValueError) as exc:
                 message = f"TypeError: result of {job.kind} is not JSON-serialisable ({exc})"
+                return self._outcome(job, OutcomeKind.FAILED, error=message)
+            if _JSON_NUL.search(encoded):  # JSON allows it, PostgreSQL's jsonb does not: one rule everywhere
+                message = f"ValueError: result of {job.kind} contains a NUL character"
                 return self._outcome(job, OutcomeKind.FAILED, error=message)
         return self._outcome(job, OutcomeKind.SUCCEEDED, result=result)
 
