@@ -50,7 +50,9 @@ FROM unnest(%(queues)s::text[]) AS q(name)
 -- name: jobs_notify
 -- One notification per enqueue transaction (or per statement that re-queues jobs), whatever the batch
 -- size; it is delivered at commit, so a listener never wakes up before the rows are visible.
-SELECT pg_notify('ingestq_jobs', %(queues)s)
+-- No payload: listeners only need to know that something changed (and a payload naming many queues
+-- could exceed NOTIFY's 8,000-byte limit).
+SELECT pg_notify('ingestq_jobs', '')
 
 -- name: job_get
 SELECT id, queue, kind, payload, priority, state, run_at, attempt, max_attempts, dedupe_key, lease_owner,

@@ -213,7 +213,7 @@ class PostgresStore(PostgresIndexMixin):
         async with self._connection() as conn, conn.pipeline():
             cur = await conn.execute(Q["job_finish_many"], params)
             # a separate autocommit statement after the update: the update commits first
-            await conn.execute(Q["jobs_notify"], {"queues": ""})
+            await conn.execute(Q["jobs_notify"])
             return {r[0] for r in await cur.fetchall()}
 
     async def job_progress(
@@ -264,7 +264,7 @@ class PostgresStore(PostgresIndexMixin):
 
     async def _notify(self) -> None:
         async with self._connection() as conn:
-            await conn.execute(Q["jobs_notify"], {"queues": ""})
+            await conn.execute(Q["jobs_notify"])
 
     async def job_position(self, job_id: int, now: datetime) -> int | None:
         row = await self._fetchone(Q["job_position"], {"id": job_id, "now": now})
@@ -499,7 +499,7 @@ async def _insert(conn: Conn, jobs: Sequence[NewJob], now: datetime) -> list[Job
     async with conn.pipeline():
         lock_cur = await conn.execute(Q["queue_lock_limited"], {"queues": queues})
         insert_cur = await conn.execute(Q["job_insert_many"], params)
-        await conn.execute(Q["jobs_notify"], {"queues": ",".join(queues)})
+        await conn.execute(Q["jobs_notify"])
         limited = await lock_cur.fetchall()
         inserted = await insert_cur.fetchall()
 
