@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from contract_helpers import T0, at, claim_one, insert, outcome
 from index_helpers import DIM, MODEL, chunk, commit, index_of, running_job, write
 
 from ingestq.core.document import DocumentFilter, DocumentRef, DocumentStatus, SearchQuery
 from ingestq.core.job import JobState, OutcomeKind
+from ingestq.errors import StoreError
 from ingestq.store import Store
 
 V1 = [1.0, 0.0, 0.0, 0.0]
@@ -176,3 +178,22 @@ async def test_stale_documents_after_a_model_or_settings_change(store: Store) ->
     assert [d.id for d in await ix.documents_stale("c", "other-model", "s2", 10)] == ["d1", "d2"]
     assert await ix.documents_stale("c", MODEL, "s1", 10) != []
     assert len(await ix.documents_stale("c", "other-model", "s1", 1)) == 1
+
+
+async def test_commit_refuses_another_model_or_dimension_and_writes_nothing(store: Store) -> None:
+    ix = await index_of(store)
+    await ix.collection_ensure("c", MODEL, DIM, T0)
+    job, o = await running_job(ix)
+    with pytest.raises(StoreError, match="embedded with 'test-model'"):
+        await ix.document_commit(write("d1", chunk("d1", 0, "x", V1), model_id="other"), o, at(1))
+    with pytest.raises(ValueError, match="needs 4 dimensions, got 3"):
+        await ix.document_commit(write("d1", chunk("d1", 0, "x", [1.0, 0.0, 0.0])), o, at(1))
+    with pytest.raises(StoreError, match="does not exist"):
+        await ix.document_commit(write("d1", chunk("d1", 0, "x", V1), collection="nope"), o, at(1))
+    with pytest.raises(ValueError, match="has 4"):
+        await ix.search_vector(SearchQuery("c", vector=[1.0, 0.0]))
+    assert await ix.document_get("c", "d1") is None
+    still = await ix.job_get(job.id)
+    assert still is not None
+    assert still.state is JobState.RUNNING
+    assert await ix.document_commit(write("d1", chunk("d1", 0, "x", V1)), o, at(2))
