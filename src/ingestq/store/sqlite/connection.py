@@ -12,6 +12,7 @@ from ingestq.errors import ConfigError, StoreError
 _PREFIX = "sqlite:///"
 # apsw keeps this many prepared statements per connection; the store uses fewer than this.
 STATEMENT_CACHE_SIZE = 200
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
 
 
 def parse_sqlite_url(url: str) -> Path:
@@ -57,6 +58,9 @@ def connect(
                 raise StoreError(f"cannot use {path}: WAL journal mode refused (got {mode})")
             conn.pragma("synchronous", synchronous)
             conn.pragma("foreign_keys", True)
+            # After a burst (a bulk enqueue) the WAL file is cut back to this size once checkpointed,
+            # instead of keeping its peak size on disk.
+            conn.pragma("journal_size_limit", WAL_SIZE_LIMIT)
         else:
             conn.pragma("schema_version")  # reads the header: fails now if this is not a database
     except apsw.NotADBError:
