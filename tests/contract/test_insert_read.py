@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from contract_helpers import T0, at, insert
+from contract_helpers import T0, StoreFactory, at, insert
 
 from ingestq.core.job import DEFAULT_MAX_ATTEMPTS, JobFilter, JobState, NewJob
 from ingestq.store import Store
@@ -185,3 +185,40 @@ async def test_list_by_each_state_with_other_filters_and_pages(store: Store) -> 
 async def test_the_store_implements_the_protocol(store: Store) -> None:
     assert isinstance(store, Store)
     assert store.backend in ("sqlite", "postgresql")
+
+
+async def test_bulk_insert_returns_exactly_what_was_stored_even_after_purges(store: Store) -> None:
+    from contract_helpers import claim, finish
+
+    from ingestq.core.job import OutcomeKind
+
+    await store.job_insert_many([NewJob(kind="k") for _ in range(3)], T0)
+    for job in await claim(store, limit=3):
+        assert await finish(store, job, OutcomeKind.SUCCEEDED)
+    assert await store.job_purge([JobState.SUCCEEDED], None, None) == 3  # the table is empty again
+    jobs = await store.job_insert_many(
+        [NewJob(kind="k", payload={"i": i}, priority=i % 2) for i in range(50)], at(1)
+    )
+    assert jobs[0].id > 3
+    for job in jobs:
+        assert await store.job_get(job.id) == job
+
+
+async def test_concurrent_bulk_inserts_each_get_their_own_rows(
+    store: Store, more_stores: StoreFactory
+) -> None:
+    import asyncio
+
+    stores = [store] + [await more_stores() for _ in range(3)]
+
+    async def bulk(n: int) -> list[int]:
+        jobs = await stores[n].job_insert_many(
+            [NewJob(kind=f"k{n}", payload={"i": i}) for i in range(200)], T0
+        )
+        for job in (jobs[0], jobs[99], jobs[-1]):
+            assert await store.job_get(job.id) == job
+        return [j.id for j in jobs]
+
+    batches = await asyncio.gather(*(bulk(n) for n in range(4)))
+    all_ids = [i for b in batches for i in b]
+    assert len(set(all_ids)) == 800

@@ -210,8 +210,16 @@ class Engine:
             )
             for job, run_at in zip(jobs, run_ats, strict=True)
         ]
-        ids = [row[0] for row in cur.executemany(Q["job_insert"], params)]
-        return [_new_job(i, job, run_at, now_ts) for i, job, run_at in zip(ids, jobs, run_ats, strict=True)]
+        before = self.conn.total_changes()
+        cur.executemany(Q["job_insert_bulk"], params)
+        last = self.conn.last_insert_rowid()
+        if self.conn.total_changes() - before != len(jobs):
+            raise StoreError(f"bulk insert into {self.label} wrote an unexpected number of rows")
+        first = last - len(jobs) + 1
+        return [
+            _new_job(first + n, job, run_at, now_ts)
+            for n, (job, run_at) in enumerate(zip(jobs, run_ats, strict=True))
+        ]
 
     def _insert_one(self, cur: apsw.Cursor, job: NewJob, now_ts: float) -> tuple[Job, bool]:
         """(the job, True) once inserted, or (the unfinished job holding its dedupe key, False)."""
