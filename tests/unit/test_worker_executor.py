@@ -194,3 +194,24 @@ async def test_lost_job_has_no_outcome() -> None:
     run, task = await _start("cooperative")
     run.stop(StopReason.LOST)
     assert await task is None
+
+
+@registry.task(name="fails_when_cancelled")
+async def fails_when_cancelled(ctx: JobContext) -> None:
+    await ctx.wait_cancelled()
+    raise ConnectionError("aborted mid-upload")
+
+
+async def test_an_error_after_a_cancel_request_cancels_instead_of_retrying() -> None:
+    run, task = await _start("fails_when_cancelled")
+    run.ctx.request_cancel()
+    outcome = await task
+    assert (outcome.kind, outcome.error) == (OutcomeKind.CANCELLED, "ConnectionError: aborted mid-upload")
+
+
+async def test_an_error_during_shutdown_still_releases() -> None:
+    run, task = await _start("fails_when_cancelled")
+    run.stop_reason = StopReason.SHUTDOWN
+    run.ctx.request_cancel()  # what the worker does first: ask politely, the handler then errors out
+    outcome = await task
+    assert outcome.kind is OutcomeKind.RELEASED

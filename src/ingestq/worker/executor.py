@@ -85,24 +85,25 @@ class Executor:
                 raise UnknownJobKind(job.kind)
             result = await self._invoke(spec, run.ctx)
         except asyncio.CancelledError:
-            if run.stop_reason is StopReason.LOST:
-                return None
-            if run.stop_reason is StopReason.SHUTDOWN:
-                return self._outcome(job, OutcomeKind.RELEASED)
-            raise  # not ours to swallow: the worker itself is being torn down
-        except JobCancelled as exc:
-            if run.stop_reason is StopReason.LOST:
-                return None
-            if run.stop_reason is StopReason.SHUTDOWN:
-                return self._outcome(job, OutcomeKind.RELEASED)
-            return self._outcome(job, OutcomeKind.CANCELLED, error=error_message(exc))
+            if run.stop_reason is None:
+                raise  # not ours to swallow: the worker itself is being torn down
+            return self._stopped(run)
         except (Exception, SystemExit) as exc:
-            if run.stop_reason is StopReason.LOST:
-                return None
+            if run.stop_reason is not None:
+                return self._stopped(run)
+            if isinstance(exc, JobCancelled) or run.ctx.cancel_requested:
+                # A person asked to cancel: even if the handler stopped with some other error, honour
+                # the request rather than scheduling a retry nobody wants.
+                return self._outcome(job, OutcomeKind.CANCELLED, error=error_message(exc))
             return self._failure(job, spec, self._classify(spec, job, exc))
         if run.stop_reason is StopReason.LOST:
             return None
         return self._success(job, result)
+
+    def _stopped(self, run: Running) -> Outcome | None:
+        """The worker stopped this job itself: lost to another worker (no outcome), or shutting down
+        (released, the attempt given back)."""
+        return None if run.stop_reason is StopReason.LOST else self._outcome(run.job, OutcomeKind.RELEASED)
 
     async def _invoke(self, spec: TaskSpec[Any, Any], ctx: JobContext) -> Any:
         if spec.timeout is None:
