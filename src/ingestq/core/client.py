@@ -6,6 +6,7 @@ from the injected clock so that tests can move time by hand.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Coroutine, Generator, Iterable, Sequence
@@ -255,19 +256,21 @@ class Client:
         max_attempts: int | None = None,
     ) -> _Jobs:
         """Insert one job per payload in one transaction (all or nothing), in order."""
-        jobs = [
-            self.new_job(
-                task_or_kind,
-                payload,
-                queue=queue,
-                priority=priority,
-                delay=delay,
-                run_at=run_at,
-                max_attempts=max_attempts,
-            )
-            for payload in payloads
-        ]
-        return await self.insert_many(jobs)
+        # Resolve the kind, defaults and run_at once; per job only the payload differs (a hot path:
+        # bulk enqueue is measured in tens of thousands of jobs per second).
+        template = self.new_job(
+            task_or_kind,
+            None,
+            queue=queue,
+            priority=priority,
+            delay=delay,
+            run_at=run_at,
+            max_attempts=max_attempts,
+        )
+        jobs = [dataclasses.replace(template, payload=validate_payload(p)) for p in payloads]
+        if not jobs:
+            return []
+        return await self.store.job_insert_many(jobs, self.clock.now())
 
     async def insert_many(self, jobs: Sequence[NewJob]) -> _Jobs:
         """Insert prepared jobs (see `new_job`), possibly of different kinds, in one transaction."""
