@@ -249,7 +249,7 @@ def pickup(
             cpu0, t0 = tree_cpu_seconds(workers[0].pid), time.perf_counter()
             time.sleep(idle_seconds)
             idle = (tree_cpu_seconds(workers[0].pid) - cpu0) / (time.perf_counter() - t0)
-            driver(system, target, "latency", str(n), str(interval))
+            calls = driver(system, target, "latency", str(n), str(interval))
             ok = wait_lines(target.out, n + 1, 60, workers)
         finally:
             stop_workers(workers)
@@ -262,6 +262,8 @@ def pickup(
             "p99_ms": _percentile(lat, 0.99),
             "max_ms": lat[-1] if lat else None,
             "idle_cpu_pct": idle * 100,
+            "enqueue_p50_ms": calls.get("enqueue_p50_ms"),
+            "enqueue_p99_ms": calls.get("enqueue_p99_ms"),
             "problem": "" if ok else f"only {len(rows)} of {n} latency jobs ran",
             "load_before": load_before,
             "load_after": loadavg(),

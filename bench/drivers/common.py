@@ -51,13 +51,23 @@ async def paced(
 ) -> None:
     """Enqueue jobs start..start+n-1 one at a time on a fixed schedule; `ts` is read just before each call."""
     t0 = time.perf_counter()
+    calls = []
     for k in range(n):
         delay = t0 + k * interval - time.perf_counter()
         if delay > 0:
             # a blocking sleep keeps the schedule tight; nothing else runs on this loop
             time.sleep(delay)  # noqa: ASYNC251
+        before = time.perf_counter()
         await send_one(start + k, time.time())
-    emit({"jobs": n})
+        calls.append((time.perf_counter() - before) * 1000)
+    calls.sort()
+    emit(
+        {
+            "jobs": n,
+            "enqueue_p50_ms": calls[len(calls) // 2],
+            "enqueue_p99_ms": calls[int(0.99 * (len(calls) - 1))],
+        }
+    )
 
 
 def ids(argv: Sequence[str]) -> list[str]:
