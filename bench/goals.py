@@ -15,13 +15,15 @@ class Verdict:
     ok: bool | None  # None: not measured in this run
 
 
-def _throughput(results: dict[str, Any], system: str, backend: str, procs: int) -> float | None:
+def _throughput(
+    results: dict[str, Any], system: str, backend: str, procs: int, key: str = "jobs_per_s"
+) -> float | None:
     runs = [
         r
         for r in results["throughput"]
         if r["system"] == system and r["backend"] == backend and r["procs"] == procs
     ]
-    return median_of(runs, "jobs_per_s")
+    return median_of(runs, key)
 
 
 def _pickup(results: dict[str, Any], system: str, backend: str) -> dict[str, Any] | None:
@@ -45,7 +47,12 @@ def _ratio_goal(results: dict[str, Any], backend: str, peer: str, factor: float,
     if ours is None or theirs is None:
         return Verdict(goal, "not measured", None)
     ratio = ours / theirs
-    return Verdict(goal, f"{ours:,.0f} vs {theirs:,.0f} jobs/s = {ratio:.2f}×", ratio >= factor)
+    measured = f"{ours:,.0f} vs {theirs:,.0f} jobs/s = {ratio:.2f}×"
+    ours_steady = _throughput(results, "ingestq", backend, procs, "steady_jobs_per_s")
+    theirs_steady = _throughput(results, peer, backend, procs, "steady_jobs_per_s")
+    if ours_steady and theirs_steady:
+        measured += f" (steady, start-up excluded: {ours_steady / theirs_steady:.2f}×)"
+    return Verdict(goal, measured, ratio >= factor)
 
 
 def evaluate(results: dict[str, Any]) -> list[Verdict]:

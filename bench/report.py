@@ -181,6 +181,9 @@ def render(results: dict[str, Any]) -> str:
         "",
         "## Goals",
         "",
+        "Throughput goals are judged on jobs/s with worker start-up included (the clock starts when the",
+        "worker processes are launched); the steady ratio is shown alongside.",
+        "",
         "| goal | measured | verdict |",
         "|---|---|---|",
         *(
