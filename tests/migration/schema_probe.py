@@ -10,6 +10,7 @@ import re
 
 import apsw
 import psycopg
+import pytest
 
 from ingestq.store.sqlite.connection import parse_sqlite_url
 
@@ -77,3 +78,18 @@ def table_names(url: str) -> set[str]:
     with psycopg.connect(url) as conn:
         rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()").fetchall()
     return {r[0] for r in rows}
+
+
+def has_pgvector(url: str) -> bool:
+    """SQLite always has its vector index (sqlite-vec ships as a wheel); a PostgreSQL server may lack
+    pgvector, and then the index migration is refused while the queue schema stays."""
+    if _is_sqlite(url):
+        return True
+    with psycopg.connect(url) as conn:
+        found = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'").fetchone()
+    return found is not None
+
+
+def skip_without_pgvector(url: str) -> None:
+    if not has_pgvector(url):
+        pytest.skip("pgvector is not installed on this server: the schema stops before the index migration")
