@@ -14,6 +14,7 @@ from ingestq.core.job import ClaimRequest, JobFilter, JobState, NewJob, Outcome,
 from ingestq.errors import SchemaError, StoreError
 from ingestq.settings import Settings
 from ingestq.store import open_store
+from ingestq.store.postgres.migrator import LATEST
 from ingestq.store.postgres.store import PostgresStore
 
 PG_BACKENDS = ["pg"] + (["pg-ext"] if os.environ.get("INGESTQ_TEST_PG_URL") else [])
@@ -55,10 +56,10 @@ async def test_state_enum_matches_jobstate(database_url: str) -> None:
 async def test_concurrent_migrate_applies_once(fresh_url: str) -> None:
     stores = [await _open(fresh_url) for _ in range(5)]
     try:
-        assert await stores[0].schema_version() == (0, 1)
+        assert await stores[0].schema_version() == (0, LATEST)
         results = await asyncio.gather(*(s.migrate() for s in stores))
-        assert sorted(results) == [[], [], [], [], [1]]
-        assert await stores[0].schema_version() == (1, 1)
+        assert sorted(results) == [[], [], [], [], list(range(1, LATEST + 1))]
+        assert await stores[0].schema_version() == (LATEST, LATEST)
     finally:
         for s in stores:
             await s.close()
@@ -113,7 +114,7 @@ async def test_postgres_scheme_is_accepted(database_url: str) -> None:
     store = open_store(Settings(database_url=alias))
     await store.open()
     try:
-        assert await store.schema_version() == (1, 1)
+        assert await store.schema_version() == (LATEST, LATEST)
     finally:
         await store.close()
 
