@@ -48,6 +48,8 @@ class DocxParser:
         title = (document.core_properties.title or "").strip()
         if not title:
             title = next((b.text for b in blocks if b.kind is BlockKind.HEADING), "")
+        if not title and blocks:
+            title = blocks[0].text.split("\n", 1)[0][:200]
         return ParsedDocument(MediaType.DOCX, title, tuple(blocks), warnings=warnings)
 
 

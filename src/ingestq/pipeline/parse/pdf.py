@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import statistics
+import unicodedata
 from dataclasses import dataclass
 
 import pypdfium2 as pdfium
@@ -29,6 +30,7 @@ _ERR_FILE = 2
 
 _SOFT_HYPHENS = ("\x02", "\ufffe")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\ufffe]")
+_UNSPACED = re.compile(r"[\u0e00-\u0e7f\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef]")
 _SENTENCE_END = re.compile(r"[.!?:;)\]\"”]$")
 
 
@@ -144,10 +146,15 @@ def _lines(textpage: pdfium.PdfTextPage) -> list[_Line]:
             continue
         last = lines[-1] if lines else None
         height = max(top - bottom, 1.0)
-        if last and left >= last.right - 1 and bottom < last.top and top > last.bottom:
+        combining = unicodedata.category(text[0]).startswith("M")  # a mark drawn over the last glyph
+        if last and (left >= last.right - 1 or combining) and bottom < last.top and top > last.bottom:
             gap = left - last.right
-            last.text += (" " if gap > 0.15 * height and not last.text.endswith(" ") else "") + text
-            last.right, last.top, last.bottom = right, max(top, last.top), min(bottom, last.bottom)
+            # Scripts written without spaces (CJK, Thai) are often placed glyph run by glyph run.
+            unspaced = _UNSPACED.match(last.text[-1:]) and _UNSPACED.match(text[:1]) and gap < 0.6 * height
+            spaced = gap > 0.15 * height and not unspaced and not combining and not last.text.endswith(" ")
+            last.text += (" " if spaced else "") + text
+            last.right = max(right, last.right)
+            last.top, last.bottom = max(top, last.top), min(bottom, last.bottom)
         else:
             lines.append(_Line(left, bottom, right, top, text))
     return lines

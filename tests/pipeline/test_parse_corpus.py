@@ -1,0 +1,103 @@
+"""Real documents from ../shared/corpora through the sandboxed pool.
+
+A representative sample of each set must parse with text (or fail exactly as
+known_failures.toml says), and every file in pdf-broken/ and docx-broken/ must end as parsed-with-text
+or a one-line reason, never a crash of this process; files that need a password must say so.
+The whole corpus runs in `python -m bench.corpus_parse` (docs/corpus-parse-report.md).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from conftest import find_corpora
+from ingestq.pipeline.model import BlockKind, MediaType, SourceDocument
+from ingestq.pipeline.sandbox import ParserPool
+
+KNOWN = {
+    entry["file"]: entry
+    for entry in tomllib.loads((Path(__file__).parent / "known_failures.toml").read_text())["failure"]
+}
+
+SAMPLE = [
+    ("pdf/tracemonkey.pdf", MediaType.PDF),
+    ("pdf/federal-register-2020-17221.pdf", MediaType.PDF),
+    ("pdf/issue9972-1.pdf", MediaType.PDF),  # encrypted with an empty user password
+    ("pdf/TAMReview.pdf", MediaType.PDF),  # 23 pages
+    ("docx/Bug51170.docx", MediaType.DOCX),
+    ("docx/56392.docx", MediaType.DOCX),
+    ("html/blog.python.org.html", MediaType.HTML),
+    ("html/brigitte.de.ikigai.html", MediaType.HTML),
+    ("markdown/shortcodes/highlight.md", MediaType.MARKDOWN),
+    ("markdown/getting-started/quick-start.md", MediaType.MARKDOWN),
+    ("text/rfc7540.txt", MediaType.TEXT),  # form feeds: pages
+    ("text/24675-8.txt", MediaType.TEXT),  # ISO-8859-1
+    ("text/44157-0.txt", MediaType.TEXT),  # UTF-8 with BOM
+]
+
+# NOTES.md: these need a real password (the empty one does not open them).
+NEEDS_PASSWORD = {
+    "libreoffice-writer-password.pdf",
+    "password-example.pdf",
+    "issue6010_1.pdf",
+    "bug1782186.pdf",
+    "issue3371.pdf",
+    "saslprep-r6.pdf",
+    "encrypted-40-bit-R3.pdf",
+    "bug53475-password-is-pass.docx",
+    "bug53475-password-is-solrcell.docx",
+}
+
+
+def broken_files() -> list[str]:
+    corpora = find_corpora()
+    if corpora is None:
+        return ["(corpora absent)"]
+    return sorted(
+        path.relative_to(corpora).as_posix()
+        for name in ("pdf-broken", "docx-broken")
+        for path in (corpora / name).iterdir()
+    )
+
+
+@pytest.mark.parametrize(("rel", "media_type"), SAMPLE, ids=[rel for rel, _ in SAMPLE])
+def test_sample_parses_with_text(corpora: Path, pool: ParserPool, rel: str, media_type: MediaType) -> None:
+    path = corpora / rel
+    result = pool.parse(SourceDocument(path.read_bytes(), path.name, source=rel))
+    doc = result.unwrap()
+    assert doc.media_type is media_type
+    assert doc.title
+    assert sum(len(block.text) for block in doc.blocks) > 500
+    if media_type is MediaType.PDF:
+        assert doc.pages
+        assert all(block.page is not None and 1 <= block.page <= doc.pages for block in doc.blocks)
+    if media_type in (MediaType.MARKDOWN, MediaType.HTML):
+        assert any(block.kind is BlockKind.HEADING for block in doc.blocks) or media_type is MediaType.HTML
+    if rel == "text/rfc7540.txt":
+        assert doc.pages is not None
+        assert doc.pages > 50
+    if rel == "text/24675-8.txt":
+        assert "\ufffd" not in doc.text  # decoded as Latin-1, not mangled
+    if rel == "text/44157-0.txt":
+        assert not doc.text.startswith("\ufeff")
+
+
+@pytest.mark.parametrize("rel", broken_files())
+def test_broken_files_end_cleanly(corpora: Path, pool: ParserPool, rel: str) -> None:
+    path = corpora / rel
+    result = pool.parse(SourceDocument(path.read_bytes(), path.name, source=rel))
+    if result.ok:
+        assert result.unwrap().text.strip()
+        assert rel not in KNOWN, f"{rel} is listed in known_failures.toml but parsed"
+        return
+    assert result.reason
+    assert "\n" not in result.reason
+    assert len(result.reason) < 300
+    if path.name in NEEDS_PASSWORD:
+        assert "encrypted" in result.reason
+    known = KNOWN.get(rel)
+    assert known is not None, f"{rel} failed ({result.reason}) but is not in known_failures.toml"
+    assert result.reason.startswith(known["reason"]), f"{rel}: {result.reason!r}"
