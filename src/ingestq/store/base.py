@@ -86,6 +86,16 @@ class Store(Protocol):
         `error` to the bounded error history and set last_error."""
         ...
 
+    async def job_finish_and_claim(
+        self, outcomes: Sequence[Outcome], claim: ClaimRequest | None, now: datetime
+    ) -> tuple[set[int], list[Job]]:
+        """The worker's hot path in one transaction (one commit): claim like `job_claim` (nothing when
+        `claim` is None), then apply `outcomes` fenced like `job_finish_many`. Returns (ids applied, jobs
+        claimed in claim order). The claim runs first, so it never returns a job this call finishes or
+        re-queues. All or nothing: if it raises, neither part took effect (unless the commit itself
+        succeeded and only the reply was lost, as for `job_claim`)."""
+        ...
+
     async def job_progress(
         self, job_id: int, lease_owner: str, attempt: int, progress: Progress, now: datetime
     ) -> bool:

@@ -188,21 +188,28 @@ class PostgresStore(PostgresIndexMixin):
     async def job_claim(self, req: ClaimRequest, now: datetime) -> list[Job]:
         if req.limit <= 0 or req.queues == () or req.kinds == ():
             return []
-        params: dict[str, Any] = {
-            "now": now,
-            "limit": req.limit,
-            "worker_id": req.worker_id,
-            "lease_expires_at": now + timedelta(seconds=req.lease_seconds),
-            "kinds": list(req.kinds) if req.kinds is not None else None,
-        }
-        if req.queues is None:
-            query = Q["job_claim"]
-        elif len(req.queues) == 1:
-            query, params["queue"] = Q["job_claim_queue"], req.queues[0]
-        else:
-            query, params["queues"] = Q["job_claim_queues"], list(req.queues)
-        rows = await self._fetchall(query, params)
+        rows = await self._fetchall(*claim_statement(req, now))
         return sorted((job_from_row(r) for r in rows), key=claim_order_key)
+
+    async def job_finish_and_claim(
+        self, outcomes: Sequence[Outcome], claim: ClaimRequest | None, now: datetime
+    ) -> tuple[set[int], list[Job]]:
+        if claim is None or claim.limit <= 0 or claim.queues == () or claim.kinds == ():
+            return await self.job_finish_many(outcomes, now), []
+        if not outcomes:
+            return set(), await self.job_claim(claim, now)
+        params = finish_params(outcomes, now)
+        # One pipelined transaction: BEGIN, claim, finish (, NOTIFY), COMMIT in one round trip. The claim
+        # goes first so it cannot pick a job this call re-queues.
+        async with self._connection() as conn:
+            async with conn.pipeline(), conn.transaction():
+                claim_cur = await conn.execute(*claim_statement(claim, now))
+                finish_cur = await conn.execute(Q["job_finish_many"], params)
+                if any(o.kind in _REQUEUING for o in outcomes):
+                    await conn.execute(Q["jobs_notify"])  # delivered at commit
+            applied = {r[0] for r in await finish_cur.fetchall()}
+            rows = await claim_cur.fetchall()
+        return applied, sorted((job_from_row(r) for r in rows), key=claim_order_key)
 
     async def job_finish_many(self, outcomes: Sequence[Outcome], now: datetime) -> set[int]:
         if not outcomes:
@@ -407,6 +414,24 @@ class PostgresStore(PostgresIndexMixin):
     @property
     def listener(self) -> Listener:
         return self._listener
+
+
+def claim_statement(req: ClaimRequest, now: datetime) -> tuple[str, dict[str, Any]]:
+    """The claim query for `req` (the one that walks the right index) and its parameters."""
+    params: dict[str, Any] = {
+        "now": now,
+        "limit": req.limit,
+        "worker_id": req.worker_id,
+        "lease_expires_at": now + timedelta(seconds=req.lease_seconds),
+        "kinds": list(req.kinds) if req.kinds is not None else None,
+    }
+    if req.queues is None:
+        return Q["job_claim"], params
+    if len(req.queues) == 1:
+        params["queue"] = req.queues[0]
+        return Q["job_claim_queue"], params
+    params["queues"] = list(req.queues)
+    return Q["job_claim_queues"], params
 
 
 def finish_params(outcomes: Sequence[Outcome], now: datetime) -> dict[str, Any]:

@@ -283,6 +283,21 @@ class Engine:
     def job_claim(self, req: ClaimRequest, now: datetime) -> list[Job]:
         if req.limit <= 0 or req.queues == () or req.kinds == ():
             return []
+        with self._write() as cur:
+            return self._claim(cur, req, now)
+
+    def job_finish_and_claim(
+        self, outcomes: Sequence[Outcome], req: ClaimRequest | None, now: datetime
+    ) -> tuple[set[int], list[Job]]:
+        with self._write() as cur:
+            # Claim first: the jobs being finished are running, so the claim cannot pick them, and a
+            # job re-queued by a RETRY/RELEASED outcome is left for the next claim (anyone's).
+            claimed: list[Job] = []
+            if req is not None and req.limit > 0 and req.queues != () and req.kinds != ():
+                claimed = self._claim(cur, req, now)
+            return self.apply_outcomes(cur, outcomes, now), claimed
+
+    def _claim(self, cur: apsw.Cursor, req: ClaimRequest, now: datetime) -> list[Job]:
         now_ts = ts(now)
         params: dict[str, Any] = {
             "worker_id": req.worker_id,
@@ -297,8 +312,7 @@ class Engine:
             sql, params["queue"] = Q["job_claim_queue"], req.queues[0]
         else:
             sql, params["queues"] = Q["job_claim_queues"], _json_list(req.queues)
-        with self._write() as cur:
-            claimed = [job_from_row(r) for r in cur.execute(sql, params)]
+        claimed = [job_from_row(r) for r in cur.execute(sql, params)]
         claimed.sort(key=_claim_order)
         return claimed
 

@@ -154,6 +154,14 @@ class SqliteStore(SqliteIndexMixin):
             self._wakeup.set()
         return applied
 
+    async def job_finish_and_claim(
+        self, outcomes: Sequence[Outcome], claim: ClaimRequest | None, now: datetime
+    ) -> tuple[set[int], list[Job]]:
+        applied, claimed = await self._run(self._e.job_finish_and_claim, outcomes, claim, now)
+        if any(o.kind in (OutcomeKind.RETRY, OutcomeKind.RELEASED) for o in outcomes):
+            self._wakeup.set()
+        return applied, claimed
+
     async def job_progress(
         self, job_id: int, lease_owner: str, attempt: int, progress: Progress, now: datetime
     ) -> bool:
