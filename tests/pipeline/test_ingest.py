@@ -193,3 +193,33 @@ async def test_a_file_that_vanished_fails_with_one_line(
     doc = await docs.get(item.document.id)
     assert doc.status is DocumentStatus.FAILED
     assert doc.error == f"{path}: no such file"
+
+
+async def test_broken_corpus_files_fail_permanently_and_the_rest_is_served(
+    client: Client, fake_settings: Settings, corpora: Path
+) -> None:
+    if client.store.backend != "sqlite":
+        pytest.skip("the corpus sample runs once, on SQLite")
+    broken = sorted((corpora / "pdf-broken").iterdir())[:6] + sorted((corpora / "docx-broken").iterdir())[:4]
+    good = [
+        corpora / "markdown" / f for f in ("templates/404.md", "installation/windows.md", "about/security.md")
+    ]
+    docs = Documents(client, fake_settings)
+    batch = await docs.ingest([*broken, *good], collection="mixed")
+    await drain(client, fake_settings)
+    for item in batch:
+        job = await job_of(client, item.job)
+        doc = await docs.get(item.document.id, "mixed")
+        assert job.state in (JobState.SUCCEEDED, JobState.FAILED), (doc.id, job.state)
+        if job.state is JobState.FAILED:
+            assert doc.status in (DocumentStatus.FAILED, DocumentStatus.QUARANTINED)
+            assert doc.error
+            assert "\n" not in doc.error
+            assert "Traceback" not in doc.error
+        else:
+            assert doc.status is DocumentStatus.INDEXED
+            assert job.progress is not None
+            # throttled by the worker: some stage was recorded, not necessarily the last one
+            assert job.progress.stage in {"fetch", "detect", "parse", "chunk", "embed", "commit"}
+    for item in batch[-3:]:
+        assert (await job_of(client, item.job)).state is JobState.SUCCEEDED
