@@ -4,6 +4,11 @@ A query counts as answered at k when one of its k nearest chunks comes from the 
 ("strict") or from the expected or an also-acceptable file ("lenient"); MRR is the mean reciprocal rank
 of the first such file (strict). Vectors are cached in bench/out/vectors (keyed by the chunk texts), so
 re-running costs only the settings not measured before. Run: `python -m bench.chunk_retrieval`.
+
+Measured 2026-11-22 (all-MiniLM-L6-v2, window 256): heading-path prefix on, 2,793 chunks: recall@5
+strict 0.95, lenient 1.00; prefix off, 2,765 chunks: the same 0.95 / 1.00. With 20 queries the prefix
+neither helps nor hurts recall@5; it stays on by default because it puts the title and section into
+every chunk's vector at a cost of about 1% more chunks.
 """
 
 from __future__ import annotations

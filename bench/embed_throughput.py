@@ -5,6 +5,14 @@ sizes, over exactly the chunk texts the pipeline embeds, plus the chunker's own 
 load average is printed with every figure: on a shared 2-core machine the numbers move with it.
 
     python -m bench.embed_throughput [--batch-sizes 8 16 32 64] [--limit N] [--threads N]
+
+Measured 2026-11-22 with `--limit 480` while six other engineers loaded the 2 cores (load average
+13-17, so about a tenth of a quiet machine's figures): 3,014 chunks from 991 documents, mean 126 and
+max 256 tokens, none over the window; chunker 477 chunks/s. Model: batch 8 1.1 chunks/s, 16 3.2,
+32 4.9 (528 tokens/s), 64 4.2; vectors equal across batch sizes within 1.4e-7. Batch 32 is the
+default. An ONNX export of the same model (torch.onnx, onnxruntime CPU) gave the same vectors (max
+|dv| 1.7e-7, identical nearest neighbours on 400 chunks) but ran at 0.4x torch's speed in the same
+conditions, so it is not offered.
 """
 
 from __future__ import annotations
