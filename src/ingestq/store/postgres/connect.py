@@ -14,6 +14,8 @@ from ingestq.errors import ConfigError, StoreError
 CONNECT_TIMEOUT_S = 5
 """libpq's connect_timeout (its minimum is 2 s): an unreachable host fails in seconds, not minutes."""
 
+TCP_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
+
 # Session settings of the store's own connections (set at connection start-up: no extra round trip).
 # - TimeZone=UTC: psycopg returns datetime.UTC-aware values, which the rest of ingestq compares with its
 #   own UTC datetimes, and to_jsonb(timestamptz) writes ISO strings with +00:00.
@@ -50,6 +52,11 @@ def connect_kwargs(url: str) -> dict[str, Any]:
     }
     if "connect_timeout" not in params:
         kwargs["connect_timeout"] = CONNECT_TIMEOUT_S
+    # TCP keepalives: a peer that vanished without closing the socket (a cut network, a dead VM) is
+    # noticed within about a minute instead of the kernel's two hours, so the listener and pooled
+    # connections reconnect. libpq ignores them on unix sockets.
+    for key, value in TCP_KEEPALIVES.items():
+        kwargs.setdefault(key, params.get(key, value))
     return kwargs
 
 
