@@ -19,7 +19,6 @@ from docx.document import Document
 from docx.opc.exceptions import PackageNotFoundError
 from docx.oxml.ns import qn
 from docx.oxml.xmlchemy import BaseOxmlElement
-from docx.text.paragraph import Paragraph
 
 from ingestq.pipeline.errors import CorruptDocument, DocumentTooLarge, UnsupportedDocument
 from ingestq.pipeline.model import Block, BlockKind, MediaType, ParsedDocument, ParseOptions, SourceDocument
@@ -76,12 +75,13 @@ _MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fal
 
 
 def _blocks(document: Document) -> Iterator[Block]:
+    styles = _StyleNames(document)
     list_lines: list[str] = []
     for element in _body_elements(document.element.body):
         if element.tag == _P:
-            paragraph = Paragraph(element, document)
+            style = styles.of(element)
             text = _text(_paragraph_text(element))
-            depth = _list_depth(paragraph)
+            depth = _list_depth(element, style)
             if depth is not None:
                 if text:
                     list_lines.append("  " * depth + "- " + text)
@@ -96,7 +96,7 @@ def _blocks(document: Document) -> Iterator[Block]:
             continue
         if not text:
             continue
-        level = _heading_level(paragraph)
+        level = _heading_level(element, style)
         if level:
             yield Block(BlockKind.HEADING, text.replace("\n", " "), level=level)
         else:
@@ -161,22 +161,39 @@ def _paragraph_text(element: BaseOxmlElement) -> str:
     return "".join(parts)
 
 
-def _style_name(paragraph: Paragraph) -> str:
-    try:
-        style = paragraph.style
-    except (KeyError, ValueError, AttributeError):  # dangling style ids in damaged files
-        return ""
-    return (style.name or "") if style is not None else ""
+class _StyleNames:
+    """Paragraph style id -> name, read once. python-docx resolves each paragraph's style by scanning
+    every style, which takes minutes on long documents with large style sheets."""
+
+    def __init__(self, document: Document) -> None:
+        self.names: dict[str, str] = {}
+        self.default = ""
+        try:
+            root = document.styles.element
+        except (KeyError, ValueError, AttributeError):  # no or broken styles part
+            return
+        for style in root.iterchildren(qn("w:style")):
+            style_id = style.get(qn("w:styleId")) or ""
+            name_el = style.find(qn("w:name"))
+            name = (name_el.get(qn("w:val")) if name_el is not None else None) or style_id
+            self.names[style_id] = name
+            if style.get(qn("w:type")) == "paragraph" and style.get(qn("w:default")) in ("1", "true", "on"):
+                self.default = name
+
+    def of(self, paragraph: BaseOxmlElement) -> str:
+        ppr = paragraph.find(qn("w:pPr"))
+        ref = ppr.find(qn("w:pStyle")) if ppr is not None else None
+        style_id = ref.get(qn("w:val")) if ref is not None else None
+        return self.names.get(style_id, self.default) if style_id else self.default
 
 
-def _heading_level(paragraph: Paragraph) -> int:
-    name = _style_name(paragraph)
-    if name.lower() == "title":
+def _heading_level(paragraph: BaseOxmlElement, style: str) -> int:
+    if style.lower() == "title":
         return 1
-    match = _HEADING_STYLE.match(name)
+    match = _HEADING_STYLE.match(style)
     if match:
         return min(int(match.group(1)), 6)
-    ppr = paragraph._p.pPr
+    ppr = paragraph.find(qn("w:pPr"))
     if ppr is not None:
         outline = ppr.find(qn("w:outlineLvl"))
         if outline is not None:
@@ -186,17 +203,16 @@ def _heading_level(paragraph: Paragraph) -> int:
     return 0
 
 
-def _list_depth(paragraph: Paragraph) -> int | None:
+def _list_depth(paragraph: BaseOxmlElement, style: str) -> int | None:
     """The nesting level when the paragraph is a list item, else None."""
-    ppr = paragraph._p.pPr
+    ppr = paragraph.find(qn("w:pPr"))
     num_pr = ppr.find(qn("w:numPr")) if ppr is not None else None
     if num_pr is not None:
         ilvl = num_pr.find(qn("w:ilvl"))
         value = ilvl.get(qn("w:val"), "0") if ilvl is not None else "0"
         return min(int(value), 8) if value.isdigit() else 0
-    name = _style_name(paragraph)
-    if name.lower().startswith("list"):
-        digits = re.search(r"(\d)$", name)
+    if style.lower().startswith("list"):
+        digits = re.search(r"(\d)$", style)
         return int(digits.group(1)) - 1 if digits else 0
     return None
 
