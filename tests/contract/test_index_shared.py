@@ -75,3 +75,10 @@ async def test_rate_bucket_update_holds_under_concurrency(store: Store, more_sto
     assert final.updated_at == T0
     other = await ix.rate_bucket_update("other", lambda row: BucketRow(5.0, 7.0, T0) if row is None else row)
     assert (other.requests, other.tokens) == (5.0, 7.0)
+
+
+async def test_concurrent_collection_ensure_creates_one(store: Store, more_stores: StoreFactory) -> None:
+    stores = [await index_of(store)] + [await index_of(await more_stores()) for _ in range(2)]
+    made = await asyncio.gather(*(s.collection_ensure("race", f"m{i}", 4, T0) for i, s in enumerate(stores)))
+    assert len({(c.model_id, c.dimension) for c in made}) == 1
+    assert [c.name for c in await stores[0].collection_list()] == ["race"]

@@ -139,16 +139,17 @@ class PostgresIndexMixin:
         if found is not None:
             return _collection(found)
         params = {"name": name, "model_id": model_id, "dimension": dimension, "now": now}
-        async with self._connection() as conn, conn.transaction():
+        # pooled connections are in autocommit: the row commits, then the index builds without a
+        # transaction block (CONCURRENTLY requires that); chunks committed meanwhile are indexed too
+        async with self._connection() as conn:
             cur = await conn.execute(Q["collection_insert"], params)
             row = await cur.fetchone()
-            if row is None:  # created concurrently: its creator made the index
-                cur = await conn.execute(Q["collection_get"], {"name": name})
-                row = await cur.fetchone()
-                assert row is not None
+            if row is not None:
+                await conn.execute(_template("hnsw_create", row[4], row[2]))
                 return _collection(row)
-            await conn.execute(_template("hnsw_create", row[4], row[2]))
-        return _collection(row)
+        found = await self._collection_row(name)  # created concurrently: its creator builds the index
+        assert found is not None
+        return _collection(found)
 
     async def collection_get(self, name: str) -> Collection | None:
         row = await self._collection_row(name)

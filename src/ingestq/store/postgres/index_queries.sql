@@ -16,8 +16,9 @@ ON CONFLICT (name) DO NOTHING
 RETURNING name, model_id, dimension, created_at, coll_id
 
 -- name: hnsw_create
--- cosine: scores are 1 - cosine distance, the same on both backends
-CREATE INDEX IF NOT EXISTS ingestq_chunks_hnsw_{coll_id} ON ingestq_chunks
+-- cosine: scores are 1 - cosine distance, the same on both backends. CONCURRENTLY: building it scans
+-- the whole chunks table, and a plain CREATE INDEX would block every collection's commits meanwhile.
+CREATE INDEX CONCURRENTLY IF NOT EXISTS ingestq_chunks_hnsw_{coll_id} ON ingestq_chunks
 USING hnsw ((embedding::vector({dim})) vector_cosine_ops) WHERE coll_id = {coll_id}
 
 -- name: blob_put
