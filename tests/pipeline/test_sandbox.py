@@ -7,7 +7,11 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 import threading
+import time
+from pathlib import Path
 
 import pytest
 from docgen import make_docx, make_many_pages_pdf, make_nested_html, make_pdf, make_zip_bomb_docx, truncate
@@ -158,3 +162,44 @@ async def test_async_parses_run_side_by_side() -> None:
     with ParserPool(2) as pool:
         results = await asyncio.gather(*(pool.aparse(doc) for doc in docs))
     assert [r.unwrap().blocks[0].text for r in results] == [f"Document {i}." for i in range(4)]
+
+
+def test_children_outlive_the_thread_that_started_them() -> None:
+    # Pools are used from executor threads (asyncio.to_thread) that come and go.
+    with ParserPool(1) as pool:
+        starter = threading.Thread(target=assert_still_serving, args=(pool,))
+        starter.start()
+        starter.join()
+        (pid,) = pool.child_pids()
+        assert_still_serving(pool)
+        assert pool.child_pids() == [pid]
+        assert pool.stats.crashed == 0
+
+
+def test_children_exit_when_the_parent_dies(tmp_path: Path) -> None:
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import os, sys\n"
+        "from ingestq.pipeline.model import SourceDocument\n"
+        "from ingestq.pipeline.sandbox import ParserPool\n"
+        "pool = ParserPool(1)\n"
+        "assert pool.parse(SourceDocument(b'hello', 'a.txt')).ok\n"
+        "print(pool.child_pids()[0], flush=True)\n"
+        "os._exit(0)  # no cleanup: the child must notice on its own\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=True
+    )
+    child = int(done.stdout.strip())
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _alive(child):
+        time.sleep(0.1)
+    assert not _alive(child)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -11,7 +11,7 @@ asyncio worker with threads and open database connections, none of which may be 
 child, and unlike multiprocessing's `spawn` this does not re-import the caller's `__main__`. Requests
 and replies are pickled over two pipes. Each child imports the parsers once, then serves documents
 one at a time until it is retired after `max_tasks_per_child` documents (which bounds slow leaks in
-native code); it dies with its parent (PR_SET_PDEATHSIG) and on EOF.
+native code); it exits on EOF and when its parent dies.
 
 The result is a value, not an exception: `ParseResult.ok`, a one-line `reason`, and whether the
 parser `crashed` or `timed_out` (the job layer quarantines those, and counts them apart).
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
 import queue
 import resource
@@ -157,11 +156,20 @@ def _parse_in_child(
 
 
 def _die_with_parent() -> None:
-    """Linux: SIGKILL this child if the parent dies mid-parse (EOF alone is noticed only between jobs)."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            pr_set_pdeathsig = 1
-            ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    """Exit when the parent dies, even mid-parse (EOF on the pipe is noticed only between documents).
+
+    A watchdog thread polls the parent id. PR_SET_PDEATHSIG would be cheaper but fires when the
+    parent *thread* that started the child exits, and pools are used from short-lived threads.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
 
 
 class _PipeConnection(Connection):
