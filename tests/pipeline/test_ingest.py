@@ -223,3 +223,40 @@ async def test_broken_corpus_files_fail_permanently_and_the_rest_is_served(
             assert job.progress.stage in {"fetch", "detect", "parse", "chunk", "embed", "commit"}
     for item in batch[-3:]:
         assert (await job_of(client, item.job)).state is JobState.SUCCEEDED
+
+
+async def test_urls_are_fetched_by_the_worker_only_where_allowed(
+    client: Client, fake_settings: Settings, tmp_path: Path
+) -> None:
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    (tmp_path / "page.md").write_text("# Served\n\nThis page came over real HTTP from a local server.\n")
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(tmp_path)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/page.md"
+    try:
+        (refused,) = await Documents(client, fake_settings).ingest([url], collection="private")
+        await drain(client, fake_settings)
+        doc = await Documents(client, fake_settings).get(url, "private")
+        assert doc.status is DocumentStatus.FAILED
+        assert doc.error is not None
+        assert "non-public address" in doc.error
+        assert (await job_of(client, refused.job)).attempt == 1
+
+        allowed = fake_settings.model_copy(update={"fetch_allow_private": True})
+        (ok,) = await Documents(client, allowed).ingest([url], collection="web")
+        await drain(client, allowed)
+        assert (await job_of(client, ok.job)).state is JobState.SUCCEEDED
+        hits = await Documents(client, allowed).search("real HTTP local server", k=1, collection="web")
+        assert hits[0].source == url
+        assert hits[0].title == "Served"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
