@@ -189,7 +189,8 @@ class FlakyStore:
 async def test_a_failed_completion_write_is_retried(store: Store) -> None:
     clock = ManualClock()
     jobs = await insert(store, clock, [NewJob(kind=PROBE_KIND) for _ in range(5)])
-    flaky = FlakyStore(store, "job_finish_many", failures=2)
+    # the completion write (it claims the next jobs in the same transaction)
+    flaky = FlakyStore(store, "job_finish_and_claim", failures=2)
     worker = Worker(flaky, None, None, clock)  # type: ignore[arg-type]
     await asyncio.wait_for(worker.run(drain=True), 30)
     assert flaky.failures == 0
@@ -219,6 +220,13 @@ class RefusingStore:
         if any(o.result == "poison" for o in outcomes):
             raise ValueError("value too strange for this database")
         return await self._store.job_finish_many(outcomes, now)
+
+    async def job_finish_and_claim(
+        self, outcomes: Sequence[Any], claim: Any, now: Any
+    ) -> tuple[set[int], list[Any]]:
+        if any(o.result == "poison" for o in outcomes):
+            raise ValueError("value too strange for this database")
+        return await self._store.job_finish_and_claim(outcomes, claim, now)
 
 
 async def test_an_outcome_the_store_refuses_does_not_hold_back_the_others(store: Store) -> None:

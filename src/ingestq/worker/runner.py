@@ -9,6 +9,8 @@
 The loop never prefetches beyond its free slots (like River's producer): a job claimed by a busy worker
 would sit idle under a lease while another worker could run it, and a crash would strand more of them.
 It claims only kinds its registry knows, so mixed fleets (workers with different --app) share queues.
+When outcomes are waiting to be written, the loop leaves the claim to the completer, which makes both
+in one transaction (the Worker is its `Claimer`); slots reserved by a claim in flight count as taken.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import secrets
 import socket
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from ingestq.builtin import builtin_registry
@@ -79,6 +82,10 @@ class Worker:
         self._maybe_more = True
         self._completer: Completer | None = None
         self._claim_failed = False
+        self._reserved = 0  # slots a claim in flight (ours or the completer's) will fill
+        self._scanning = False  # looking for orphaned claims: no claim may run meanwhile
+        self._drain = False
+        self._request: ClaimRequest | None = None
         self._heartbeat: Heartbeat | None = None
         self._progress = ProgressThrottle(
             store, clock, self.worker_id, self._held, self.config.progress_interval, self._on_lost
@@ -111,7 +118,12 @@ class Worker:
         flight. Database errors never end the run: every loop logs them and retries."""
         cfg = self.config
         completer = self._completer = Completer(
-            self.store, self.clock, self._on_done, max_batch=cfg.completer_batch, probes=self.probes
+            self.store,
+            self.clock,
+            self._on_done,
+            max_batch=cfg.completer_batch,
+            probes=self.probes,
+            claimer=self,
         )
         heartbeat = self._heartbeat = Heartbeat(
             self.store,
@@ -152,20 +164,23 @@ class Worker:
     # --- fetch loop ------------------------------------------------------------------------------------
     async def _fetch_loop(self, drain: bool) -> None:
         cfg = self.config
-        request = ClaimRequest(
+        request = self._request = ClaimRequest(
             worker_id=self.worker_id,
             limit=cfg.concurrency,
             lease_seconds=cfg.lease_seconds,
             queues=cfg.queues,
             kinds=self.registry.kinds(),
         )
+        self._drain = drain
         jobs_wait: asyncio.Task[None] | None = None
         assert self._completer is not None
         try:
             while not self._stopping:
                 self._wake.clear()
-                free = cfg.concurrency - self._executing
-                if free > 0 and (self._maybe_more or drain):
+                free = cfg.concurrency - self._executing - self._reserved
+                if self._completer.will_claim and not self._claim_failed:
+                    pass  # its write claims for the free slots (reserve below): one transaction, not two
+                elif free > 0 and (self._maybe_more or drain):
                     # Cleared before the claim, so a wake-up that arrives while it runs is not lost.
                     self._maybe_more = False
                     claimed = await self._claim(request, free)
@@ -196,23 +211,63 @@ class Worker:
         self._wake.set()
 
     async def _claim(self, request: ClaimRequest, free: int) -> int | None:
+        self._reserved += free
         try:
-            jobs = await self.store.job_claim(
-                ClaimRequest(request.worker_id, free, request.lease_seconds, request.queues, request.kinds),
-                self.clock.now(),
-            )
+            jobs = await self.store.job_claim(replace(request, limit=free), self.clock.now())
         except Exception as exc:
             log.warning("claiming jobs failed (retrying in %.1fs): %s", self.config.poll_interval, exc)
             self._claim_failed = True
             await self._pause(self.config.poll_interval)
             return None
-        if self._claim_failed:
-            self._claim_failed = not await self._release_orphans()
+        finally:
+            self._reserved -= free
+        if self._claim_failed and not self._reserved:
+            # (With a claim of the completer in flight, its jobs would look orphaned: look next time.)
+            self._scanning = True
+            try:
+                self._claim_failed = not await self._release_orphans()
+            finally:
+                self._scanning = False
         if jobs:
             for job in jobs:
                 self._start(job)
             self.probes.hit("claimed", [job.id for job in jobs])
         return len(jobs)
+
+    # --- Claimer: the completer claims with its writes -------------------------------------------------
+    def reserve(self) -> ClaimRequest | None:
+        free = self.config.concurrency - self._executing - self._reserved
+        if self._stopping or self._scanning or self._request is None or free <= 0:
+            return None
+        if not (self._maybe_more or self._drain):
+            return None
+        self._maybe_more = False  # as in the fetch loop: a wake-up during the write is not lost
+        self._reserved += free
+        return replace(self._request, limit=free)
+
+    def claimed(self, request: ClaimRequest, jobs: list[Job] | None) -> None:
+        self._reserved -= request.limit
+        self._wake.set()
+        if jobs is None:
+            # Maybe claimed after all (the reply was lost): the fetch loop claims next and looks.
+            self._claim_failed = True
+            self._maybe_more = True
+            return
+        if len(jobs) == request.limit:
+            self._maybe_more = True
+        if not jobs:
+            self.probes.hit("idle")
+            return
+        if self._stopping:
+            # Claimed while the worker began to stop: give them back at once, unrun.
+            assert self._completer is not None
+            for job in jobs:
+                self._held[job.id] = Running(job, JobContext(job))
+                self._completer.add(Outcome(job.id, self.worker_id, job.attempt, OutcomeKind.RELEASED))
+            return
+        for job in jobs:
+            self._start(job)
+        self.probes.hit("claimed", [job.id for job in jobs])
 
     async def _release_orphans(self) -> bool:
         """After a failed claim: find jobs the store gave us although the reply never arrived (the
