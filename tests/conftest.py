@@ -138,6 +138,33 @@ def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -
         server.drop_db(name)
 
 
+NO_PGVECTOR = "this PostgreSQL server has no pgvector: documents and search cannot be tested on it"
+
+
+def index_schema_ready(url: str) -> bool:
+    """Whether every migration (documents and vectors included) is applied: False on a PostgreSQL
+    server without pgvector, where only the queue schema exists."""
+    store = open_store(Settings(database_url=url))
+
+    async def _check() -> bool:
+        await store.open()
+        try:
+            applied, latest = await store.schema_version()
+            return applied == latest
+        finally:
+            await store.close()
+
+    return asyncio.run(_check())
+
+
+@pytest.fixture
+def index_database_url(database_url: str) -> str:
+    """`database_url`, skipping the test where documents and search are unavailable (no pgvector)."""
+    if not index_schema_ready(database_url):
+        pytest.skip(NO_PGVECTOR)
+    return database_url
+
+
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     return Settings(database_url=database_url, auto_migrate=False)

@@ -23,6 +23,10 @@ class SchemaError(StoreError):
     """The schema is missing, or newer than this code understands."""
 
 
+class FeatureUnavailable(SchemaError):
+    """The server lacks an optional extension (pgvector): the queue works, document features do not."""
+
+
 class JobNotFound(IngestqError):
     def __init__(self, job_id: int) -> None:
         super().__init__(f"job {job_id} not found")

@@ -28,7 +28,8 @@ def run(*args: str, ok: bool = True, **extra: str) -> subprocess.CompletedProces
     return proc
 
 
-def test_ingest_wait_search_documents_backfill(database_url: str, tmp_path: Path) -> None:
+def test_ingest_wait_search_documents_backfill(index_database_url: str, tmp_path: Path) -> None:
+    database_url = index_database_url
     db = ("--db", database_url)
     folder = tmp_path / "kb"
     folder.mkdir()

@@ -6,6 +6,7 @@ from the injected clock so that tests can move time by hand.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -28,11 +29,14 @@ from ingestq.core.job import (
     QueueStats,
     WorkerInfo,
 )
-from ingestq.errors import ConfigError, InvalidPayload, JobNotFound, SchemaError
+from ingestq.errors import ConfigError, FeatureUnavailable, InvalidPayload, JobNotFound, SchemaError
 from ingestq.settings import Settings
 from ingestq.store import Store, open_store
 
 TaskOrKind = TaskSpec[Any, Any] | str
+
+# Migration 1 holds the queue on every backend; later ones (documents, vectors) may need an extension.
+QUEUE_SCHEMA_VERSION = 1
 
 # `list` is a method name below; these aliases keep the builtin usable in annotations inside the class.
 _Jobs = list[Job]
@@ -118,10 +122,15 @@ class Client:
         await store.open()
         try:
             if settings.auto_migrate:
-                await store.migrate()
+                with contextlib.suppress(FeatureUnavailable):
+                    # e.g. PostgreSQL without pgvector: the queue schema is in place; documents and
+                    # search are refused with a one-line message when used.
+                    await store.migrate()
             if check_schema:
                 applied, latest = await store.schema_version()
-                if applied < latest:
+                # Below the queue schema nothing works. Above it, a missing later migration only
+                # affects documents and search, which say so when used.
+                if applied < QUEUE_SCHEMA_VERSION:
                     raise SchemaError(
                         f"database schema is at version {applied}, this code needs {latest}: "
                         "run `ingestq db migrate`"

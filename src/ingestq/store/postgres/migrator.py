@@ -7,7 +7,7 @@ from typing import Any
 import psycopg
 from psycopg import errors as pg_errors
 
-from ingestq.errors import SchemaError
+from ingestq.errors import FeatureUnavailable, SchemaError
 from ingestq.store.queries import load_migrations
 
 MIGRATIONS = load_migrations("ingestq.store.postgres")
@@ -39,6 +39,11 @@ async def migrate(conn: psycopg.AsyncConnection[Any], q: dict[str, str]) -> list
                 continue
             try:
                 await conn.execute(sql.encode())  # several statements: simple query protocol, no parameters
+            except pg_errors.FeatureNotSupported as exc:  # an optional extension is missing
+                raise FeatureUnavailable(
+                    f"migration {version} ({name}): {exc.diag.message_primary}; the queue works, "
+                    "documents and search need it"
+                ) from None
             except pg_errors.RaiseException as exc:  # a migration's own check (RAISE EXCEPTION '...')
                 raise SchemaError(f"migration {version} ({name}): {exc.diag.message_primary}") from None
             await conn.execute(q["migrations_record"], {"version": version, "name": name})

@@ -5,7 +5,7 @@
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'vector') THEN
-        RAISE EXCEPTION 'pgvector is not installed on this server';
+        RAISE EXCEPTION 'pgvector is not installed on this server' USING ERRCODE = 'feature_not_supported';
     END IF;
 END
 $$;
