@@ -47,6 +47,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--no-peers", action="store_true", help="measure ingestq only")
     p.add_argument("--all-runs", action="store_true", help="give slow peers (procrastinate) every run too")
     p.add_argument(
+        "--add-to",
+        type=Path,
+        help="merge into an earlier results JSON (bench/out/results-*.json): what this run measures replaces "
+        "the same systems' entries there; the report names both runs",
+    )
+    p.add_argument(
         "--pg",
         choices=("auto", "system", "embedded"),
         default="auto",
@@ -259,6 +265,9 @@ def _measure(
     results["finished"] = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     results["duration_s"] = time.time() - t0
     results["load_end"] = " ".join(f"{x:.2f}" for x in machine.loadavg())
+    results["commit"] = _commit()
+    if args.add_to:
+        results = _merge(json.loads(args.add_to.read_text()), results)
     raw = OUT / f"results-{started:%Y%m%dT%H%M%S}.json"
     raw.write_text(json.dumps(results, indent=1))
     args.out.write_text(report.render(results))
@@ -266,6 +275,44 @@ def _measure(
     for v in report.evaluate(results):
         log(f"{'PASS' if v.ok else ('MISS' if v.ok is False else 'n/a '):4}  {v.goal}: {v.measured}")
     return 0
+
+
+def _commit() -> str:
+    import subprocess
+
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src"], cwd=ROOT, capture_output=True, text=True
+        )
+    except OSError:
+        return "unknown"
+    return head.stdout.strip() + (" (src/ has uncommitted changes)" if dirty.stdout.strip() else "")
+
+
+def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """`old` with every entry of the systems `new` measured replaced by `new`'s."""
+    mine = {(r["system"], r["backend"]) for r in new["throughput"] + new["pickup"]}
+    merged = dict(old)
+    for key in ("throughput", "pickup"):
+        merged[key] = [r for r in old[key] if (r["system"], r["backend"]) not in mine] + new[key]
+    merged["baselines"] = {**old["baselines"], **new["baselines"]}
+    merged["flat"] = {**old["flat"], **new["flat"]}
+    known = {(s["name"], s["backend"]) for s in old["systems"]}
+    merged["systems"] = old["systems"] + [s for s in new["systems"] if (s["name"], s["backend"]) not in known]
+    merged["system_notes"] = "\n".join(
+        f"- {s['name']} ({s['backend']}): {s['note']}" for s in merged["systems"]
+    )
+    merged["command"] = (
+        f"{old['command']}` ({old['started']}, commit {old.get('commit', '?')}), then `{new['command']}"
+    )
+    merged["commit"] = f"{old.get('commit', '?')}, then {new['commit']} for what the second command measured"
+    merged["finished"] = new["finished"]
+    merged["duration_s"] = old["duration_s"] + new["duration_s"]
+    merged["load_end"] = new["load_end"]
+    return merged
 
 
 if __name__ == "__main__":
