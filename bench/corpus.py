@@ -223,7 +223,7 @@ def write_report(
         f"- files: {len(rows)}, total {total_seconds:.0f} s",
         f"- chunks over the model's {window}-token window: **{over}**",
         f"- peak RSS: worker process {peak_self_kib / 1024:.0f} MiB, worker + parser children "
-        f"{memory.peak_total_kib / 1024:.0f} MiB (after the first 250 files: "
+        f"{memory.peak_total_kib / 1024:.0f} MiB (at the end of the set that passed 250 files: "
         f"{memory.first_quarter_kib / 1024:.0f} MiB)",
     ]
     if recall is not None:
