@@ -139,7 +139,12 @@ async def run(folder: Path, docs_dir: Path | None = None) -> int:
     console.print(f"ingesting {', '.join(str(s) for s in sources)} into {database} (model: all-MiniLM-L6-v2)")
     async with Client.connect(settings) as client:
         docs = Documents(client, settings)
-        batch = await docs.ingest(sources, collection="demo", include=["*.md", "*.pdf", "*.docx"])
+        batch = await docs.ingest(
+            sources,
+            collection="demo",
+            include=["*.md", "*.pdf", "*.docx"],
+            exclude=["*report*.md"],  # generated measurement tables, not documentation
+        )
         summary = await wait_for_jobs(client, settings, [b.job for b in batch], out=console)
         print_summary(summary, console)
         found_all = True
