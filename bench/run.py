@@ -45,6 +45,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--flat-rows", type=int, help="finished rows for the flat-cost check (default 1,000,000)")
     p.add_argument("--idle-seconds", type=float, default=10.0, help="idle-CPU sampling window (default 10)")
     p.add_argument("--no-peers", action="store_true", help="measure ingestq only")
+    p.add_argument("--systems", default="", help="comma-separated system names to measure (default: all)")
     p.add_argument("--all-runs", action="store_true", help="give slow peers (procrastinate) every run too")
     p.add_argument(
         "--add-to",
@@ -234,6 +235,9 @@ def _measure(
 ) -> int:
     if args.only:
         systems = [s for s in systems if s.backend == args.only]
+    if args.systems:
+        wanted = {name.strip() for name in args.systems.split(",")}
+        systems = [s for s in systems if s.name in wanted]
     OUT.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {
         "command": ("python -m bench.run " + shlex.join(argv)).strip(),
