@@ -19,7 +19,7 @@ from ingestq.core.retry import ExponentialBackoff
 from ingestq.pipeline.ingest import IngestRuntime
 from ingestq.settings import Settings
 from ingestq.store.base import IndexStore, Store
-from ingestq.worker import Worker, WorkerConfig
+from ingestq.worker import Probes, Worker, WorkerConfig
 
 FAST_RETRY = ExponentialBackoff(base=0.01, max=0.05, jitter=0.0)
 
@@ -263,3 +263,26 @@ async def test_urls_are_fetched_by_the_worker_only_where_allowed(
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+async def test_a_cancelled_ingestion_stops_at_a_stage_boundary(
+    client: Client, fake_settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "big.md"
+    path.write_text("# Big\n\n" + "Many words in one more paragraph here.\n\n" * 60_000)
+    docs = Documents(client, fake_settings)
+    (item,) = await docs.ingest([path])
+    async with IngestRuntime(client.store, fake_settings) as runtime:
+        probes = Probes()
+        started = probes.arm("job_started")
+        config = WorkerConfig(concurrency=1, lease_seconds=0.9)
+        worker = Worker(client.store, runtime.registry(), config, probes=probes)
+        task = asyncio.create_task(worker.run(drain=True))
+        await started.next(within=60)
+        await client.cancel(item.job.id)  # running: the worker hears of it with its next heartbeat
+        await asyncio.wait_for(task, 120)
+    job = await job_of(client, item.job)
+    assert job.state is JobState.CANCELLED
+    doc = await docs.get(item.document.id)
+    assert doc.status is DocumentStatus.FAILED
+    assert doc.error == "cancelled before it was indexed"
