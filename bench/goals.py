@@ -86,7 +86,7 @@ def evaluate(results: dict[str, Any]) -> list[Verdict]:
         p = _pickup(results, "ingestq", backend)
         goal = f"{backend}: idle worker < 2% of a core"
         verdicts.append(
-            Verdict(goal, f"{p['idle_cpu_pct']:.2f}%", p["idle_cpu_pct"] < 2)
+            Verdict(goal, f"{p['idle_cpu_pct']:.3f}%", p["idle_cpu_pct"] < 2)
             if p
             else Verdict(goal, "not measured", None)
         )
