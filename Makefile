@@ -38,8 +38,11 @@ fmt: $(STAMP) ## format and auto-fix
 demo: $(STAMP) ## ingest docs/ plus a generated PDF and DOCX with the local model, then search
 	$(BIN)/python -m ingestq.demo
 
-bench: $(STAMP) ## run the benchmarks side by side with peers; writes BENCHMARKS.md
-	$(BIN)/python -m bench.run
+bench: $(STAMP) ## run the benchmarks side by side with peers; writes BENCHMARKS.md (BENCH_ARGS="--quick")
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+bench-install: $(STAMP) ## create .bench-venv with the peers (pgqueuer, procrastinate, huey); make bench does it too
+	$(BIN)/python -c "from bench.peers import ensure_venv; ensure_venv()"
 
 corpus: $(STAMP) ## ingest all of ../shared/corpora and write the per-file report into docs/
 	$(BIN)/python -m bench.corpus
@@ -47,4 +50,4 @@ corpus: $(STAMP) ## ingest all of ../shared/corpora and write the per-file repor
 clean: ## remove .venv, caches and the demo database
 	rm -rf $(VENV) .ingestq .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install test lint fmt demo bench corpus clean
+.PHONY: help install test lint fmt demo bench bench-install corpus clean
