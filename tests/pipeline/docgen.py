@@ -11,21 +11,9 @@ import zipfile
 
 import docx
 
+from ingestq.demo import serialize_pdf
 
-def _pdf(objects: list[bytes]) -> bytes:
-    """Serialize numbered objects (1..n; object 1 is the catalog) with a correct xref table."""
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(out.tell())
-        out.write(b"%d 0 obj\n" % number + body + b"\nendobj\n")
-    xref = out.tell()
-    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
-    for offset in offsets:
-        out.write(b"%010d 00000 n \n" % offset)
-    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
-    return out.getvalue()
+_pdf = serialize_pdf
 
 
 def _escape(text: str) -> bytes:
