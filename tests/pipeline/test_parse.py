@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
+from pathlib import Path
+
 import pytest
 from docgen import make_docx, make_image_only_pdf, make_pdf
+from lxml import etree
 
 from ingestq.pipeline.errors import CorruptDocument, EncryptedDocument, NoTextFound, ParseError
 from ingestq.pipeline.model import Block, BlockKind, MediaType, ParseOptions, SourceDocument
@@ -236,3 +241,40 @@ def test_text_form_feeds_are_pages_and_nuls_are_dropped() -> None:
 def test_blank_text_fails_with_reason() -> None:
     with pytest.raises(NoTextFound, match="no text found in text"):
         parse_document(SourceDocument(b"\n\n   \n", "blank.txt"))
+
+
+# --- XML external entities --------------------------------------------------------------------------
+
+
+def _with_external_entity(docx_bytes: bytes, target: str) -> bytes:
+    """The same DOCX with a DTD in word/document.xml declaring an external entity, used in the text."""
+    src = zipfile.ZipFile(io.BytesIO(docx_bytes))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "word/document.xml":
+                text = data.decode("utf-8")
+                decl_end = text.index("?>") + 2
+                dtd = f'<!DOCTYPE w:document [<!ENTITY xxe SYSTEM "{target}">]>'
+                text = text[:decl_end] + dtd + text[decl_end:]
+                text = text.replace("An introduction", "An &xxe; introduction", 1)
+                data = text.encode("utf-8")
+            dst.writestr(item, data)
+    return out.getvalue()
+
+
+def test_docx_external_entities_are_never_resolved(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-CONTENT")
+    data = _with_external_entity(make_docx(), secret.as_uri())
+    xml = zipfile.ZipFile(io.BytesIO(data)).read("word/document.xml")
+    # The input is a real attack: a parser that resolves entities reads the file into the text.
+    resolving = etree.fromstring(xml, etree.XMLParser(resolve_entities=True, no_network=True))
+    assert "TOP-SECRET-CONTENT" in "".join(resolving.itertext())
+
+    outcome = parse_or_reason(SourceDocument(data, "xxe.docx"))
+    assert "TOP-SECRET-CONTENT" not in outcome
+    # The rest of the document still parses (the run holding the unresolved entity keeps only the text
+    # before it: Word never writes a DTD, so only hostile files lose anything).
+    assert "Grey herons wait motionless" in outcome
