@@ -3,6 +3,10 @@
 `PRAGMA data_version` changes on a connection whenever another connection commits. A thread with its
 own connection reads it every few milliseconds, but only while a `wait_for_jobs` is pending: an idle
 store with nobody waiting costs nothing, and a waiting one costs a few microseconds per check.
+
+The interval adapts: short while commits keep arriving (a busy queue, where pickup latency matters),
+longer after a quiet spell (an idle worker, whose cost is all wake-ups). The first change after a quiet
+spell is seen within the longer interval; the ones after it within the short one.
 """
 
 from __future__ import annotations
@@ -18,11 +22,17 @@ import apsw
 
 from ingestq.errors import StoreError
 
+QUIET_AFTER = 0.25  # seconds without a change before the watcher slows down
+IDLE_INTERVAL = 0.020  # seconds between checks once quiet
+
 
 class ChangeWatcher:
-    def __init__(self, connect: Callable[[], apsw.Connection], interval: float) -> None:
+    def __init__(
+        self, connect: Callable[[], apsw.Connection], interval: float, idle_interval: float = IDLE_INTERVAL
+    ) -> None:
         self._connect = connect
         self._interval = interval
+        self._idle_interval = max(interval, idle_interval)
         self._waiters = 0
         self._lock = threading.Lock()
         self._active = threading.Event()
@@ -67,6 +77,7 @@ class ChangeWatcher:
     def _run(self) -> None:
         conn: apsw.Connection | None = None
         last: int | None = None
+        last_change = time.monotonic()
         try:
             while not self._stopping.is_set():
                 if conn is None:
@@ -89,14 +100,17 @@ class ChangeWatcher:
                 # whole poll interval.
                 if last is not None and version != last:
                     self._notify()
+                    last_change = time.monotonic()
                 last = version
                 self._primed.set()
                 if not self._active.is_set():
                     self._active.wait()
+                    last_change = time.monotonic()  # a new waiter: start attentive
                     continue
+                quiet = time.monotonic() - last_change > QUIET_AFTER
                 # time.sleep costs a third of the CPU of Event.wait(timeout) per call, which matters
                 # at 100 checks a second; stop() is then noticed within one interval.
-                time.sleep(self._interval)
+                time.sleep(self._idle_interval if quiet else self._interval)
         finally:
             if conn is not None:
                 conn.close()
