@@ -26,7 +26,9 @@ from ingestq.errors import SchemaError
 from ingestq.settings import Settings
 from ingestq.store import Store, open_store
 
-TEMPLATE_DB = "ingestq_test_template"
+# One template per test session: two sessions sharing a server (CI, engineers side by side) must not
+# drop each other's template mid-copy.
+TEMPLATE_DB = f"ingestq_test_template_{os.getpid()}"
 
 
 @dataclass
@@ -101,10 +103,14 @@ BACKENDS = ["sqlite", "pg"] + (["pg-ext"] if _external_pg_url() else [])
 
 
 @pytest.fixture(scope="session")
-def external_pg() -> PgServer:
+def external_pg() -> Iterator[PgServer]:
     url = _external_pg_url()
     assert url is not None
-    return PgServer(admin_url=url)
+    server = PgServer(admin_url=url)
+    yield server
+    if server.template_ready:
+        with server._admin() as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE_DB} WITH (FORCE)")
 
 
 @pytest.fixture(params=BACKENDS)
