@@ -28,6 +28,8 @@ from typing import Any, Protocol
 
 from ingestq.clock import SYSTEM_CLOCK, Clock
 from ingestq.core.document import (
+    CANCELLED_BEFORE_INDEXED,
+    INGEST_JOB_KIND,
     BucketRow,
     ChunkRecord,
     Document,
@@ -61,7 +63,7 @@ from ingestq.pipeline.sources import FetchLimits, fetch_url, from_bytes, is_url,
 from ingestq.settings import Settings
 from ingestq.store.base import IndexStore, Store
 
-INGEST_KIND = "ingestq.ingest"
+INGEST_KIND = INGEST_JOB_KIND
 BACKFILL_KIND = "ingestq.backfill"
 INGEST_QUEUE = "ingest"
 INGEST_MAX_ATTEMPTS = 3
@@ -404,7 +406,7 @@ class IngestRuntime:
         if not attempt.missing and kind is OutcomeKind.CANCELLED:
             # a cancelled re-ingest leaves the previous version searchable
             status = DocumentStatus.INDEXED if attempt.had_version else DocumentStatus.FAILED
-            error = None if attempt.had_version else "cancelled before it was indexed"
+            error = None if attempt.had_version else CANCELLED_BEFORE_INDEXED
             return await self.store.document_mark(collection, document_id, status, error, outcome, now)
         return bool(await self.store.job_finish_many([outcome], now))
 

@@ -18,6 +18,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from ingestq.core.document import INGEST_JOB_KIND
 from ingestq.core.job import (
     ERROR_HISTORY_LIMIT,
     FINISHED_STATES,
@@ -266,9 +267,13 @@ class PostgresStore(PostgresIndexMixin):
             return cur.rowcount == 1
 
     async def job_cancel(self, job_id: int, now: datetime) -> Job:
-        row = await self._fetchone(Q["job_cancel"], {"id": job_id, "now": now})
-        if row is not None:
-            return job_from_row(row)
+        async with self._connection() as conn, conn.transaction():
+            row = await (await conn.execute(Q["job_cancel"], {"id": job_id, "now": now})).fetchone()
+            if row is not None:
+                cancelled = job_from_row(row)
+                if cancelled.state is JobState.CANCELLED and cancelled.kind == INGEST_JOB_KIND:
+                    await self._settle_documents(conn, [cancelled.id], now)
+                return cancelled
         job = await self.job_get(job_id)
         if job is None:
             raise JobNotFound(job_id)
@@ -276,7 +281,10 @@ class PostgresStore(PostgresIndexMixin):
 
     async def job_retry(self, job_id: int, now: datetime) -> Job:
         try:
-            row = await self._fetchone(Q["job_retry"], {"id": job_id, "now": now})
+            async with self._connection() as conn, conn.transaction():
+                row = await (await conn.execute(Q["job_retry"], {"id": job_id, "now": now})).fetchone()
+                if row is not None and row[2] == INGEST_JOB_KIND:
+                    await self._document_pending_again(conn, job_id, now)
         except pg_errors.UniqueViolation:
             raise InvalidJobState(
                 f"job {job_id} cannot be retried: another unfinished job holds its dedupe key"
@@ -293,7 +301,11 @@ class PostgresStore(PostgresIndexMixin):
 
     async def job_rescue_stale(self, now: datetime) -> list[int]:
         params = {"now": now, "message": RESCUE_MESSAGE, "history": ERROR_HISTORY_LIMIT}
-        moved = await self._fetchall(Q["job_rescue_stale"], params)
+        async with self._connection() as conn, conn.transaction():
+            moved = await (await conn.execute(Q["job_rescue_stale"], params)).fetchall()
+            ended = [job_id for job_id, state in moved if state != JobState.QUEUED.value]
+            if ended:
+                await self._settle_documents(conn, ended, now)
         if any(state == JobState.QUEUED.value for _, state in moved):
             await self._notify()
         return sorted(job_id for job_id, _ in moved)

@@ -17,6 +17,7 @@ from typing import Any
 
 import apsw
 
+from ingestq.core.document import CANCELLED_BEFORE_INDEXED, INGEST_JOB_KIND
 from ingestq.core.job import (
     ERROR_HISTORY_LIMIT,
     FINISHED_STATES,
@@ -375,10 +376,23 @@ class Engine:
         params = {"now": ts(now), "error": LEASE_LOST_ERROR, "limit": ERROR_HISTORY_LIMIT}
         with self._write() as cur:
             moved: list[Any] = cur.execute(Q["job_rescue_stale"], params).fetchall()
+            ended = [job_id for job_id, state, _ in moved if state != "queued"]
             self._count_finished(
                 cur, Counter((queue, state) for _, state, queue in moved if state != "queued")
             )
+            if ended:
+                self._settle_documents(cur, ended, now)
         return sorted(r[0] for r in moved), any(r[1] == "queued" for r in moved)
+
+    def _settle_documents(self, cur: apsw.Cursor, job_ids: Sequence[int], now: datetime) -> None:
+        """Documents of ingestion jobs that just ended without their finalizer leave `pending`."""
+        params = {
+            "ids": dumps(list(job_ids)),
+            "kind": INGEST_JOB_KIND,
+            "cancelled": CANCELLED_BEFORE_INDEXED,
+            "now": ts(now),
+        }
+        cur.execute(Q["documents_settle_after_job"], params)
 
     # --- jobs: what a person does -----------------------------------------------------------------------
     def _get_or_raise(self, cur: apsw.Cursor, job_id: int) -> Job:
@@ -393,6 +407,8 @@ class Engine:
             if job.state is JobState.QUEUED:
                 cur.execute(Q["job_cancel_queued"], {"id": job_id, "now": ts(now)})
                 self._count_finished(cur, Counter({(job.queue, JobState.CANCELLED.value): 1}))
+                if job.kind == INGEST_JOB_KIND:
+                    self._settle_documents(cur, [job_id], now)
             elif job.state is JobState.RUNNING:
                 cur.execute(Q["job_cancel_running"], {"id": job_id})
             else:
@@ -415,6 +431,9 @@ class Engine:
                     )
             cur.execute(Q["job_retry_by_person"], {"id": job_id, "now": ts(now)})
             self._count_finished(cur, Counter({(job.queue, job.state.value): 1}), removed=True)
+            if job.kind == INGEST_JOB_KIND:
+                params = {"id": job_id, "kind": INGEST_JOB_KIND, "now": ts(now)}
+                cur.execute(Q["document_pending_after_retry"], params)
             return self._get_or_raise(cur, job_id)
 
     def job_position(self, job_id: int, now: datetime) -> int | None:
