@@ -14,7 +14,7 @@ INGESTQ = str(Path(sys.executable).with_name("ingestq"))
 
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("INGESTQ_")}
-    env.update(COLUMNS="200", INGESTQ_EMBEDDER="fake", **extra)
+    env.update({"COLUMNS": "200", "INGESTQ_EMBEDDER": "fake", **extra})
     return env
 
 

@@ -48,6 +48,7 @@ from ingestq.pipeline.config import (
     OpenAIConfig,
     PipelineConfig,
     SentenceTransformersConfig,
+    TokenChunkerConfig,
     build_chunker,
     build_embedder,
 )
@@ -99,7 +100,10 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
         embedder = OllamaConfig(**extra)
     else:
         embedder = OpenAIConfig(api_key=settings.embedder_api_key, **extra)
-    return PipelineConfig(embedder=embedder)
+    chunker = TokenChunkerConfig(
+        chunk_tokens=settings.chunk_tokens, overlap_tokens=settings.chunk_overlap_tokens
+    )
+    return PipelineConfig(embedder=embedder, chunker=chunker)
 
 
 def document_dedupe_key(collection: str, document_id: str) -> str:
