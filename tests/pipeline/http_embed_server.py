@@ -2,7 +2,8 @@
 
 It runs in a thread on 127.0.0.1 with an ephemeral port. Tests script failures ahead of time with
 `fail_next(...)`: the next requests get that status (and Retry-After), or hang past the client's
-timeout, before the server answers normally again. Every request is recorded.
+timeout, before the server answers normally again. `hold(n)` parks the n-th embedding request until the
+test releases it, so a test can look at a job stopped mid-embedding. Every request is recorded.
 """
 
 from __future__ import annotations
@@ -28,6 +29,15 @@ class Fault:
 
 
 @dataclass(frozen=True)
+class Gate:
+    """`arrived` is set when the held request comes in; it is answered once `release` is set."""
+
+    number: int
+    arrived: threading.Event
+    release: threading.Event
+
+
+@dataclass(frozen=True)
 class Recorded:
     path: str
     body: dict[str, Any]
@@ -50,6 +60,9 @@ class EmbedServer:
         """OpenAI protocol: list `data` in reverse (clients must sort by `index`)."""
         self.requests: list[Recorded] = []
         self._faults: deque[Fault] = deque()
+        self._gates: dict[int, Gate] = {}
+        self._every_gate: list[Gate] = []
+        self._embed_requests = 0
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
@@ -66,6 +79,19 @@ class EmbedServer:
         with self._lock:
             self._faults.extend(Fault(**fault) for _ in range(count))
 
+    def hold(self, number: int) -> Gate:
+        """Park the `number`-th embedding request (1-based) until `gate.release` is set."""
+        gate = Gate(number, threading.Event(), threading.Event())
+        with self._lock:
+            self._gates[number] = gate
+            self._every_gate.append(gate)
+        return gate
+
+    def _gate_for_next(self) -> Gate | None:
+        with self._lock:
+            self._embed_requests += 1
+            return self._gates.pop(self._embed_requests, None)
+
     def _take_fault(self) -> Fault | None:
         with self._lock:
             return self._faults.popleft() if self._faults else None
@@ -75,6 +101,9 @@ class EmbedServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            for gate in self._every_gate:
+                gate.release.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
@@ -130,6 +159,10 @@ class EmbedServer:
                 if self.path not in ("/api/embed", "/v1/embeddings"):
                     self._send(404, '{"error": "not found"}')
                     return
+                gate = server._gate_for_next()
+                if gate is not None:
+                    gate.arrived.set()
+                    gate.release.wait(timeout=300)  # bounded: a failed test must not hang the server
                 fault = server._take_fault()
                 if fault is not None:
                     if fault.delay:
