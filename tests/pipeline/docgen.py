@@ -49,6 +49,36 @@ def make_pdf(pages: list[list[str]]) -> bytes:
     return _pdf(objects)
 
 
+# (font resource, size) per style of make_styled_pdf: F1 Helvetica, F2 Helvetica-Bold
+STYLES = {"title": (b"F2", 22), "h1": (b"F2", 16), "h2": (b"F2", 13), "bold": (b"F2", 11), "p": (b"F1", 11)}
+
+
+def make_styled_pdf(pages: list[list[tuple[str, str]]]) -> bytes:
+    """A text PDF whose paragraphs carry a style of STYLES: larger and bold fonts for headings, set
+    like a word processor does (one line each, no blank line between a heading and its text)."""
+    n = len(pages)
+    kids = b" ".join(b"%d 0 R" % (5 + 2 * i) for i in range(n))
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [" + kids + b"] /Count %d >>" % n,
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica-Bold >>",
+    ]
+    for i, paragraphs in enumerate(pages):
+        ops, y = [], 740
+        for style, text in paragraphs:
+            font, size = STYLES[style]
+            y -= int(size * 1.3)
+            ops.append(b"BT /%s %d Tf 72 %d Td (%s) Tj ET" % (font, size, y, _escape(text)))
+        stream = b"\n".join(ops)
+        objects.append(
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+            b"/Resources << /Font << /F1 3 0 R /F2 4 0 R >> >> /Contents %d 0 R >>" % (6 + 2 * i)
+        )
+        objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
+    return _pdf(objects)
+
+
 def make_many_pages_pdf(count: int) -> bytes:
     """`count` real pages sharing one content stream: small on disk, huge to process."""
     stream = _content(["A page among very many."])

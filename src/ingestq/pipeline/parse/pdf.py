@@ -3,7 +3,10 @@
 PDFium tries the empty user password by itself, so the many real files "encrypted" with an empty
 password open normally; a file that needs a real password fails with "encrypted PDF (password
 required)". PDF text has no paragraph markup: a line ends a paragraph when it is followed by a blank
-line, or when it is clearly shorter than the page's typical line and ends a sentence.
+line, when it is clearly shorter than the page's typical line and ends a sentence, or when the font
+size or weight changes. Nor heading markup: a short paragraph set larger than the document's body text
+(the font size covering the most characters), or bold where the body is not, becomes a heading, its
+level from the rank of its size among the headings' sizes, so chunks keep a heading path.
 
 Pages without a text layer are handed to the OCR hook (`ingestq.pipeline.parse.ocr`) when OCR is on
 and the `ocr` extra is installed; otherwise they are listed in the document's warnings.
@@ -11,12 +14,17 @@ and the `ocr` extra is installed; otherwise they are listed in the document's wa
 
 from __future__ import annotations
 
+import ctypes
 import re
 import statistics
 import unicodedata
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_c
 
 from ingestq.pipeline.errors import CorruptDocument, DocumentTooLarge, EncryptedDocument
 from ingestq.pipeline.model import Block, BlockKind, MediaType, ParsedDocument, ParseOptions, SourceDocument
@@ -32,6 +40,16 @@ _SOFT_HYPHENS = ("\x02", "\ufffe")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\ufffe]")
 _UNSPACED = re.compile(r"[\u0e00-\u0e7f\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef]")
 _SENTENCE_END = re.compile(r"[.!?:;)\]\"”]$")
+_BOLD_WEIGHT = 600
+_BOLD_NAME = re.compile(r"bold|black|heavy|medi|semibold|demi", re.IGNORECASE)
+_FORCE_BOLD = 1 << 18  # PDF font descriptor flag
+_LARGER = 1.15  # a heading's size over the body's: 10 pt body, 11.5 pt heading
+_HEADING_MAX_CHARS = 150
+_HEADING_MAX_LINES = 3
+_UNIFORM = 0.9  # share of a heading's characters in its size and weight
+_RUNNING = 3  # a line repeated on this many pages is a running header or footer, not a heading
+_HEADING_END = re.compile(r"[.,;:!?]$")
+_LETTER = re.compile(r"[^\W\d_]")
 
 
 class PdfParser:
@@ -41,29 +59,27 @@ class PdfParser:
             count = len(pdf)
             if count > options.max_pages:
                 raise DocumentTooLarge(f"PDF has {count:,} pages, over the {options.max_pages:,}-page limit")
-            blocks: list[Block] = []
+            pages: list[tuple[int, list[_Para]]] = []
             no_text: list[int] = []
             ocr_pages: list[int] = []
             failed: list[str] = []
             for index in range(count):
                 number = index + 1
                 try:
-                    text = _page_text(pdf, index)
+                    paras = _page_paragraphs(pdf, index)
                 except pdfium.PdfiumError as exc:
                     failed.append(f"page {number}: {exc}")
                     continue
-                if not text.strip():
+                if not paras:
                     try:
-                        text = "\n\n".join(self._ocr_page(pdf, index, options).split("\n"))
+                        text = self._ocr_page(pdf, index, options)
                     except Exception as exc:  # OCR failing on one page must not sink the document
                         failed.append(f"page {number}: OCR failed ({ocr.describe_failure(exc)})")
                         text = ""
-                    (ocr_pages if text.strip() else no_text).append(number)
-                blocks.extend(
-                    Block(BlockKind.PARAGRAPH, para.strip(), page=number)
-                    for para in text.split("\n\n")
-                    if para.strip()
-                )
+                    paras = [_Para(line.strip()) for line in text.split("\n") if line.strip()]
+                    (ocr_pages if paras else no_text).append(number)
+                pages.append((number, paras))
+            blocks = _blocks(pages)
             title = _title(pdf, blocks)
             warnings = _warnings(no_text, ocr_pages, failed, options)
             return ParsedDocument(MediaType.PDF, title, tuple(blocks), pages=count, warnings=warnings)
@@ -110,18 +126,26 @@ def _reason(exc: pdfium.PdfiumError) -> str:
     return (match.group(1) if match else str(exc)).rstrip(".").lower() or "cannot be opened"
 
 
-def _page_text(pdf: pdfium.PdfDocument, index: int) -> str:
-    """The page's text with paragraphs separated by blank lines."""
+def _page_paragraphs(pdf: pdfium.PdfDocument, index: int) -> list[_Para]:
     page = pdf[index]
     try:
         textpage = page.get_textpage()
         try:
-            lines = _lines(textpage)
+            styles = _Styles(textpage)
+            return _paragraphs(_lines(textpage, styles), styles)
         finally:
             textpage.close()
     finally:
         page.close()
-    return "\n\n".join(_paragraphs(lines))
+
+
+@dataclass(frozen=True, slots=True)
+class _Para:
+    text: str
+    size: float | None = None  # the font size covering most of its characters; None: unknown (OCR)
+    bold: bool = False
+    lines: int = 1
+    uniform: bool = False  # one size and one weight throughout (a run-in bold phrase is not a heading)
 
 
 @dataclass
@@ -131,9 +155,75 @@ class _Line:
     right: float
     top: float
     text: str
+    sizes: Counter[float] = field(default_factory=Counter)  # font size -> characters set in it
+    bold_chars: int = 0
+    unprobed: list[tuple[float, float, float, float, int]] = field(default_factory=list)
+    """Rectangles (and their character counts) whose style is not asked yet: the first one with a style
+    stands for the line until the line may be part of a heading (asking costs a search of the page)."""
+
+    def add(self, styles: _Styles, box: tuple[float, float, float, float], chars: int) -> None:
+        if self.sizes:
+            self.unprobed.append((*box, chars))
+        else:
+            self._count(styles.of(*box), chars)
+
+    def probe_all(self, styles: _Styles) -> None:
+        for left, bottom, right, top, chars in self.unprobed:
+            self._count(styles.of(left, bottom, right, top), chars)
+        self.unprobed.clear()
+
+    def _count(self, style: tuple[float, bool] | None, chars: int) -> None:
+        if style is not None:
+            self.sizes[style[0]] += chars
+            self.bold_chars += chars if style[1] else 0
+
+    @property
+    def size(self) -> float | None:
+        return self.sizes.most_common(1)[0][0] if self.sizes else None
+
+    @property
+    def bold(self) -> bool:
+        return self.bold_chars * 2 > sum(self.sizes.values())
 
 
-def _lines(textpage: pdfium.PdfTextPage) -> list[_Line]:
+class _Styles:
+    """Font size and boldness of text rectangles. Boldness is a property of the font, asked once per
+    font of the page (most rectangles share a handful of fonts)."""
+
+    def __init__(self, textpage: pdfium.PdfTextPage) -> None:
+        self._textpage = textpage
+        self._bold: dict[int | None, bool] = {}
+
+    def of(self, left: float, bottom: float, right: float, top: float) -> tuple[float, bool] | None:
+        """(size in points rounded to 0.1, bold) of the rectangle's first character: a rectangle is a
+        run of one text object, so of one font. None when no character is found there."""
+        half = max((top - bottom) / 2, 0.5)
+        index = self._textpage.get_index(min(left + half, right), (top + bottom) / 2, half, half)
+        if index is None:
+            return None
+        raw = self._textpage.raw
+        size = float(pdfium_c.FPDFText_GetFontSize(raw, index))
+        if size <= 0:
+            return None
+        font = pdfium_c.FPDFTextObj_GetFont(pdfium_c.FPDFText_GetTextObject(raw, index))
+        key = ctypes.cast(font, ctypes.c_void_p).value
+        bold = self._bold.get(key)
+        if bold is None:
+            bold = self._bold[key] = _is_bold(font)
+        return round(size, 1), bold
+
+
+def _is_bold(font: Any) -> bool:
+    if not font:
+        return False
+    if pdfium_c.FPDFFont_GetWeight(font) >= _BOLD_WEIGHT or pdfium_c.FPDFFont_GetFlags(font) & _FORCE_BOLD:
+        return True
+    name = ctypes.create_string_buffer(128)
+    pdfium_c.FPDFFont_GetBaseFontName(font, name, len(name))
+    return _BOLD_NAME.search(name.value.decode("latin-1")) is not None
+
+
+def _lines(textpage: pdfium.PdfTextPage, styles: _Styles) -> list[_Line]:
     """PDFium's text rectangles (runs of characters on one baseline) merged into visual lines."""
     lines: list[_Line] = []
     for i in range(textpage.count_rects()):
@@ -155,20 +245,43 @@ def _lines(textpage: pdfium.PdfTextPage) -> list[_Line]:
             last.text += (" " if spaced else "") + text
             last.right = max(right, last.right)
             last.top, last.bottom = max(top, last.top), min(bottom, last.bottom)
+            last.add(styles, (left, bottom, right, top), len(text))
         else:
-            lines.append(_Line(left, bottom, right, top, text))
+            line = _Line(left, bottom, right, top, text)
+            line.add(styles, (left, bottom, right, top), len(text))
+            lines.append(line)
     return lines
 
 
-def _paragraphs(lines: list[_Line]) -> list[str]:
-    """Group lines: a paragraph ends at a vertical gap, a jump to a new column, or a short last line."""
+def _restyled(line: _Line, nxt: _Line, styles: _Styles) -> bool:
+    """The font changes between two lines: a heading and the text under it, even without a gap. Judged
+    on each line's first rectangle, and when those differ, on all of both lines (a line may start with
+    an italic word or a footnote mark)."""
+    if _style_differs(line, nxt) and (line.unprobed or nxt.unprobed):
+        line.probe_all(styles)
+        nxt.probe_all(styles)
+    return _style_differs(line, nxt)
+
+
+def _style_differs(line: _Line, nxt: _Line) -> bool:
+    a, b = line.size, nxt.size
+    if a is None or b is None:
+        return False
+    return max(a, b) > min(a, b) * _LARGER or (line.bold != nxt.bold and abs(a - b) < 0.5 * _LARGER * a)
+
+
+def _paragraphs(lines: list[_Line], styles: _Styles) -> list[_Para]:
+    """Group lines: a paragraph ends at a vertical gap, a jump to a new column, a short last line, or a
+    change of font size or weight."""
     if not lines:
         return []
     typical = statistics.median(line.right - line.left for line in lines)
-    paragraphs: list[str] = []
+    paragraphs: list[_Para] = []
     current = ""
+    members: list[_Line] = []
     for i, line in enumerate(lines):
         current = _join(current, line.text)
+        members.append(line)
         nxt = lines[i + 1] if i + 1 < len(lines) else None
         height = max(line.top - line.bottom, 1.0)
         ends = (
@@ -176,13 +289,97 @@ def _paragraphs(lines: list[_Line]) -> list[str]:
             or line.bottom - nxt.top > 0.6 * height  # blank space below
             or nxt.top > line.top + height  # next line is higher up: a new column or a table cell
             or ((line.right - line.left) < typical * 0.7 and _SENTENCE_END.search(line.text) is not None)
+            or _restyled(line, nxt, styles)
         )
         if ends:
             text = _CONTROL.sub("", current).strip()
             if text:
-                paragraphs.append(text)
+                paragraphs.append(_para(text, members, styles))
             current = ""
+            members = []
     return paragraphs
+
+
+def _shaped_like_heading(text: str, lines: int) -> bool:
+    """Short, not ending like a sentence or a clause, with a letter."""
+    if lines > _HEADING_MAX_LINES or len(text) > _HEADING_MAX_CHARS:
+        return False
+    return _HEADING_END.search(text) is None and _LETTER.search(text) is not None
+
+
+def _para(text: str, lines: Sequence[_Line], styles: _Styles) -> _Para:
+    if _shaped_like_heading(text, len(lines)):
+        for line in lines:
+            line.probe_all(styles)  # a heading must be one style throughout
+    sizes: Counter[float] = Counter()
+    bold = chars = 0
+    for line in lines:
+        sizes.update(line.sizes)
+        bold += line.bold_chars
+        chars += sum(line.sizes.values())
+    if not sizes:
+        return _Para(text, None, False, len(lines))
+    size, in_size = sizes.most_common(1)[0]
+    uniform = in_size >= _UNIFORM * chars and (bold >= _UNIFORM * chars or bold <= (1 - _UNIFORM) * chars)
+    return _Para(text, size, bold * 2 > chars, len(lines), uniform)
+
+
+def _bucket(size: float) -> float:
+    """Sizes within a quarter point are one heading level (11.96 and 12 pt are the same style)."""
+    return round(size * 2) / 2
+
+
+class _Headings:
+    """Which paragraphs are headings, judged against the document's body text: the font size covering
+    the most characters (a title page or a page of large print says nothing about the rest)."""
+
+    def __init__(self, pages: Sequence[tuple[int, Sequence[_Para]]]) -> None:
+        paras = [p for _, on_page in pages for p in on_page]
+        pages_of: Counter[str] = Counter()
+        for _, on_page in pages:
+            pages_of.update({p.text for p in on_page})
+        self.running = {text for text, n in pages_of.items() if n >= _RUNNING}
+        sizes: Counter[float] = Counter()
+        weight: Counter[bool] = Counter()
+        for p in paras:
+            if p.size is not None:
+                sizes[p.size] += len(p.text)
+        self.body = sizes.most_common(1)[0][0] if sizes else None
+        for p in paras:
+            if p.size == self.body:
+                weight[p.bold] += len(p.text)
+        self.body_bold = weight[True] > weight[False]
+        larger = {_bucket(p.size) for p in paras if p.size is not None and self.is_heading(p)}
+        self.ranks = sorted(
+            (s for s in larger if self.body and s >= _bucket(self.body * _LARGER)), reverse=True
+        )
+
+    def is_heading(self, p: _Para) -> bool:
+        if self.body is None or p.size is None or not p.uniform or p.text in self.running:
+            return False
+        if not _shaped_like_heading(p.text, p.lines):
+            return False
+        if p.size >= self.body * _LARGER:
+            return True
+        return p.bold and not self.body_bold and p.size * _LARGER >= self.body
+
+    def level(self, p: _Para) -> int:
+        """1 for the largest headings; bold body-size headings come below every larger one."""
+        size = _bucket(p.size) if p.size is not None else 0.0
+        rank = self.ranks.index(size) if size in self.ranks else len(self.ranks)
+        return min(rank + 1, 6)
+
+
+def _blocks(pages: Sequence[tuple[int, Sequence[_Para]]]) -> list[Block]:
+    headings = _Headings(pages)
+    blocks: list[Block] = []
+    for number, paras in pages:
+        for p in paras:
+            if headings.is_heading(p):
+                blocks.append(Block(BlockKind.HEADING, p.text, level=headings.level(p), page=number))
+            else:
+                blocks.append(Block(BlockKind.PARAGRAPH, p.text, page=number))
+    return blocks
 
 
 def _join(current: str, text: str) -> str:
@@ -201,7 +398,10 @@ def _title(pdf: pdfium.PdfDocument, blocks: list[Block]) -> str:
         title = ""
     if title:
         return title
-    return blocks[0].text[:200] if blocks else ""
+    # the first page's top heading, else its first text (a running header may come before the title)
+    top = [b for b in blocks if b.kind is BlockKind.HEADING and b.level == 1 and b.page == 1]
+    first = top[0] if top else (blocks[0] if blocks else None)
+    return first.text[:200] if first else ""
 
 
 def _warnings(
