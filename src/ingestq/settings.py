@@ -1,21 +1,50 @@
 """One typed settings object: the only reader of the environment (`INGESTQ_*` variables).
 
 CLI flags override fields by constructing `Settings(**overrides)`; nothing else reads `os.environ`.
+
+Plain dataclass plus a small validator rather than pydantic-settings: every worker process reads its
+settings before its first job, and importing pydantic + pydantic-settings cost more CPU than the rest of
+the worker's start-up together (see bench/analysis.md). The rules are pydantic's lax ones: values from
+the environment or from keyword arguments are coerced to the field's type (`"10"` -> 10, `"yes"` ->
+True), bounds are checked, and the first bad value raises `InvalidSetting` naming the field.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import dataclasses
+import math
+import os
+import sys
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Self
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+if TYPE_CHECKING:
+    from pydantic import SecretStr
 
 DEFAULT_DATABASE_URL = "sqlite:///./.ingestq/ingestq.db"
+ENV_PREFIX = "INGESTQ_"
+
+_TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})
+_FALSE = frozenset({"0", "false", "f", "no", "n", "off"})
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="INGESTQ_", extra="ignore")
+class InvalidSetting(ValueError):
+    """A setting (environment variable or override) whose value does not fit its field."""
 
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(f"invalid setting {name}: {message}")
+        self.name = name
+
+
+def _bounds(*, ge: float | None = None, gt: float | None = None) -> dict[str, Any]:
+    return {"ge": ge, "gt": gt}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     """`sqlite:///relative/path`, `sqlite:////absolute/path` or `postgresql://...`."""
 
@@ -26,16 +55,16 @@ class Settings(BaseSettings):
     """NORMAL (WAL): survives a process crash, may lose the last commits on power loss. FULL: fsync on
     every commit, survives power loss, slower (see BENCHMARKS.md)."""
 
-    sqlite_busy_timeout_ms: int = Field(default=10_000, ge=0)
-    pg_pool_max_size: int = Field(default=10, ge=1)
+    sqlite_busy_timeout_ms: int = field(default=10_000, metadata=_bounds(ge=0))
+    pg_pool_max_size: int = field(default=10, metadata=_bounds(ge=1))
 
     # worker
-    concurrency: int = Field(default=10, ge=1)
-    poll_interval: float = Field(default=1.0, gt=0)
+    concurrency: int = field(default=10, metadata=_bounds(ge=1))
+    poll_interval: float = field(default=1.0, metadata=_bounds(gt=0))
     """Fallback poll period (seconds) when no wake-up arrives."""
-    lease_seconds: float = Field(default=15.0, gt=0)
+    lease_seconds: float = field(default=15.0, metadata=_bounds(gt=0))
     """A job's lease; heartbeats extend it every lease/3. A killed worker's job is rescued after it."""
-    shutdown_grace: float = Field(default=30.0, ge=0)
+    shutdown_grace: float = field(default=30.0, metadata=_bounds(ge=0))
     """On SIGTERM/SIGINT, how long in-flight jobs may run before they are released back to the queue."""
 
     # retention of finished jobs, seconds (0 or less: keep forever)
@@ -50,7 +79,7 @@ class Settings(BaseSettings):
     """The model name for ollama/openai (their defaults otherwise)."""
     embedder_base_url: str | None = None
     embedder_api_key: SecretStr | None = None
-    embedder_dimension: int | None = Field(default=None, ge=1)
+    embedder_dimension: int | None = field(default=None, metadata=_bounds(ge=1))
     default_collection: str = "default"
     chunk_tokens: int | None = Field(default=None, ge=16)
     """Target chunk size in the embedder's tokens; unset fills chunks up to the model's window. A change
@@ -58,11 +87,143 @@ class Settings(BaseSettings):
     chunk_overlap_tokens: int = Field(default=0, ge=0)
     ocr: bool = True
     """OCR image-only PDF pages (needs the `ocr` extra); `ingestq worker --disable-ocr` clears it."""
-    parser_processes: int = Field(default=1, ge=1)
-    parse_time_limit: float = Field(default=120.0, gt=0)
-    upload_max_bytes: int = Field(default=100 * 1024**2, ge=1)
+    parser_processes: int = field(default=1, metadata=_bounds(ge=1))
+    parse_time_limit: float = field(default=120.0, metadata=_bounds(gt=0))
+    upload_max_bytes: int = field(default=100 * 1024**2, metadata=_bounds(ge=1))
     """Largest document accepted from a file, an upload or a URL."""
-    fetch_timeout: float = Field(default=30.0, gt=0)
-    fetch_max_redirects: int = Field(default=5, ge=0)
+    fetch_timeout: float = field(default=30.0, metadata=_bounds(gt=0))
+    fetch_max_redirects: int = field(default=5, metadata=_bounds(ge=0))
     fetch_allow_private: bool = False
     """Let URL ingestion reach loopback, private and link-local addresses (off: SSRF protection)."""
+
+    def __init__(self, **overrides: Any) -> None:
+        """Defaults, then `INGESTQ_*` environment variables (names are case-insensitive), then
+        `overrides`. Unknown names are ignored, like unknown environment variables."""
+        env = _environment(os.environ)
+        for f in _FIELDS:
+            if f.name in overrides:
+                value = _coerce(f, overrides[f.name])
+            elif f.name in env:
+                value = _coerce(f, env[f.name])
+            else:
+                value = f.default
+            object.__setattr__(self, f.name, value)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None) -> Self:
+        """A copy with `update` applied (validated like overrides; the environment is not read again)."""
+        copy = object.__new__(type(self))  # not dataclasses.replace: __init__ would read the environment
+        copy.__dict__.update(self.__dict__)
+        for name, value in (update or {}).items():
+            if name in _BY_NAME:
+                object.__setattr__(copy, name, _coerce(_BY_NAME[name], value))
+        return copy
+
+
+def _environment(environ: Mapping[str, str]) -> dict[str, str]:
+    prefix = len(ENV_PREFIX)
+    return {
+        key[prefix:].lower(): value for key, value in environ.items() if key.upper().startswith(ENV_PREFIX)
+    }
+
+
+_FIELDS = dataclasses.fields(Settings)
+_BY_NAME = {f.name: f for f in _FIELDS}
+
+
+class _Secret:
+    """Stands for pydantic's SecretStr while the annotations are resolved (without importing pydantic)."""
+
+
+_HINTS = typing.get_type_hints(Settings, globalns={**vars(sys.modules[__name__]), "SecretStr": _Secret})
+
+
+def _coerce(f: dataclasses.Field[Any], value: Any) -> Any:
+    hint = _HINTS[f.name]
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if type(None) in options:
+        if value is None:
+            return None
+        options = tuple(o for o in options if o is not type(None))
+    (kind,) = options
+    try:
+        result = _convert(kind, value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidSetting(f.name, str(exc)) from None
+    ge, gt = f.metadata.get("ge"), f.metadata.get("gt")
+    if ge is not None and not result >= ge:
+        raise InvalidSetting(f.name, f"must be greater than or equal to {ge}, got {value!r}")
+    if gt is not None and not result > gt:
+        raise InvalidSetting(f.name, f"must be greater than {gt}, got {value!r}")
+    return result
+
+
+def _convert(kind: Any, value: Any) -> Any:
+    if typing.get_origin(kind) is Literal:
+        allowed = typing.get_args(kind)
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+        return value
+    convert = _CONVERTERS.get(kind)
+    if convert is None:
+        raise TypeError(f"unsupported setting type {kind!r}")  # a new field needs a converter here
+    return convert(value)
+
+
+def _secret(value: Any) -> SecretStr:
+    from pydantic import SecretStr  # only when a key is configured: pydantic is slow to import
+
+    if isinstance(value, SecretStr):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    return SecretStr(value)
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ValueError(f"must be a boolean (true/false, 1/0, yes/no, on/off), got {value!r}")
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    raise ValueError(f"must be an integer, got {value!r}")
+
+
+def _float(value: Any) -> float:
+    try:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ValueError
+        result = float(value.strip() if isinstance(value, str) else value)
+    except ValueError:
+        raise ValueError(f"must be a number, got {value!r}") from None
+    if not math.isfinite(result):
+        raise ValueError(f"must be a finite number, got {value!r}")
+    return result
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string, got {type(value).__name__}")
+    return value
+
+
+_CONVERTERS: dict[Any, Callable[[Any], Any]] = {
+    _Secret: _secret,
+    bool: _bool,
+    int: _int,
+    float: _float,
+    str: _str,
+}

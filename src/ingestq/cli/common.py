@@ -8,10 +8,9 @@ import importlib
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
-from rich.console import Console
 
 from ingestq.core.client import Client
 from ingestq.core.handlers import Registry, TaskSpec, default_registry
@@ -19,12 +18,29 @@ from ingestq.settings import Settings
 
 from .errors import CliError
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 T = TypeVar("T")
 
-console = Console(highlight=False)
-if not console.is_terminal:
-    # Piped output (grep, less, files): Rich would cut tables at 80 columns; keep rows whole instead.
-    console.width = max(console.width, 160)
+_console: Console | None = None
+
+
+def __getattr__(name: str) -> Console:
+    # `console` is built on first use: importing Rich is a measurable part of a worker's start-up, and
+    # the worker never prints through it.
+    global _console
+    if name != "console":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if _console is None:
+        from rich.console import Console
+
+        _console = Console(highlight=False)
+        if not _console.is_terminal:
+            # Piped output (grep, less, files): Rich would cut tables at 80 columns; keep rows whole.
+            _console.width = max(_console.width, 160)
+    return _console
+
 
 APP_HELP = "Your tasks: `package.module` (tasks registered with @ingestq.task) or `module:registry`."
 

@@ -6,6 +6,8 @@ Errors a user can cause are reported once, by `GuardedGroup` (cli/errors.py), as
 from __future__ import annotations
 
 import importlib
+import sys
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 import typer
@@ -13,16 +15,64 @@ import typer
 from ingestq import __version__
 from ingestq.settings import Settings
 
-from .db import db_app
-from .enqueue import enqueue
-from .errors import GuardedGroup
-from .jobs import jobs_app
-from .queues import queues_app
-from .stats import stats
+from .errors import GuardedGroup, run_guarded
+
+# Each command's module is imported only when that command runs (or for --help): `ingestq worker` then
+# loads the worker, not Rich tables, the pipeline or the document commands. Name -> (module, attribute),
+# the attribute being a command function or a Typer sub-app.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "backfill": ("ingestq.cli.backfill", "backfill_command"),
+    "bench": ("ingestq.cli.bench", "bench_app"),
+    "db": ("ingestq.cli.db", "db_app"),
+    "documents": ("ingestq.cli.documents", "documents_app"),
+    "enqueue": ("ingestq.cli.enqueue", "enqueue"),
+    "ingest": ("ingestq.cli.ingest", "ingest_command"),
+    "jobs": ("ingestq.cli.jobs", "jobs_app"),
+    "queues": ("ingestq.cli.queues", "queues_app"),
+    "search": ("ingestq.cli.search", "search_command"),
+    "stats": ("ingestq.cli.stats", "stats"),
+    "worker": ("ingestq.cli.worker", "worker_command"),
+}
+
+
+class LazyGroup(GuardedGroup):
+    def list_commands(self, ctx: Any) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None or cmd_name not in COMMANDS:
+            return command
+        command = load_command(cmd_name)
+        if command is not None:
+            self.add_command(command, cmd_name)
+        return command
+
+
+def load_command(name: str) -> Any:
+    """The click command for `name`, or None when its module is not part of this installation."""
+    module_name, attribute = COMMANDS[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        return None
+    target = getattr(module, attribute)
+    command: Any
+    if isinstance(target, typer.Typer):
+        command = typer.main.get_group(target)
+    else:
+        single = typer.Typer(add_completion=False)
+        single.command(name)(target)
+        command = typer.main.get_command(single)
+    command.name = name
+    return command
+
 
 app = typer.Typer(
     name="ingestq",
-    cls=GuardedGroup,
+    cls=LazyGroup,
     help="ingestq: a durable job queue and ingestion pipeline on SQLite or PostgreSQL.",
     no_args_is_help=True,
     add_completion=False,
@@ -55,57 +105,56 @@ def root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
 ) -> None:
+    ctx.obj = _settings(db, no_migrate)
+
+
+def _settings(db: str | None, no_migrate: bool) -> Settings:
     # Settings is the only reader of the environment: flags become init overrides, which win over env.
     overrides: dict[str, Any] = {}
     if db is not None:
         overrides["database_url"] = db
     if no_migrate:
         overrides["auto_migrate"] = False
-    ctx.obj = Settings(**overrides)
+    return Settings(**overrides)
 
 
-app.add_typer(db_app, name="db")
-app.add_typer(jobs_app, name="jobs")
-app.add_typer(queues_app, name="queues")
-app.command("enqueue")(enqueue)
-app.command("stats")(stats)
+def fast_worker(argv: Sequence[str]) -> Callable[[], None] | None:
+    """`ingestq [--db URL] [--no-migrate] worker [options]` parsed without building the Typer command
+    (see cli/worker.py `parse_fast`): the call that runs it, or None to let Typer parse `argv`."""
+    db: str | None = None
+    no_migrate = False
+    i = 0
+    while i < len(argv) and argv[i] != "worker":
+        arg = argv[i]
+        if arg == "--no-migrate":
+            no_migrate = True
+        elif arg == "--db" and i + 1 < len(argv):
+            i += 1
+            db = argv[i]
+        elif arg.startswith("--db="):
+            db = arg.removeprefix("--db=")
+        else:
+            return None
+        i += 1
+    if i == len(argv):
+        return None
+    from . import worker
 
-
-def _optional(module: str) -> Any:
-    """Commands owned by other parts (worker, bench) register themselves once their module exists."""
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name != module:
-            raise
+    options = worker.parse_fast(argv[i + 1 :])
+    if options is None:
         return None
 
+    def run() -> None:
+        run_guarded(lambda: worker.run_worker(_settings(db, no_migrate), options))
 
-def _register_optional() -> None:
-    worker = _optional("ingestq.cli.worker")
-    if worker is not None:
-        app.command("worker")(worker.worker_command)
-    ingest = _optional("ingestq.cli.ingest")
-    if ingest is not None:
-        from .backfill import backfill_command
-        from .documents import documents_app
-        from .search import search_command
-
-        app.command("ingest")(ingest.ingest_command)
-        app.command("search")(search_command)
-        app.command("backfill")(backfill_command)
-        app.add_typer(documents_app, name="documents")
-    bench = _optional("ingestq.cli.bench")
-    if bench is not None:
-        sub = getattr(bench, "bench_app", None) or getattr(bench, "app", None)
-        if isinstance(sub, typer.Typer):
-            app.add_typer(sub, name="bench")
-
-
-_register_optional()
+    return run
 
 
 def main() -> None:
+    fast = fast_worker(sys.argv[1:])
+    if fast is not None:
+        fast()
+        return
     app(prog_name="ingestq")
 
 

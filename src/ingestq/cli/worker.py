@@ -9,22 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import signal
 import sys
-from typing import Annotated
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 import typer
 
 from ingestq.core.client import Client
 from ingestq.core.handlers import Registry
-from ingestq.pipeline.ingest import IngestRuntime
 from ingestq.settings import Settings
 from ingestq.worker import Worker, WorkerConfig
 from ingestq.worker.config import parse_queues
 
 from .common import APP_HELP, load_registry, settings_of
 from .errors import CliError
+from .ingestion import LazyIngestion
 
 EXIT_USAGE = 2
 
@@ -58,39 +61,112 @@ def worker_command(
     ] = False,
 ) -> None:
     """Run a worker: claim jobs, run them, record their outcomes."""
+    run_worker(
+        settings_of(ctx),
+        WorkerOptions(concurrency, queues, once, poll_interval, lease, app, grace, disable_ocr),
+    )
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """The worker command's options, however they were parsed (Typer, or `parse_fast` below)."""
+
+    concurrency: int | None = None
+    queues: str | None = None
+    once: bool = False
+    poll_interval: float | None = None
+    lease: float | None = None
+    app: str | None = None
+    grace: float | None = None
+    disable_ocr: bool = False
+
+
+# Option -> (field, type, minimum): the same options and bounds as `worker_command`'s (a unit test
+# compares them with the Typer command's parameters).
+FAST_OPTIONS: dict[str, tuple[str, type, float | None]] = {
+    "--concurrency": ("concurrency", int, 1),
+    "-c": ("concurrency", int, 1),
+    "--queues": ("queues", str, None),
+    "-q": ("queues", str, None),
+    "--once": ("once", bool, None),
+    "--poll-interval": ("poll_interval", float, 0.01),
+    "--lease": ("lease", float, 0.1),
+    "--app": ("app", str, None),
+    "-a": ("app", str, None),
+    "--grace": ("grace", float, 0),
+    "--disable-ocr": ("disable_ocr", bool, None),
+}
+
+
+def parse_fast(argv: Sequence[str]) -> WorkerOptions | None:
+    """Parse `worker` options without Typer, or None for anything unusual (help, a bad value, an option
+    this parser does not know), which the Typer command then handles and reports.
+
+    Why: Typer builds a pydantic TypeAdapter per option, and importing pydantic and building them cost
+    a worker more start-up CPU than everything else it imports (see tests/cli/test_worker_startup.py)."""
+    values: dict[str, Any] = {}
+    args = iter(argv)
+    for arg in args:
+        name, eq, inline = arg.partition("=") if arg.startswith("--") else (arg, "", "")
+        spec = FAST_OPTIONS.get(name)
+        if spec is None:
+            return None
+        field, kind, minimum = spec
+        if kind is bool:
+            if eq:
+                return None
+            values[field] = True
+            continue
+        raw = inline if eq else next(args, None)
+        if raw is None or (not eq and raw.startswith("-") and kind is str):
+            return None
+        try:
+            value = kind(raw)
+        except ValueError:
+            return None
+        if minimum is not None and value < minimum:
+            return None
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        values[field] = value
+    return WorkerOptions(**values)
+
+
+def run_worker(settings: Settings, options: WorkerOptions) -> None:
     try:
-        registry = load_registry(app)
+        registry = load_registry(options.app)
     except CliError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
     except Exception as exc:  # the module was found but running it failed (a bug in the user's code)
         detail = " ".join(str(exc).split())
-        typer.echo(f"error: --app {app!r}: importing it raised {type(exc).__name__}: {detail}", err=True)
+        typer.echo(
+            f"error: --app {options.app!r}: importing it raised {type(exc).__name__}: {detail}", err=True
+        )
         raise typer.Exit(EXIT_USAGE) from None
-    settings = settings_of(ctx)
-    if disable_ocr:
+    if options.disable_ocr:
         settings = settings.model_copy(update={"ocr": False})
     try:
         config = WorkerConfig.from_settings(
             settings,
-            concurrency=concurrency,
-            queues=parse_queues(queues),
-            poll_interval=poll_interval,
-            lease_seconds=lease,
-            shutdown_grace=grace,
+            concurrency=options.concurrency,
+            queues=parse_queues(options.queues),
+            poll_interval=options.poll_interval,
+            lease_seconds=options.lease,
+            shutdown_grace=options.grace,
         )
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(_serve(settings, registry, config, drain=once))
+    asyncio.run(_serve(settings, registry, config, drain=options.once))
 
 
 async def _serve(settings: Settings, registry: Registry | None, config: WorkerConfig, *, drain: bool) -> None:
     client = await Client.connect(settings, registry=registry)
-    async with client, IngestRuntime(client.store, settings) as ingestion:
-        # the ingestion kinds load lazily (no model, no parser process until an ingestion job comes)
+    async with client, LazyIngestion(client.store, settings) as ingestion:
+        # the pipeline is imported on the first ingestion job (no model, no parser process before)
         ingest_kinds = ingestion.registry()
         worker = Worker(client.store, ingest_kinds.merge(registry) if registry else ingest_kinds, config)
         _install_signal_handlers(worker)

@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from croniter import croniter
-
 from ingestq.core.handlers import TaskSpec
 from ingestq.core.job import DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, JsonDict, NewJob
 
@@ -36,6 +34,8 @@ class Periodic:
     run_on_start: bool = False
 
     def __post_init__(self) -> None:
+        from croniter import croniter  # with dateutil, a measurable share of every worker's start-up
+
         if not croniter.is_valid(self.cron):
             raise ValueError(f"invalid cron expression {self.cron!r} (expected e.g. '*/5 * * * *')")
 
@@ -65,10 +65,14 @@ class Periodic:
 
     def latest_slot(self, now: datetime) -> datetime:
         """The latest slot at or before `now`."""
+        from croniter import croniter
+
         slot: datetime = croniter(self.cron, now).get_prev(datetime)
         following: datetime = croniter(self.cron, slot).get_next(datetime)
         return following if following <= now else slot
 
     def next_slot(self, after: datetime) -> datetime:
+        from croniter import croniter
+
         slot: datetime = croniter(self.cron, after).get_next(datetime)
         return slot

@@ -15,7 +15,6 @@ from datetime import datetime
 from typing import Any
 
 import apsw
-import sqlite_vec
 
 from ingestq.core.document import (
     BucketRow,
@@ -114,6 +113,9 @@ class IndexEngine:
     def __init__(self, engine: Engine) -> None:
         self.e = engine
         conn = engine.conn
+        # imported here: the sqlite_vec package imports numpy, which a queue-only process never needs
+        import sqlite_vec
+
         conn.enable_load_extension(True)
         try:
             conn.load_extension(sqlite_vec.loadable_path())
