@@ -93,7 +93,7 @@ def _bulk_table(results: dict[str, Any]) -> list[str]:
         "pgqueuer": "`Queries.enqueue` with lists",
         "procrastinate": "`batch_defer_async`",
         "huey": "one `task()` call per job (no bulk API)",
-        "ingestq": "`Client.enqueue_many` (→ `Store.job_insert_many`)",
+        "ingestq": "`Client.enqueue_many(..., return_jobs=False)` (→ `Store.job_insert_bulk`)",
         "ingestq FULL": "`Client.enqueue_many`, synchronous=FULL",
         "ingestq c50": "`Client.enqueue_many`",
     }

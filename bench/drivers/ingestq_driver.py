@@ -27,8 +27,11 @@ async def main(argv: list[str]) -> None:
                         await client.enqueue(NOOP_KIND, {"i": i, "ts": time.time()})
                 else:
                     ts = time.time()
+                    # ids only, like the peers' bulk calls (pgqueuer returns ids)
                     await client.enqueue_many(
-                        NOOP_KIND, ({"i": i, "ts": ts} for i in range(start, start + count))
+                        NOOP_KIND,
+                        ({"i": i, "ts": ts} for i in range(start, start + count)),
+                        return_jobs=False,
                     )
 
             await timed_chunks(args.n, CHUNK, send)

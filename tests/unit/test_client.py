@@ -109,7 +109,23 @@ async def test_bad_payload_is_refused_and_nothing_is_inserted(
         await client.enqueue("k", payload)
     with pytest.raises(InvalidPayload, match=message):
         await client.enqueue_many("k", [{"ok": 1}, payload])
+    with pytest.raises(InvalidPayload, match=message):
+        await client.enqueue_many("k", [{"ok": 1}, payload], return_jobs=False)
     assert await client.list() == []
+
+
+async def test_enqueue_many_ids_only(client: Client, clock: ManualClock) -> None:
+    payloads = [{"n": n, "s": 'é"', "l": [1.5, None, True]} for n in range(5)]
+    ids = await client.enqueue_many(send_email, [*payloads, None], delay=60, return_jobs=False)
+    assert len(ids) == 6
+    assert ids == sorted(ids)
+    jobs = [await client.get(i) for i in ids]
+    assert [j.payload for j in jobs] == [*payloads, {}]
+    assert {(j.kind, j.queue, j.priority, j.max_attempts) for j in jobs} == {
+        ("tests.send_email", "emails", 5, 2)
+    }
+    assert {j.run_at for j in jobs} == {clock.now() + timedelta(seconds=60)}
+    assert await client.enqueue_many("k", [], return_jobs=False) == []
 
 
 def test_validate_payload_round_trips() -> None:

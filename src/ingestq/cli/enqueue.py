@@ -58,15 +58,25 @@ def enqueue(
                 f"unknown job kind {kind!r} (known here: {known}); pass --app module to load yours, "
                 "or --any-kind if a worker elsewhere knows it"
             )
-        options: dict[str, Any] = {
-            "queue": queue,
-            "priority": priority,
-            "delay": delay,
-            "max_attempts": max_attempts,
-        }
         if count == 1:
-            return [await client.enqueue(kind, data, dedupe_key=dedupe_key, **options)]
-        return await client.enqueue_many(kind, (data for _ in range(count)), **options)
+            job = await client.enqueue(
+                kind,
+                data,
+                dedupe_key=dedupe_key,
+                queue=queue,
+                priority=priority,
+                delay=delay,
+                max_attempts=max_attempts,
+            )
+            return [job]
+        return await client.enqueue_many(
+            kind,
+            (data for _ in range(count)),
+            queue=queue,
+            priority=priority,
+            delay=delay,
+            max_attempts=max_attempts,
+        )
 
     jobs = with_client(ctx, action, registry=registry)
     if json_:

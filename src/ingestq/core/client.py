@@ -12,7 +12,7 @@ import math
 from collections.abc import Coroutine, Generator, Iterable, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self, overload
 
 from ingestq.builtin import builtin_registry
 from ingestq.clock import SYSTEM_CLOCK, Clock
@@ -64,6 +64,23 @@ def validate_payload(payload: Any) -> JsonDict:
     if not isinstance(decoded, dict) or decoded.keys() != payload.keys():
         raise InvalidPayload("payload keys must be strings")
     return decoded
+
+
+def encode_payload(payload: Any) -> str:
+    """The checks of `validate_payload`, returning the payload's JSON text instead of a decoded copy:
+    the bulk path hands the text to the store, so each payload is encoded once and never decoded."""
+    if payload is None:
+        return "{}"
+    if not isinstance(payload, dict):
+        raise InvalidPayload(f"payload must be a JSON object (dict), got {type(payload).__name__}")
+    try:
+        text: str = _ENCODER.encode(payload)
+    except (TypeError, ValueError) as exc:
+        raise InvalidPayload(f"payload is not JSON-serialisable: {exc}") from None
+    for key in payload:
+        if type(key) is not str:
+            raise InvalidPayload("payload keys must be strings")
+    return text
 
 
 class Connecting:
@@ -257,6 +274,7 @@ class Client:
         (job,) = await self.store.job_insert_many([new], self.clock.now())
         return job
 
+    @overload
     async def enqueue_many(
         self,
         task_or_kind: TaskOrKind,
@@ -267,8 +285,38 @@ class Client:
         delay: float | None = None,
         run_at: datetime | None = None,
         max_attempts: int | None = None,
-    ) -> _Jobs:
-        """Insert one job per payload in one transaction (all or nothing), in order."""
+        return_jobs: Literal[True] = True,
+    ) -> _Jobs: ...
+
+    @overload
+    async def enqueue_many(
+        self,
+        task_or_kind: TaskOrKind,
+        payloads: Iterable[JsonDict | None],
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        delay: float | None = None,
+        run_at: datetime | None = None,
+        max_attempts: int | None = None,
+        return_jobs: Literal[False],
+    ) -> _Ints: ...
+
+    async def enqueue_many(
+        self,
+        task_or_kind: TaskOrKind,
+        payloads: Iterable[JsonDict | None],
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        delay: float | None = None,
+        run_at: datetime | None = None,
+        max_attempts: int | None = None,
+        return_jobs: bool = True,
+    ) -> _Jobs | _Ints:
+        """Insert one job per payload in one transaction (all or nothing), in order, and return the jobs;
+        with `return_jobs=False`, only their ids (the bulk path: each payload is encoded once and no Job
+        object is built, several times cheaper per job)."""
         # Resolve the kind, defaults and run_at once; per job only the payload differs (a hot path:
         # bulk enqueue is measured in tens of thousands of jobs per second).
         template = self.new_job(
@@ -280,6 +328,11 @@ class Client:
             run_at=run_at,
             max_attempts=max_attempts,
         )
+        if not return_jobs:
+            encoded = [encode_payload(p) for p in payloads]
+            if not encoded:
+                return []
+            return await self.store.job_insert_bulk(template, encoded, self.clock.now())
         t = template  # NewJob(...) directly: dataclasses.replace is several times slower per job
         jobs = [
             NewJob(

@@ -68,6 +68,13 @@ class Store(Protocol):
         inserted) if a queue with a max_depth would exceed it."""
         ...
 
+    async def job_insert_bulk(self, template: NewJob, payloads: Sequence[str], now: datetime) -> list[int]:
+        """Insert one job per payload (the text of a JSON object, validated by the caller), each otherwise
+        like `template` (which has no dedupe_key), in one transaction; returns the new ids in input order.
+        The bulk path: no Job objects are built. Raises QueueFull (nothing inserted) like
+        job_insert_many."""
+        ...
+
     async def job_get(self, job_id: int) -> Job | None: ...
 
     async def job_list(self, flt: JobFilter) -> list[Job]:

@@ -23,6 +23,55 @@ ORDER BY t.ord
 ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND state IN ('queued', 'running') DO NOTHING
 RETURNING id, dedupe_key
 
+-- name: job_insert_many_now
+-- job_insert_many as one autocommitted statement, the usual enqueue: one round trip, no BEGIN/COMMIT.
+-- It inserts only if none of the batch's queues has a max_depth (the caller then takes the locked
+-- path), and notifies in the same statement when it inserted (delivered at its commit). Returns one
+-- row: the ids inserted (in id order, which is input order; a job whose dedupe key is taken has none),
+-- and whether a limited queue stopped the insert.
+WITH limited AS (
+    SELECT FROM ingestq_queues WHERE name = ANY(%(queues)s::text[]) AND max_depth IS NOT NULL
+), inserted AS (
+    INSERT INTO ingestq_jobs
+        (queue, kind, payload, priority, run_at, max_attempts, dedupe_key, document_id, created_at)
+    SELECT t.queue, t.kind, coalesce(t.payload, '{}'), coalesce(t.priority, 0), coalesce(t.run_at, %(now)s),
+           t.max_attempts, t.dedupe_key, t.document_id, %(now)s
+    FROM ROWS FROM (
+             json_to_recordset(%(jobs)s::json)
+             AS (queue text, kind text, payload jsonb, priority integer, run_at timestamptz,
+                 max_attempts integer, dedupe_key text, document_id text)
+         ) WITH ORDINALITY AS t(queue, kind, payload, priority, run_at, max_attempts, dedupe_key, document_id, ord)
+    WHERE NOT EXISTS (SELECT FROM limited)
+    ORDER BY t.ord
+    ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND state IN ('queued', 'running') DO NOTHING
+    RETURNING id, dedupe_key
+)
+SELECT array(SELECT id FROM inserted ORDER BY id),
+       EXISTS (SELECT FROM limited),
+       (SELECT pg_notify('ingestq_jobs', '') WHERE EXISTS (SELECT FROM inserted))
+
+-- name: job_insert_bulk
+-- Store.job_insert_bulk: jobs that differ only by payload. The payloads (JSON objects, validated by the
+-- client) travel as one JSON array made by joining their texts (no escaping, unlike a text[] literal)
+-- and are parsed once, straight to jsonb; one round trip. Unless `locked`
+-- (the caller holds the queue's row lock and checks the depth itself), a queue with a max_depth stops
+-- the insert and the caller takes the locked path. Notifies when it inserted. Returns the ids in input
+-- order and whether a limit stopped the insert.
+WITH limited AS (
+    SELECT FROM ingestq_queues WHERE name = %(queue)s AND max_depth IS NOT NULL AND NOT %(locked)s
+), inserted AS (
+    INSERT INTO ingestq_jobs (queue, kind, payload, priority, run_at, max_attempts, document_id, created_at)
+    SELECT %(queue)s, %(kind)s, p.payload, %(priority)s, %(run_at)s, %(max_attempts)s,
+           %(document_id)s::text, %(now)s
+    FROM jsonb_array_elements(%(payloads)s::jsonb) WITH ORDINALITY AS p(payload, ord)
+    WHERE NOT EXISTS (SELECT FROM limited)
+    ORDER BY p.ord
+    RETURNING id
+)
+SELECT array(SELECT id FROM inserted ORDER BY id),
+       EXISTS (SELECT FROM limited),
+       (SELECT pg_notify('ingestq_jobs', '') WHERE EXISTS (SELECT FROM inserted))
+
 -- name: job_get_by_dedupe_keys
 -- The unfinished jobs holding these keys (served by the partial unique index).
 SELECT id, queue, kind, payload, priority, state, run_at, attempt, max_attempts, dedupe_key, lease_owner,

@@ -191,8 +191,48 @@ class PostgresStore(PostgresIndexMixin):
     async def job_insert_many(self, jobs: Sequence[NewJob], now: datetime) -> list[Job]:
         if not jobs:
             return []
+        # One statement, autocommitted, when it is atomic by itself: a single job, or a batch without
+        # dedupe keys (whose conflicts need follow-up statements that must share the transaction).
+        if len(jobs) == 1 or all(j.dedupe_key is None for j in jobs):
+            async with self._connection() as conn:
+                done = await _insert_now(conn, jobs, now)
+            if done is not None:
+                return done
         async with self._connection() as conn, conn.transaction():
             return await _insert(conn, jobs, now)
+
+    async def job_insert_bulk(self, template: NewJob, payloads: Sequence[str], now: datetime) -> list[int]:
+        if not payloads:
+            return []
+        if template.dedupe_key is not None:
+            raise ValueError("job_insert_bulk takes no dedupe_key (use job_insert_many)")
+        params: dict[str, Any] = {
+            "queue": template.queue,
+            "kind": template.kind,
+            "priority": template.priority,
+            "run_at": template.run_at or now,
+            "max_attempts": template.max_attempts,
+            "document_id": template.document_id,
+            "now": now,
+            "payloads": f"[{','.join(payloads)}]",
+            "locked": False,
+        }
+        async with self._connection() as conn:
+            cur = await conn.execute(Q["job_insert_bulk"], params)
+            row = await cur.fetchone()
+        assert row is not None
+        ids, limited, _ = row
+        if not limited:
+            return list(ids)
+        # a bounded queue: insert under its row lock, then count (see queue_lock_limited)
+        async with self._connection() as conn, conn.transaction():
+            cur = await conn.execute(Q["queue_lock_limited"], {"queues": [template.queue]})
+            limits: dict[str, int] = dict(await cur.fetchall())
+            cur = await conn.execute(Q["job_insert_bulk"], {**params, "locked": True})
+            row = await cur.fetchone()
+            assert row is not None
+            await _check_depths(conn, limits)
+        return list(row[0])
 
     async def job_get(self, job_id: int) -> Job | None:
         row = await self._fetchone(Q["job_get"], {"id": job_id})
@@ -590,11 +630,47 @@ async def _insert(conn: Conn, jobs: Sequence[NewJob], now: datetime) -> list[Job
         raise StoreError("enqueue kept racing with jobs finishing under the same dedupe keys; try again")
 
     if limited:
-        cur = await conn.execute(Q["queue_depth_many"], {"queues": [name for name, _ in limited]})
-        depth: dict[str, int] = {name: n for name, n in await cur.fetchall()}
-        for name, max_depth in limited:
-            if depth[name] > max_depth:
-                raise QueueFull(name, max_depth)
+        await _check_depths(conn, dict(limited))
+    return [job for job in results if job is not None]
+
+
+async def _check_depths(conn: Conn, limits: dict[str, int]) -> None:
+    """Raise QueueFull (the caller's transaction rolls back) if a queue is over its max_depth; `limits`
+    as read by queue_lock_limited, whose row locks the caller holds."""
+    if not limits:
+        return
+    cur = await conn.execute(Q["queue_depth_many"], {"queues": list(limits)})
+    depth: dict[str, int] = {name: n for name, n in await cur.fetchall()}
+    for name, max_depth in limits.items():
+        if depth[name] > max_depth:
+            raise QueueFull(name, max_depth)
+
+
+async def _insert_now(conn: Conn, jobs: Sequence[NewJob], now: datetime) -> list[Job] | None:
+    """job_insert_many_now on an autocommit connection: the jobs, or None when a queue of the batch
+    has a max_depth (nothing was inserted; the caller takes the locked path)."""
+    params = _insert_params(jobs, now)
+    params["queues"] = sorted({j.queue for j in jobs})
+    cur = await conn.execute(Q["job_insert_many_now"], params)
+    row = await cur.fetchone()
+    assert row is not None
+    ids, limited, _ = row
+    if limited:
+        return None
+    if len(ids) == len(jobs):  # no dedupe conflict: ids are in input order
+        return [_new_job(job_id, j, now) for job_id, j in zip(ids, jobs, strict=True)]
+    # A dedupe key met an unfinished job. Only a single job gets here (see job_insert_many), and its
+    # key's holder may finish before we read it: resolve like _insert, in a transaction of its own.
+    async with conn.transaction():
+        results: list[Job | None] = [None]
+        pending = [0]
+        for _ in range(_DEDUPE_ROUNDS):
+            if not pending:
+                break
+            pending = await _resolve_dedupes(conn, jobs, pending, results, now)
+        if pending:
+            raise StoreError("enqueue kept racing with jobs finishing under the same dedupe keys; try again")
+        await conn.execute(Q["jobs_notify"])
     return [job for job in results if job is not None]
 
 

@@ -222,6 +222,29 @@ class Engine:
             for n, (job, run_at) in enumerate(zip(jobs, run_ats, strict=True))
         ]
 
+    def job_insert_bulk(self, template: NewJob, payloads: Sequence[str], now: datetime) -> list[int]:
+        """Jobs that differ only by payload (already JSON text): one executemany, ids derived from
+        last_insert_rowid() (see job_insert_bulk in queries.sql), no Job objects."""
+        if not payloads:
+            return []
+        if template.dedupe_key is not None:
+            raise ValueError("job_insert_bulk takes no dedupe_key (use job_insert_many)")
+        t = template
+        now_ts = ts(now)
+        run_at = now_ts if t.run_at is None else ts(t.run_at)
+        params = [
+            (t.queue, t.kind, p, t.priority, run_at, t.max_attempts, None, t.document_id, now_ts)
+            for p in payloads
+        ]
+        with self._write() as cur:
+            before = self.conn.total_changes()
+            cur.executemany(Q["job_insert_bulk"], params)
+            last = self.conn.last_insert_rowid()
+            if self.conn.total_changes() - before != len(params):
+                raise StoreError(f"bulk insert into {self.label} wrote an unexpected number of rows")
+            self._check_depths(cur, {t.queue})
+        return list(range(last - len(params) + 1, last + 1))
+
     def _insert_one(self, cur: apsw.Cursor, job: NewJob, now_ts: float) -> tuple[Job, bool]:
         """(the job, True) once inserted, or (the unfinished job holding its dedupe key, False)."""
         if job.dedupe_key is not None:

@@ -137,6 +137,12 @@ class SqliteStore(SqliteIndexMixin):
             self._wakeup.set()
         return inserted
 
+    async def job_insert_bulk(self, template: NewJob, payloads: Sequence[str], now: datetime) -> list[int]:
+        ids = await self._run(self._e.job_insert_bulk, template, payloads, now)
+        if ids:
+            self._wakeup.set()
+        return ids
+
     async def job_get(self, job_id: int) -> Job | None:
         return await self._run(self._e.job_get, job_id)
 
