@@ -223,7 +223,7 @@ class PostgresStore(PostgresIndexMixin):
         assert row is not None
         ids, limited, _ = row
         if not limited:
-            return list(ids)
+            return sorted(ids)  # identity values grow in input order
         # a bounded queue: insert under its row lock, then count (see queue_lock_limited)
         async with self._connection() as conn, conn.transaction():
             cur = await conn.execute(Q["queue_lock_limited"], {"queues": [template.queue]})
@@ -232,7 +232,7 @@ class PostgresStore(PostgresIndexMixin):
             row = await cur.fetchone()
             assert row is not None
             await _check_depths(conn, limits)
-        return list(row[0])
+        return sorted(row[0])
 
     async def job_get(self, job_id: int) -> Job | None:
         row = await self._fetchone(Q["job_get"], {"id": job_id})
@@ -657,8 +657,8 @@ async def _insert_now(conn: Conn, jobs: Sequence[NewJob], now: datetime) -> list
     ids, limited, _ = row
     if limited:
         return None
-    if len(ids) == len(jobs):  # no dedupe conflict: ids are in input order
-        return [_new_job(job_id, j, now) for job_id, j in zip(ids, jobs, strict=True)]
+    if len(ids) == len(jobs):  # no dedupe conflict: sorted ids are in input order
+        return [_new_job(job_id, j, now) for job_id, j in zip(sorted(ids), jobs, strict=True)]
     # A dedupe key met an unfinished job. Only a single job gets here (see job_insert_many), and its
     # key's holder may finish before we read it: resolve like _insert, in a transaction of its own.
     async with conn.transaction():
