@@ -108,3 +108,29 @@ def test_hot_queries_never_scan_the_history(
     conn: psycopg.Connection[Any], query: str, params: dict[str, Any]
 ) -> None:
     assert _table_scans(_plan(conn, query, params)) == []
+
+
+@pytest.mark.parametrize("name", ["job_insert_many", "job_insert_many_now", "job_insert_bulk"])
+def test_enqueue_statements_stay_cheap_enough_to_skip_jit(conn: psycopg.Connection[Any], name: str) -> None:
+    """Under the session's enable_sort=off a sort node costs 1e10; an enqueue statement with one would
+    cross jit_above_cost and be JIT-compiled on every call (~0.3 s instead of well under 1 ms)."""
+    jobs = json.dumps(
+        [{"queue": "q0", "kind": "k", "payload": {"i": i}, "max_attempts": 3} for i in range(1000)]
+    )
+    params: dict[str, Any] = {
+        "jobs": jobs,
+        "now": NOW,
+        "queues": ["q0"],
+        "queue": "q0",
+        "kind": "k",
+        "priority": 0,
+        "run_at": NOW,
+        "max_attempts": 3,
+        "document_id": None,
+        "payloads": "[" + ",".join(['{"i": 1}'] * 1000) + "]",
+        "locked": False,
+    }
+    jit_above_cost = float(conn.execute("SHOW jit_above_cost").fetchone()[0])  # type: ignore[index]
+    plan = _plan(conn, name, params)
+    assert plan["Total Cost"] < jit_above_cost
+    assert "Sort" not in {n["Node Type"] for n in _nodes(plan)}
