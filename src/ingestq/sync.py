@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
+from datetime import datetime
 from types import TracebackType
-from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, overload
+from typing import Any, Concatenate, Generic, Literal, ParamSpec, Self, TypeVar, overload
 
 from ingestq.clock import SYSTEM_CLOCK, Clock
-from ingestq.core.client import Client
+from ingestq.core.client import Client, TaskOrKind
 from ingestq.core.handlers import Registry
+from ingestq.core.job import Job, JsonDict
 from ingestq.settings import Settings
 
 P = ParamSpec("P")
@@ -136,7 +138,76 @@ class SyncClient:
     migrate = _bridge(Client.migrate)
     schema_version = _bridge(Client.schema_version)
     enqueue = _bridge(Client.enqueue)
-    enqueue_many = _bridge(Client.enqueue_many)
+
+    # Written out, not bridged: its overloads (jobs, or ids with return_jobs=False) would collapse to the
+    # first one through `_bridge`'s ParamSpec. tests/unit/test_client_sync.py compares the signatures.
+    @overload
+    def enqueue_many(
+        self,
+        task_or_kind: TaskOrKind,
+        payloads: Iterable[JsonDict | None],
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        delay: float | None = None,
+        run_at: datetime | None = None,
+        max_attempts: int | None = None,
+        return_jobs: Literal[True] = True,
+    ) -> list[Job]: ...
+
+    @overload
+    def enqueue_many(
+        self,
+        task_or_kind: TaskOrKind,
+        payloads: Iterable[JsonDict | None],
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        delay: float | None = None,
+        run_at: datetime | None = None,
+        max_attempts: int | None = None,
+        return_jobs: Literal[False],
+    ) -> list[int]: ...
+
+    def enqueue_many(
+        self,
+        task_or_kind: TaskOrKind,
+        payloads: Iterable[JsonDict | None],
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        delay: float | None = None,
+        run_at: datetime | None = None,
+        max_attempts: int | None = None,
+        return_jobs: bool = True,
+    ) -> list[Job] | list[int]:
+        c = self.client
+        if return_jobs:
+            return self._loop.run(
+                c.enqueue_many(
+                    task_or_kind,
+                    payloads,
+                    queue=queue,
+                    priority=priority,
+                    delay=delay,
+                    run_at=run_at,
+                    max_attempts=max_attempts,
+                )
+            )
+        return self._loop.run(
+            c.enqueue_many(
+                task_or_kind,
+                payloads,
+                queue=queue,
+                priority=priority,
+                delay=delay,
+                run_at=run_at,
+                max_attempts=max_attempts,
+                return_jobs=False,
+            )
+        )
+
+    enqueue_many.__doc__ = Client.enqueue_many.__doc__
     insert_many = _bridge(Client.insert_many)
     get = _bridge(Client.get)
     list = _bridge(Client.list)

@@ -47,6 +47,8 @@ def test_sync_client_round_trip(sync_client: SyncClient) -> None:
         assert client.retry(job.id).state is JobState.QUEUED
         many = client.enqueue_many("ingestq.probe", [{}, {}], queue="sync")
         assert len(many) == 2
+        ids = client.enqueue_many("ingestq.probe", [{"n": 1}], queue="ids", return_jobs=False)
+        assert client.get(ids[0]).payload == {"n": 1}
         assert client.new_job("k", {"a": 1}).payload == {"a": 1}
         counts = {s.queue: s.counts for s in client.stats()}
         assert counts["sync"][JobState.QUEUED] == 3
@@ -60,3 +62,10 @@ async def test_sync_client_works_inside_a_running_event_loop(sync_client: SyncCl
     with sync_client as client:
         job = client.enqueue("k")
         assert client.get(job.id).id == job.id
+
+
+def test_the_written_out_enqueue_many_keeps_the_async_signature() -> None:
+    sync = inspect.signature(SyncClient.enqueue_many)
+    coro = inspect.signature(Client.enqueue_many)
+    assert sync.parameters == coro.parameters
+    assert SyncClient.enqueue_many.__doc__ == Client.enqueue_many.__doc__
