@@ -142,13 +142,19 @@ class Client:
         store = open_store(settings)
         await store.open()
         try:
+            version: tuple[int, int] | None = None
             if settings.auto_migrate:
-                with contextlib.suppress(FeatureUnavailable):
-                    # e.g. PostgreSQL without pgvector: the queue schema is in place; documents and
-                    # search are refused with a one-line message when used.
-                    await store.migrate()
+                # Read the version first: an up-to-date schema (every start of every worker) then costs
+                # one short read instead of migrate()'s lock and checks per migration.
+                version = await store.schema_version()
+                if version[0] < version[1]:
+                    version = None
+                    with contextlib.suppress(FeatureUnavailable):
+                        # e.g. PostgreSQL without pgvector: the queue schema is in place; documents and
+                        # search are refused with a one-line message when used.
+                        await store.migrate()
             if check_schema:
-                applied, latest = await store.schema_version()
+                applied, latest = version or await store.schema_version()
                 # Below the queue schema nothing works. Above it, a missing later migration only
                 # affects documents and search, which say so when used.
                 if applied < QUEUE_SCHEMA_VERSION:
