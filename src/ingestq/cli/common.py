@@ -10,15 +10,14 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import typer
-
 from ingestq.core.client import Client
 from ingestq.core.handlers import Registry, TaskSpec, default_registry
 from ingestq.settings import Settings
 
-from .errors import CliError
+from .failures import CliError
 
 if TYPE_CHECKING:
+    import typer
     from rich.console import Console
 
 T = TypeVar("T")
@@ -43,6 +42,17 @@ def __getattr__(name: str) -> Console:
 
 
 APP_HELP = "Your tasks: `package.module` (tasks registered with @ingestq.task) or `module:registry`."
+
+
+def settings_from_flags(db: str | None, no_migrate: bool) -> Settings:
+    """The global options as Settings: flags become init overrides, which win over the environment
+    (Settings is its only reader)."""
+    overrides: dict[str, Any] = {}
+    if db is not None:
+        overrides["database_url"] = db
+    if no_migrate:
+        overrides["auto_migrate"] = False
+    return Settings(**overrides)
 
 
 def settings_of(ctx: typer.Context) -> Settings:

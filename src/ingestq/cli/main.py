@@ -1,126 +1,20 @@
-"""The `ingestq` command: global options, then one sub-app or command per concern.
-
-Errors a user can cause are reported once, by `GuardedGroup` (cli/errors.py), as one line on stderr.
+"""The `ingestq` entry point. A usual `ingestq [--db URL] [--no-migrate] worker [options]` runs without
+building the Typer command tree (worker start-up counts, see cli/worker_run.py); everything else, and
+any worker command line out of the ordinary, goes to the Typer app in cli/app.py.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
 from collections.abc import Callable, Sequence
-from typing import Annotated, Any
+from typing import Any
 
-import typer
-
-from ingestq import __version__
-from ingestq.settings import Settings
-
-from .errors import GuardedGroup, run_guarded
-
-# Each command's module is imported only when that command runs (or for --help): `ingestq worker` then
-# loads the worker, not Rich tables, the pipeline or the document commands. Name -> (module, attribute),
-# the attribute being a command function or a Typer sub-app.
-COMMANDS: dict[str, tuple[str, str]] = {
-    "backfill": ("ingestq.cli.backfill", "backfill_command"),
-    "bench": ("ingestq.cli.bench", "bench_app"),
-    "db": ("ingestq.cli.db", "db_app"),
-    "documents": ("ingestq.cli.documents", "documents_app"),
-    "enqueue": ("ingestq.cli.enqueue", "enqueue"),
-    "ingest": ("ingestq.cli.ingest", "ingest_command"),
-    "jobs": ("ingestq.cli.jobs", "jobs_app"),
-    "queues": ("ingestq.cli.queues", "queues_app"),
-    "search": ("ingestq.cli.search", "search_command"),
-    "stats": ("ingestq.cli.stats", "stats"),
-    "worker": ("ingestq.cli.worker", "worker_command"),
-}
-
-
-class LazyGroup(GuardedGroup):
-    def list_commands(self, ctx: Any) -> list[str]:
-        return sorted({*super().list_commands(ctx), *COMMANDS})
-
-    def get_command(self, ctx: Any, cmd_name: str) -> Any:
-        command = super().get_command(ctx, cmd_name)
-        if command is not None or cmd_name not in COMMANDS:
-            return command
-        command = load_command(cmd_name)
-        if command is not None:
-            self.add_command(command, cmd_name)
-        return command
-
-
-def load_command(name: str) -> Any:
-    """The click command for `name`, or None when its module is not part of this installation."""
-    module_name, attribute = COMMANDS[name]
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        return None
-    target = getattr(module, attribute)
-    command: Any
-    if isinstance(target, typer.Typer):
-        command = typer.main.get_group(target)
-    else:
-        single = typer.Typer(add_completion=False)
-        single.command(name)(target)
-        command = typer.main.get_command(single)
-    command.name = name
-    return command
-
-
-app = typer.Typer(
-    name="ingestq",
-    cls=LazyGroup,
-    help="ingestq: a durable job queue and ingestion pipeline on SQLite or PostgreSQL.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_show_locals=False,
-)
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(__version__)
-        raise typer.Exit()
-
-
-@app.callback()
-def root(
-    ctx: typer.Context,
-    db: Annotated[
-        str | None,
-        typer.Option(
-            "--db",
-            help="Database URL: sqlite:///path.db or postgresql://... "
-            "(default: $INGESTQ_DATABASE_URL, else sqlite:///./.ingestq/ingestq.db)",
-            show_default=False,
-        ),
-    ] = None,
-    no_migrate: Annotated[
-        bool, typer.Option("--no-migrate", help="Do not apply pending migrations on connect.")
-    ] = False,
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
-    ] = False,
-) -> None:
-    ctx.obj = _settings(db, no_migrate)
-
-
-def _settings(db: str | None, no_migrate: bool) -> Settings:
-    # Settings is the only reader of the environment: flags become init overrides, which win over env.
-    overrides: dict[str, Any] = {}
-    if db is not None:
-        overrides["database_url"] = db
-    if no_migrate:
-        overrides["auto_migrate"] = False
-    return Settings(**overrides)
+from .common import settings_from_flags
 
 
 def fast_worker(argv: Sequence[str]) -> Callable[[], None] | None:
     """`ingestq [--db URL] [--no-migrate] worker [options]` parsed without building the Typer command
-    (see cli/worker.py `parse_fast`): the call that runs it, or None to let Typer parse `argv`."""
+    (see cli/worker_run.py): the call that runs it, or None to let Typer parse `argv`."""
     db: str | None = None
     no_migrate = False
     i = 0
@@ -138,14 +32,15 @@ def fast_worker(argv: Sequence[str]) -> Callable[[], None] | None:
         i += 1
     if i == len(argv):
         return None
-    from . import worker
+    from . import worker_run
+    from .failures import run_guarded
 
-    options = worker.parse_fast(argv[i + 1 :])
+    options = worker_run.parse_fast(argv[i + 1 :])
     if options is None:
         return None
 
     def run() -> None:
-        run_guarded(lambda: worker.run_worker(_settings(db, no_migrate), options))
+        run_guarded(lambda: worker_run.run_worker(settings_from_flags(db, no_migrate), options))
 
     return run
 
@@ -155,7 +50,18 @@ def main() -> None:
     if fast is not None:
         fast()
         return
+    from .app import app
+
     app(prog_name="ingestq")
+
+
+def __getattr__(name: str) -> Any:
+    # `from ingestq.cli.main import app` (tests, embedding) still works, building the tree on use
+    if name == "app":
+        from .app import app
+
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 if __name__ == "__main__":

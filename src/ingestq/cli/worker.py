@@ -1,35 +1,16 @@
-"""`ingestq worker`: run jobs until stopped (or, with --once, until nothing due is left).
-
-Signals: the first SIGTERM/SIGINT stops claiming and lets in-flight jobs finish within the grace period,
-then releases the rest to the queue; a second one cancels and releases them at once. Both exit 0: a
-stopped worker is a normal event for a supervisor, not a failure.
-"""
+"""`ingestq worker` as a Typer command (its help and its error messages); the work is in worker_run.py,
+which `ingestq` also calls directly, without Typer, for the usual command lines."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import math
-import os
-import signal
-import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from ingestq.core.client import Client
-from ingestq.core.handlers import Registry
-from ingestq.settings import Settings
-from ingestq.worker import Worker, WorkerConfig
-from ingestq.worker.config import parse_queues
+from .common import APP_HELP, settings_of
+from .worker_run import FAST_OPTIONS, WorkerOptions, parse_fast, run_worker
 
-from .common import APP_HELP, load_registry, settings_of
-from .errors import CliError
-from .ingestion import LazyIngestion
-
-EXIT_USAGE = 2
+__all__ = ["FAST_OPTIONS", "WorkerOptions", "parse_fast", "run_worker", "worker_command"]
 
 
 def worker_command(
@@ -65,150 +46,3 @@ def worker_command(
         settings_of(ctx),
         WorkerOptions(concurrency, queues, once, poll_interval, lease, app, grace, disable_ocr),
     )
-
-
-@dataclass(frozen=True)
-class WorkerOptions:
-    """The worker command's options, however they were parsed (Typer, or `parse_fast` below)."""
-
-    concurrency: int | None = None
-    queues: str | None = None
-    once: bool = False
-    poll_interval: float | None = None
-    lease: float | None = None
-    app: str | None = None
-    grace: float | None = None
-    disable_ocr: bool = False
-
-
-# Option -> (field, type, minimum): the same options and bounds as `worker_command`'s (a unit test
-# compares them with the Typer command's parameters).
-FAST_OPTIONS: dict[str, tuple[str, type, float | None]] = {
-    "--concurrency": ("concurrency", int, 1),
-    "-c": ("concurrency", int, 1),
-    "--queues": ("queues", str, None),
-    "-q": ("queues", str, None),
-    "--once": ("once", bool, None),
-    "--poll-interval": ("poll_interval", float, 0.01),
-    "--lease": ("lease", float, 0.1),
-    "--app": ("app", str, None),
-    "-a": ("app", str, None),
-    "--grace": ("grace", float, 0),
-    "--disable-ocr": ("disable_ocr", bool, None),
-}
-
-
-def parse_fast(argv: Sequence[str]) -> WorkerOptions | None:
-    """Parse `worker` options without Typer, or None for anything unusual (help, a bad value, an option
-    this parser does not know), which the Typer command then handles and reports.
-
-    Why: Typer builds a pydantic TypeAdapter per option, and importing pydantic and building them cost
-    a worker more start-up CPU than everything else it imports (see tests/cli/test_worker_startup.py)."""
-    values: dict[str, Any] = {}
-    args = iter(argv)
-    for arg in args:
-        name, eq, inline = arg.partition("=") if arg.startswith("--") else (arg, "", "")
-        spec = FAST_OPTIONS.get(name)
-        if spec is None:
-            return None
-        field, kind, minimum = spec
-        if kind is bool:
-            if eq:
-                return None
-            values[field] = True
-            continue
-        raw = inline if eq else next(args, None)
-        if raw is None or (not eq and raw.startswith("-") and kind is str):
-            return None
-        try:
-            value = kind(raw)
-        except ValueError:
-            return None
-        if minimum is not None and value < minimum:
-            return None
-        if isinstance(value, float) and not math.isfinite(value):
-            return None
-        values[field] = value
-    return WorkerOptions(**values)
-
-
-def run_worker(settings: Settings, options: WorkerOptions) -> None:
-    try:
-        registry = load_registry(options.app)
-    except CliError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_USAGE) from None
-    except Exception as exc:  # the module was found but running it failed (a bug in the user's code)
-        detail = " ".join(str(exc).split())
-        typer.echo(
-            f"error: --app {options.app!r}: importing it raised {type(exc).__name__}: {detail}", err=True
-        )
-        raise typer.Exit(EXIT_USAGE) from None
-    if options.disable_ocr:
-        settings = settings.model_copy(update={"ocr": False})
-    try:
-        config = WorkerConfig.from_settings(
-            settings,
-            concurrency=options.concurrency,
-            queues=parse_queues(options.queues),
-            poll_interval=options.poll_interval,
-            lease_seconds=options.lease,
-            shutdown_grace=options.grace,
-        )
-    except ValueError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_USAGE) from None
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(_serve(settings, registry, config, drain=options.once))
-
-
-async def _serve(settings: Settings, registry: Registry | None, config: WorkerConfig, *, drain: bool) -> None:
-    client = await Client.connect(settings, registry=registry)
-    async with client, LazyIngestion(client.store, settings) as ingestion:
-        # the pipeline is imported on the first ingestion job (no model, no parser process before)
-        ingest_kinds = ingestion.registry()
-        worker = Worker(client.store, ingest_kinds.merge(registry) if registry else ingest_kinds, config)
-        _install_signal_handlers(worker)
-        queues = ",".join(config.queues) if config.queues else "all"
-        kinds = len(worker.registry.kinds())
-        typer.echo(
-            f"ingestq worker {worker.worker_id} started: {client.store.backend}, "
-            f"concurrency {config.concurrency}, queues {queues}, {kinds} kinds"
-            + (", draining" if drain else ""),
-            err=True,
-        )
-        await worker.run(drain=drain)
-        done = ", ".join(f"{n} {kind}" for kind, n in sorted(worker.counts.items())) or "no jobs"
-        typer.echo(f"ingestq worker {worker.worker_id} stopped: {done}", err=True)
-    if worker.abandoned_threads:
-        # asyncio.run would join the default executor, i.e. wait for sync handlers that were told to stop
-        # but cannot be interrupted. Their jobs are already back in the queue and the store is closed.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
-
-
-def _install_signal_handlers(worker: Worker) -> None:
-    loop = asyncio.get_running_loop()
-    received = 0
-
-    def on_signal(signum: int) -> None:
-        nonlocal received
-        received += 1
-        graceful = received == 1
-        name = signal.Signals(signum).name
-        if graceful:
-            typer.echo(
-                f"{name}: finishing in-flight jobs (up to {worker.config.shutdown_grace:g}s); "
-                "send again to stop now",
-                err=True,
-            )
-        else:
-            typer.echo(f"{name}: stopping now, releasing in-flight jobs", err=True)
-        worker.request_stop(graceful=graceful)
-
-    if sys.platform == "win32":  # no loop signal handlers there; Ctrl-C still raises KeyboardInterrupt
-        return
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal, signum)
