@@ -59,6 +59,7 @@ async def test_a_batch_sends_one_notification(database_url: str) -> None:
             await listen.execute("LISTEN ingestq_jobs")
             await store.job_insert_many([NewJob(kind="k") for _ in range(500)], NOW)
             await store.job_insert_many([NewJob(kind="k") for _ in range(3)], NOW)
+            await store.job_insert_bulk(NewJob(kind="k"), ["{}"] * 200, NOW)
             # notifications arrive in commit order: everything before the sentinel is ours
             await listen.execute("NOTIFY ingestq_jobs, 'sentinel'")
             seen: list[str] = []
@@ -66,7 +67,7 @@ async def test_a_batch_sends_one_notification(database_url: str) -> None:
                 if note.payload == "sentinel":
                     break
                 seen.append(note.payload)
-        assert len(seen) == 2, f"expected one notification per insert statement, got {len(seen)}"
+        assert len(seen) == 3, f"expected one notification per insert statement, got {len(seen)}"
     finally:
         await store.close()
 
