@@ -81,10 +81,10 @@ class Settings:
     embedder_api_key: SecretStr | None = None
     embedder_dimension: int | None = field(default=None, metadata=_bounds(ge=1))
     default_collection: str = "default"
-    chunk_tokens: int | None = Field(default=None, ge=16)
+    chunk_tokens: int | None = field(default=None, metadata=_bounds(ge=16))
     """Target chunk size in the embedder's tokens; unset fills chunks up to the model's window. A change
     makes the collection's documents stale for `ingestq backfill`."""
-    chunk_overlap_tokens: int = Field(default=0, ge=0)
+    chunk_overlap_tokens: int = field(default=0, metadata=_bounds(ge=0))
     ocr: bool = True
     """OCR image-only PDF pages (needs the `ocr` extra); `ingestq worker --disable-ocr` clears it."""
     parser_processes: int = field(default=1, metadata=_bounds(ge=1))
