@@ -41,7 +41,7 @@ demo: $(STAMP) ## ingest docs/ plus a generated PDF and DOCX with the local mode
 bench: $(STAMP) ## run the benchmarks side by side with peers; writes BENCHMARKS.md (BENCH_ARGS="--quick")
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
-bench-install: $(STAMP) ## create .bench-venv with the peers (pgqueuer, procrastinate, huey); make bench does it too
+bench-install: $(STAMP) ## create .bench-venv with the peers (pgqueuer, procrastinate, huey, LlamaIndex); make bench does it too
 	$(BIN)/python -c "from bench.peers import ensure_venv; ensure_venv()"
 
 corpus: $(STAMP) ## ingest all of ../shared/corpora and write the per-file report into docs/

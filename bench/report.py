@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bench import embed_report
 from bench.goals import evaluate
 
 __all__ = ["evaluate", "render"]
@@ -153,12 +154,13 @@ def render(results: dict[str, Any]) -> str:
     m = results["machine"]
     verdicts = evaluate(results)
     loads = [
-        x
+        x[0]
         for r in results["throughput"] + results["pickup"]
         for x in (r.get("load_before"), r.get("load_after"))
         if x
-    ]
-    load_range = f"{min(x[0] for x in loads):.2f}–{max(x[0] for x in loads):.2f}" if loads else "—"
+    ] + embed_report.loads(results)
+    load_range = f"{min(loads):.2f}–{max(loads):.2f}" if loads else "—"
+    queue = any(results.get(k) for k in ("throughput", "pickup", "baselines", "flat"))
     out = [
         "# Benchmarks",
         "",
@@ -177,13 +179,15 @@ def render(results: dict[str, Any]) -> str:
         f"at start {results['load_start']}, at end {results['load_end']}. "
         "**The machine is shared with other engineers' test runs and is noisy**: figures can move by 2× "
         "between runs; ratios from one interleaved run are more reliable than absolutes.",
-        f"- Jobs per throughput run: {results['jobs']:,}; runs per figure: {results['runs']} (median shown).",
+        *(
+            [f"- Jobs per throughput run: {results['jobs']:,}; runs per figure: {results['runs']}."]
+            if queue
+            else []
+        ),
         "",
         "## Goals",
         "",
-        "Throughput goals are judged on jobs/s with worker start-up included (the clock starts when the",
-        "worker processes are launched); the steady ratio is shown alongside.",
-        "",
+        *(THROUGHPUT_NOTE if queue else []),
         "| goal | measured | verdict |",
         "|---|---|---|",
         *(
@@ -220,11 +224,20 @@ def render(results: dict[str, Any]) -> str:
             *_flat_table(results),
             "",
         ]
-    out += [METHOD.format(**results), ""]
-    if ANALYSIS.exists():
-        out += [ANALYSIS.read_text().strip(), ""]
+    if results.get("embed"):
+        out += embed_report.section(results)
+    if queue:
+        out += [METHOD.format(**results), ""]
+        if ANALYSIS.exists():
+            out += [ANALYSIS.read_text().strip(), ""]
     return "\n".join(out)
 
+
+THROUGHPUT_NOTE = [
+    "Throughput goals are judged on jobs/s with worker start-up included (the clock starts when the",
+    "worker processes are launched); the steady ratio is shown alongside.",
+    "",
+]
 
 METHOD = """## Method
 

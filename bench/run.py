@@ -4,6 +4,9 @@
     python -m bench.run --quick          # 2,000 jobs, 1 run, 100k finished rows (≈ 2–3 min)
     python -m bench.run --only sqlite    # one backend (sqlite | postgresql)
     python -m bench.run --skip flat,baselines --out /tmp/B.md
+    python -m bench.run --only-section embed --out /tmp/E.md    # the ingestion benchmark alone (≈ 40 min)
+    python -m bench.run --only-section embed --quick --out /tmp/E.md   # on 100 of the 992 files
+    python -m bench.run --only-section embed --add-to bench/out/results-*.json   # into an earlier report
     BENCH_ARGS="--quick" make bench      # the same options through make
 
 Peers are installed on first use in .bench-venv (never in ingestq's own venv). PostgreSQL: see --pg and
@@ -26,11 +29,12 @@ from typing import Any
 
 import psycopg
 
-from bench import baselines, flat, harness, machine, ours, peers, pgserver, report
+from bench import baselines, embed_bench, flat, harness, machine, ours, peers, pgserver, report
 from bench.harness import OUT, ROOT, System
 from bench.pgserver import PgChoice
 
-SECTIONS = ("throughput", "pickup", "baselines", "flat")
+QUEUE_SECTIONS = ("throughput", "pickup", "baselines", "flat")
+SECTIONS = (*QUEUE_SECTIONS, "embed")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -40,6 +44,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--only", choices=("sqlite", "postgresql"), help="one backend only")
     p.add_argument("--skip", default="", help=f"comma-separated sections to skip: {','.join(SECTIONS)}")
+    p.add_argument("--only-section", default="", help="comma-separated sections to run, the others skipped")
+    p.add_argument(
+        "--embed-files",
+        type=int,
+        help=f"embed section: Markdown files ingested (default all 992; --quick {embed_bench.QUICK_FILES})",
+    )
+    p.add_argument("--embed-runs", type=int, default=1, help="embed section: runs, median shown (default 1)")
     p.add_argument("--jobs", type=int, help="jobs per throughput run (default 10,000; --quick 2,000)")
     p.add_argument("--runs", type=int, help="runs per throughput figure, median shown (default 3; --quick 1)")
     p.add_argument("--flat-rows", type=int, help="finished rows for the flat-cost check (default 1,000,000)")
@@ -67,10 +78,15 @@ def parse(argv: list[str]) -> argparse.Namespace:
     args.jobs = args.jobs or (2_000 if args.quick else 10_000)
     args.runs = args.runs or (1 if args.quick else 3)
     args.flat_rows = args.flat_rows or (100_000 if args.quick else 1_000_000)
+    args.embed_files = args.embed_files or (embed_bench.QUICK_FILES if args.quick else None)
     args.skip = {s for s in args.skip.split(",") if s}
-    unknown = args.skip - set(SECTIONS)
-    if unknown:
-        p.error(f"--skip: unknown section(s) {', '.join(sorted(unknown))}; choose from {', '.join(SECTIONS)}")
+    only = {s for s in args.only_section.split(",") if s}
+    for flag, names in (("--skip", args.skip), ("--only-section", only)):
+        unknown = names - set(SECTIONS)
+        if unknown:
+            p.error(f"{flag}: unknown section(s) {', '.join(sorted(unknown))}; choose: {', '.join(SECTIONS)}")
+    if only:
+        args.skip |= set(SECTIONS) - only
     return args
 
 
@@ -196,15 +212,18 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.now(UTC)
     systems: list[System] = []
     versions: dict[str, str] = {}
-    if not args.no_peers:
-        log("peers: ensuring .bench-venv (first time: a minute of pip)")
+    queue = bool(set(QUEUE_SECTIONS) - args.skip)
+    if not args.no_peers or "embed" not in args.skip:
+        log("peers: ensuring .bench-venv (first time: a few minutes of pip)")
         peers.ensure_venv()
         versions = peers.versions()
+    if not args.no_peers and queue:
         systems += peers.systems()
-    systems += ours.systems()
+    if queue:
+        systems += ours.systems()
     pg: PgChoice | None = None
     pg_note = ""
-    if args.only != "sqlite":
+    if queue and args.only != "sqlite":
         pg, pg_note = pgserver.choose(args.pg)
         if pg_note:
             log(pg_note)
@@ -256,6 +275,7 @@ def _measure(
         "pickup": [],
         "baselines": {},
         "flat": {},
+        "embed": {},
     }
     log(f"machine: {results['machine']}; load {results['load_start']}")
     if "throughput" not in args.skip:
@@ -266,6 +286,9 @@ def _measure(
         run_baselines(args, results)
     if "flat" not in args.skip:
         run_flat(args, results)
+    if "embed" not in args.skip:
+        results["embed"] = embed_bench.measure(args.embed_files, args.embed_runs, log)
+        results["embed"]["command"] = results["command"]
     results["finished"] = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     results["duration_s"] = time.time() - t0
     results["load_end"] = " ".join(f"{x:.2f}" for x in machine.loadavg())
@@ -304,6 +327,7 @@ def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
         merged[key] = [r for r in old[key] if (r["system"], r["backend"]) not in mine] + new[key]
     merged["baselines"] = {**old["baselines"], **new["baselines"]}
     merged["flat"] = {**old["flat"], **new["flat"]}
+    merged["embed"] = new.get("embed") or old.get("embed") or {}
     known = {(s["name"], s["backend"]) for s in old["systems"]}
     merged["systems"] = old["systems"] + [s for s in new["systems"] if (s["name"], s["backend"]) not in known]
     merged["system_notes"] = "\n".join(
