@@ -23,6 +23,7 @@ def loads(results: dict[str, Any]) -> list[float]:
 
 def _errors(results: dict[str, Any]) -> list[str]:
     out = []
+    not_indexed: set[str] = set()
     for i, run in enumerate(results["embed"].get("runs", [])):
         for name in ("raw", "vectors"):
             if run.get(name, {}).get("error"):
@@ -31,8 +32,9 @@ def _errors(results: dict[str, Any]) -> list[str]:
             for phase, r in run.get(name, {}).items():
                 if r.get("error"):
                     out.append(f"- run {i + 1}, {name} {phase}: {r['error']}")
-                elif r.get("failed"):
-                    out.append(f"- run {i + 1}, {name} {phase}: failed documents {r['failed']}")
+                not_indexed.update(r.get("failed", []))
+    # a blank file fails with a one-line reason, as it should: shown, but not an error of the run
+    out += [f"- not indexed by ingestq (permanent failure, no retry): {f}" for f in sorted(not_indexed)]
     return out
 
 
@@ -122,8 +124,9 @@ def section(results: dict[str, Any]) -> list[str]:
             "",
             f"- Edited: `{edit['file']}` (one sentence appended to its middle paragraph). ingestq's job for "
             f"it: **{edit['ingestq_embedded']} embedded, {edit['ingestq_reused']} reused** of "
-            f"{edit['chunks_after']} chunks ({edit['changed_chunks']} chunk texts differ from before the "
-            f"edit); LlamaIndex re-embedded {edit['llamaindex_embedded']} chunks (the whole document).",
+            f"{edit['chunks_after']} chunks ({edit['changed_chunks']} of its chunk texts differ from "
+            f"before the edit); LlamaIndex re-embedded {edit['llamaindex_embedded']} chunks "
+            "(the whole document).",
         ]
     vectors = next((r["vectors"] for r in runs if "cosine_min" in r.get("vectors", {})), None)
     if vectors:
@@ -135,7 +138,7 @@ def section(results: dict[str, Any]) -> list[str]:
         )
     errors = _errors(results)
     if errors:
-        out += ["", "Errors:", *errors]
+        out += ["", "Errors and documents not indexed:", *errors]
     out += ["", EMBED_METHOD, ""]
     return out
 
