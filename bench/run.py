@@ -1,7 +1,8 @@
 """`make bench`: measure ingestq and its peers on one workload and write BENCHMARKS.md.
 
-    python -m bench.run                  # full: 10,000 jobs, 3 runs, 1M finished rows (≈ 10–15 min)
-    python -m bench.run --quick          # 2,000 jobs, 1 run, 100k finished rows (≈ 2–3 min)
+    python -m bench.run                  # full: 10,000 jobs, 3 runs, 1M finished rows (≈ 10–15 min), then
+                                         # the embed section on all 992 Markdown files (≈ 40+ min)
+    python -m bench.run --quick          # 2,000 jobs, 1 run, 100k finished rows, embed on 100 files
     python -m bench.run --only sqlite    # one backend (sqlite | postgresql)
     python -m bench.run --skip flat,baselines --out /tmp/B.md
     python -m bench.run --only-section embed --out /tmp/E.md    # the ingestion benchmark alone (≈ 40 min)
