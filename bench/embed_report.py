@@ -98,6 +98,13 @@ def section(results: dict[str, Any]) -> list[str]:
             f"- the same corpus, whole ingest: ingestq {ours_s:,.1f} s, LlamaIndex {peer_s:,.1f} s "
             f"(**{peer_s / ours_s:.2f}×** LlamaIndex's time / ingestq's)"
         )
+    peer_tokens, peer_kept = fig("llamaindex", "cold", "tokens"), fig("llamaindex", "cold", "tokens_embedded")
+    if peer_tokens and peer_kept:
+        out.append(
+            f"- LlamaIndex's chunk texts (with the file path it adds) hold {peer_tokens:,.0f} model tokens; "
+            f"the model truncates them to {peer_kept:,.0f}: what it computes, and what is lost is never "
+            "searchable"
+        )
     parts = ("import_s", "load_s", "read_s", "run_s", "persist_s")
     out += [
         f"- ingestq phases: `ingest` (enqueue) {_f(fig('ingestq', 'cold', 'enqueue_s'))} s, then the "

@@ -115,6 +115,8 @@ def ingest(corpus: Path, persist: Path, model: str, again: bool) -> dict[str, An
         "over_window_text_only": sum(t > window for t in plain_tokens),
         "max_tokens": max(embedded_tokens, default=0),
         "tokens": sum(embedded_tokens),
+        # what the model computes: it truncates every text to its window
+        "tokens_embedded": sum(min(t, window) for t in embedded_tokens),
         "import_s": import_s,
         "load_s": load_s,
         "read_s": read_s,
