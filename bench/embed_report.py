@@ -91,6 +91,17 @@ def section(results: dict[str, Any]) -> list[str]:
     ]
     if ours_cps and raw_cps:
         out.append(f"- ingestq end to end / raw model = **{ours_cps / raw_cps:.2f}×** chunks/s")
+    raw_chunks, raw_load, raw_encode = (
+        fig("raw", "", "chunks"),
+        fig("raw", "", "load_s"),
+        fig("raw", "", "encode_s"),
+    )
+    if ours_cps and raw_chunks and raw_load and raw_encode:
+        with_load = raw_chunks / (raw_load + raw_encode)
+        out.append(
+            f"- the raw model with its load and warm-up counted too (as ingestq's worker pays them): "
+            f"{with_load:,.1f} chunks/s; ingestq / that = {ours_cps / with_load:.2f}×"
+        )
     if ours_cps and peer_cps:
         out.append(f"- ingestq / LlamaIndex = **{ours_cps / peer_cps:.2f}×** chunks/s")
     if ours_s and peer_s:
