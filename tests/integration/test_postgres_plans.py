@@ -134,3 +134,10 @@ def test_enqueue_statements_stay_cheap_enough_to_skip_jit(conn: psycopg.Connecti
     plan = _plan(conn, name, params)
     assert plan["Total Cost"] < jit_above_cost
     assert "Sort" not in {n["Node Type"] for n in _nodes(plan)}
+
+
+def test_store_sessions_never_jit_compile(conn: psycopg.Connection[Any]) -> None:
+    """A statement that still sorts under enable_sort=off is costed past jit_above_cost; the store's
+    sessions turn JIT off so such a statement costs milliseconds, not a compilation per call."""
+    assert conn.execute("SHOW jit").fetchone() == ("off",)
+    assert conn.execute("SHOW enable_sort").fetchone() == ("off",)
