@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from ingestq.store.postgres.connect import connect_kwargs
-from ingestq.store.postgres.store import Q
+from ingestq.store.postgres.store import FINISH_AND_CLAIM, Q
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 FINISHED = 20_000
@@ -134,3 +134,27 @@ def test_enqueue_statements_stay_cheap_enough_to_skip_jit(conn: psycopg.Connecti
     plan = _plan(conn, name, params)
     assert plan["Total Cost"] < jit_above_cost
     assert "Sort" not in {n["Node Type"] for n in _nodes(plan)}
+
+
+def test_finish_and_claim_generic_plan_walks_the_indexes(conn: psycopg.Connection[Any]) -> None:
+    """The worker's finish+claim statement runs prepared, so after a few executions the server uses its
+    generic plan (no parameter values): that plan must also claim through the claim index, in order."""
+    from psycopg._queries import PostgresQuery  # the store's own %(name)s -> $n conversion
+
+    outcomes = json.dumps([{"id": 1, "lease_owner": "w", "attempt": 1, "kind": "succeeded"}])
+    params = {"now": NOW, "limit": 10, "worker_id": "w", "lease_expires_at": NOW, "kinds": None}
+    params |= {"outcomes": outcomes, "history": 10}
+    for claim in ("job_claim", "job_claim_queue"):
+        query = PostgresQuery(psycopg.adapt.Transformer(conn))
+        query.convert(FINISH_AND_CLAIM[Q[claim]], {**params, "queue": "q1"})
+        with conn.transaction(force_rollback=True):
+            conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            conn.execute(b"PREPARE fc AS " + query.query)
+            values = ", ".join(["NULL"] * len(query.params or ()))
+            row = conn.execute(f"EXPLAIN (FORMAT JSON) EXECUTE fc({values})").fetchone()
+            conn.execute("DEALLOCATE fc")
+        assert row is not None
+        plan: dict[str, Any] = row[0][0]["Plan"]
+        assert _table_scans(plan) == [], json.dumps(plan)
+        assert _indexes(plan) & {"ingestq_jobs_claim", "ingestq_jobs_queue_claim"}, json.dumps(plan)
+        assert not [n for n in _nodes(plan) if n["Node Type"] == "Sort"], json.dumps(plan)
