@@ -140,13 +140,24 @@ LIMIT %(limit)s
 -- moves the locked rows to running, so there is no window where a row is locked but still queued after
 -- the statement ends. RETURNING order is unspecified: the caller sorts into claim order. An empty error
 -- history comes back as NULL, which spares the client a JSON parse per job.
-WITH picked AS (
-    SELECT id FROM ingestq_jobs
+-- `caps` (NULL, or a JSON object kind -> n) bounds kinds the worker runs only a few of at once
+-- (TaskSpec.concurrency): of the candidates, at most n of such a kind are kept, the first in claim
+-- order; the others are unlocked at commit, unclaimed. Only the worker's own slots count: the cap is
+-- per worker, like the concurrency.
+WITH candidates AS (
+    SELECT id, kind, priority, run_at FROM ingestq_jobs
     WHERE state = 'queued' AND run_at <= %(now)s
       AND (%(kinds)s::text[] IS NULL OR kind = ANY(%(kinds)s::text[]))
     ORDER BY priority DESC, run_at, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
+), picked AS (
+    SELECT c.id FROM candidates c
+    WHERE %(caps)s::jsonb IS NULL OR NOT %(caps)s::jsonb ? c.kind
+       OR (SELECT count(*) FROM candidates d
+           WHERE d.kind = c.kind
+             AND (d.priority > c.priority OR (d.priority = c.priority AND (d.run_at, d.id) < (c.run_at, c.id))))
+          < (%(caps)s::jsonb ->> c.kind)::integer
 )
 UPDATE ingestq_jobs j
 SET state = 'running', attempt = j.attempt + 1, lease_owner = %(worker_id)s,
@@ -159,13 +170,20 @@ RETURNING j.id, j.queue, j.kind, j.payload, j.priority, j.state, j.run_at, j.att
 
 -- name: job_claim_queue
 -- job_claim for one queue: walks that queue's slice of ingestq_jobs_queue_claim in claim order.
-WITH picked AS (
-    SELECT id FROM ingestq_jobs
+WITH candidates AS (
+    SELECT id, kind, priority, run_at FROM ingestq_jobs
     WHERE state = 'queued' AND queue = %(queue)s AND run_at <= %(now)s
       AND (%(kinds)s::text[] IS NULL OR kind = ANY(%(kinds)s::text[]))
     ORDER BY priority DESC, run_at, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
+), picked AS (
+    SELECT c.id FROM candidates c
+    WHERE %(caps)s::jsonb IS NULL OR NOT %(caps)s::jsonb ? c.kind
+       OR (SELECT count(*) FROM candidates d
+           WHERE d.kind = c.kind
+             AND (d.priority > c.priority OR (d.priority = c.priority AND (d.run_at, d.id) < (c.run_at, c.id))))
+          < (%(caps)s::jsonb ->> c.kind)::integer
 )
 UPDATE ingestq_jobs j
 SET state = 'running', attempt = j.attempt + 1, lease_owner = %(worker_id)s,
@@ -179,13 +197,20 @@ RETURNING j.id, j.queue, j.kind, j.payload, j.priority, j.state, j.run_at, j.att
 -- name: job_claim_queues
 -- Several queues: walks the global claim index in order, skipping other queues' rows (a btree cannot
 -- merge several slices of ingestq_jobs_queue_claim in order on PostgreSQL < 17).
-WITH picked AS (
-    SELECT id FROM ingestq_jobs
+WITH candidates AS (
+    SELECT id, kind, priority, run_at FROM ingestq_jobs
     WHERE state = 'queued' AND run_at <= %(now)s AND queue = ANY(%(queues)s::text[])
       AND (%(kinds)s::text[] IS NULL OR kind = ANY(%(kinds)s::text[]))
     ORDER BY priority DESC, run_at, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
+), picked AS (
+    SELECT c.id FROM candidates c
+    WHERE %(caps)s::jsonb IS NULL OR NOT %(caps)s::jsonb ? c.kind
+       OR (SELECT count(*) FROM candidates d
+           WHERE d.kind = c.kind
+             AND (d.priority > c.priority OR (d.priority = c.priority AND (d.run_at, d.id) < (c.run_at, c.id))))
+          < (%(caps)s::jsonb ->> c.kind)::integer
 )
 UPDATE ingestq_jobs j
 SET state = 'running', attempt = j.attempt + 1, lease_owner = %(worker_id)s,

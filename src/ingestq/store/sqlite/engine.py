@@ -329,6 +329,7 @@ class Engine:
             "now": now_ts,
             "kinds": _json_list(req.kinds),
             "limit": req.limit,
+            "caps": dumps(dict(req.kind_limits)) if req.kind_limits else None,
         }
         if req.queues is None:
             sql = Q["job_claim"]

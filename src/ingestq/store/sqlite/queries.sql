@@ -143,15 +143,25 @@ LIMIT :limit
 
 -- name: job_claim
 -- Every queue. Rows come back in no particular order; the store sorts them into claim order.
+-- `caps` (NULL, or a JSON object kind -> n): of the candidates, at most n of such a kind are claimed,
+-- the first in claim order (TaskSpec.concurrency, per worker; see the PostgreSQL job_claim).
 UPDATE ingestq_jobs
 SET state = 'running', attempt = attempt + 1, lease_owner = :worker_id, lease_expires_at = :lease_until,
     started_at = :now, cancel_requested = 0
 WHERE id IN (
-    SELECT id FROM ingestq_jobs INDEXED BY ingestq_jobs_claim
+    WITH candidates AS MATERIALIZED (
+    SELECT id, kind, priority, run_at FROM ingestq_jobs INDEXED BY ingestq_jobs_claim
     WHERE state = 'queued' AND run_at <= :now
       AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds)))
     ORDER BY priority DESC, run_at, id
     LIMIT :limit
+    )
+    SELECT c.id FROM candidates c
+    WHERE :caps IS NULL OR NOT EXISTS (SELECT 1 FROM json_each(:caps) WHERE key = c.kind)
+       OR (SELECT count(*) FROM candidates d
+           WHERE d.kind = c.kind
+             AND (d.priority > c.priority OR (d.priority = c.priority AND (d.run_at, d.id) < (c.run_at, c.id))))
+          < (SELECT value FROM json_each(:caps) WHERE key = c.kind)
 )
 RETURNING id, queue, kind, payload, priority, state, run_at, attempt, max_attempts, dedupe_key,
           lease_owner, lease_expires_at, cancel_requested, progress, result, last_error, errors,
@@ -163,11 +173,19 @@ UPDATE ingestq_jobs
 SET state = 'running', attempt = attempt + 1, lease_owner = :worker_id, lease_expires_at = :lease_until,
     started_at = :now, cancel_requested = 0
 WHERE id IN (
-    SELECT id FROM ingestq_jobs INDEXED BY ingestq_jobs_claim_queue
+    WITH candidates AS MATERIALIZED (
+    SELECT id, kind, priority, run_at FROM ingestq_jobs INDEXED BY ingestq_jobs_claim_queue
     WHERE state = 'queued' AND queue = :queue AND run_at <= :now
       AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds)))
     ORDER BY priority DESC, run_at, id
     LIMIT :limit
+    )
+    SELECT c.id FROM candidates c
+    WHERE :caps IS NULL OR NOT EXISTS (SELECT 1 FROM json_each(:caps) WHERE key = c.kind)
+       OR (SELECT count(*) FROM candidates d
+           WHERE d.kind = c.kind
+             AND (d.priority > c.priority OR (d.priority = c.priority AND (d.run_at, d.id) < (c.run_at, c.id))))
+          < (SELECT value FROM json_each(:caps) WHERE key = c.kind)
 )
 RETURNING id, queue, kind, payload, priority, state, run_at, attempt, max_attempts, dedupe_key,
           lease_owner, lease_expires_at, cancel_requested, progress, result, last_error, errors,
@@ -179,12 +197,20 @@ UPDATE ingestq_jobs
 SET state = 'running', attempt = attempt + 1, lease_owner = :worker_id, lease_expires_at = :lease_until,
     started_at = :now, cancel_requested = 0
 WHERE id IN (
-    SELECT id FROM ingestq_jobs INDEXED BY ingestq_jobs_claim
+    WITH candidates AS MATERIALIZED (
+    SELECT id, kind, priority, run_at FROM ingestq_jobs INDEXED BY ingestq_jobs_claim
     WHERE state = 'queued' AND run_at <= :now
       AND queue IN (SELECT value FROM json_each(:queues))
       AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds)))
     ORDER BY priority DESC, run_at, id
     LIMIT :limit
+    )
+    SELECT c.id FROM candidates c
+    WHERE :caps IS NULL OR NOT EXISTS (SELECT 1 FROM json_each(:caps) WHERE key = c.kind)
+       OR (SELECT count(*) FROM candidates d
+           WHERE d.kind = c.kind
+             AND (d.priority > c.priority OR (d.priority = c.priority AND (d.run_at, d.id) < (c.run_at, c.id))))
+          < (SELECT value FROM json_each(:caps) WHERE key = c.kind)
 )
 RETURNING id, queue, kind, payload, priority, state, run_at, attempt, max_attempts, dedupe_key,
           lease_owner, lease_expires_at, cancel_requested, progress, result, last_error, errors,
