@@ -187,12 +187,13 @@ class Worker:
                 elif free > 0 and (self._maybe_more or drain) and self._sized(request, free) is not None:
                     # Cleared before the claim, so a wake-up that arrives while it runs is not lost.
                     self._maybe_more = False
-                    claimed = await self._claim(request, free)
-                    if claimed is None or claimed == free or claimed < 0:
-                        # The store failed (_claim already paused), the slots are full, or a kind's cap cut
-                        # the claim short: more may be due.
+                    found = await self._claim(request, free)
+                    if found is None or found[1]:
+                        # The store failed (_claim already paused), or the claim was full or cut short by a
+                        # kind's cap: more may be due.
                         self._maybe_more = True
                         continue
+                    claimed = found[0]
                     if claimed == 0:
                         self.probes.hit("idle")
                     if drain and claimed == 0 and self._executing == 0:
@@ -215,12 +216,11 @@ class Worker:
         self._maybe_more = True
         self._wake.set()
 
-    async def _claim(self, request: ClaimRequest, free: int) -> int | None:
-        """How many jobs were claimed (negative: that many, but a kind's cap cut the claim short, so
-        more may be due); None if the store failed."""
+    async def _claim(self, request: ClaimRequest, free: int) -> tuple[int, bool] | None:
+        """(jobs claimed, whether more may be due); None if the store failed."""
         req = self._sized(request, free)
         if req is None:
-            return 0
+            return 0, False
         self._reserve(req)
         try:
             jobs = await self.store.job_claim(req, self.clock.now())
@@ -242,7 +242,7 @@ class Worker:
             for job in jobs:
                 self._start(job)
             self.probes.hit("claimed", [job.id for job in jobs])
-        return -len(jobs) if self._capped(req, jobs) else len(jobs)
+        return len(jobs), len(jobs) == req.limit or self._capped(req, jobs)
 
     # --- kinds with their own concurrency -------------------------------------------------------------
     def _sized(self, request: ClaimRequest, free: int) -> ClaimRequest | None:

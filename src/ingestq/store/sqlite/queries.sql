@@ -217,10 +217,18 @@ RETURNING id, queue, kind, payload, priority, state, run_at, attempt, max_attemp
           document_id, created_at, started_at, finished_at
 
 -- name: job_succeed
--- Every outcome is fenced: it applies only to the attempt the caller holds.
+-- Every outcome is fenced: it applies only to the attempt the caller holds. All the successes of a
+-- batch in one statement, as a JSON array of [id, owner, attempt, result as JSON text or null]: an
+-- UPDATE ... RETURNING that changes `state` has a fixed cost per execution that grows with the table
+-- (about 80 us with 20,000 queued jobs, against 6 us per row here), so a statement per job (executemany)
+-- cost more than everything else the worker does per job.
 UPDATE ingestq_jobs
-SET state = 'succeeded', result = :result, finished_at = :now, lease_owner = NULL, lease_expires_at = NULL
-WHERE id = :id AND state = 'running' AND lease_owner = :owner AND attempt = :attempt
+SET state = 'succeeded', result = o.result, finished_at = :now, lease_owner = NULL, lease_expires_at = NULL
+FROM (
+    SELECT value ->> 0 AS job_id, value ->> 1 AS owner, value ->> 2 AS job_attempt, value ->> 3 AS result
+    FROM json_each(:outcomes)
+) AS o
+WHERE id = o.job_id AND state = 'running' AND lease_owner = o.owner AND attempt = o.job_attempt
 RETURNING id, queue
 
 -- name: job_retry_later
