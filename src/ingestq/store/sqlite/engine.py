@@ -371,12 +371,12 @@ class Engine:
         applied: set[int] = set()
         finished: Counter[tuple[str, str]] = Counter()
         if succeeded:
-            params = {"outcomes": dumps(succeeded), "now": now_ts}
-            rows_back: list[Any] = cur.execute(Q["job_succeed"], params).fetchall()
-            applied.update(r[0] for r in rows_back)
-            finished.update((r[1], JobState.SUCCEEDED.value) for r in rows_back)
+            bulk = {"outcomes": dumps(succeeded), "now": now_ts}
+            done: list[Any] = cur.execute(Q["job_succeed"], bulk).fetchall()
+            applied.update(r[0] for r in done)
+            finished.update((r[1], JobState.SUCCEEDED.value) for r in done)
         for kind, batch in by_kind.items():
-            rows_back = cur.executemany(Q[_OUTCOME_QUERY[kind]], batch).fetchall()
+            rows_back: list[Any] = cur.executemany(Q[_OUTCOME_QUERY[kind]], batch).fetchall()
             applied.update(r[0] for r in rows_back)
             if kind in _FINISHING:
                 finished.update((r[1], _FINISHING[kind]) for r in rows_back)
