@@ -78,6 +78,7 @@ def conn(request: pytest.FixtureRequest, embedded_pg: Any) -> Iterator[psycopg.C
 
 def test_claim_walks_the_claim_index_in_order(conn: psycopg.Connection[Any]) -> None:
     params = {"now": NOW, "limit": 10, "worker_id": "w", "lease_expires_at": NOW, "kinds": None}
+    params["caps"] = None
     plan = _plan(conn, "job_claim", params)
     assert _table_scans(plan) == []
     assert "ingestq_jobs_claim" in _indexes(plan)
@@ -87,6 +88,10 @@ def test_claim_walks_the_claim_index_in_order(conn: psycopg.Connection[Any]) -> 
     # either claim index serves a one-queue claim in order; which is cheaper depends on the statistics
     assert _indexes(one) & {"ingestq_jobs_claim", "ingestq_jobs_queue_claim"}
     assert not [n for n in _nodes(one) if n["Node Type"] == "Sort"], json.dumps(one)
+    capped = _plan(conn, "job_claim", {**params, "caps": json.dumps({"k": 2})})  # a kind's own cap
+    assert _table_scans(capped) == []
+    assert "ingestq_jobs_claim" in _indexes(capped)
+    assert not [n for n in _nodes(capped) if n["Node Type"] == "Sort"], json.dumps(capped)
 
 
 @pytest.mark.parametrize(
@@ -142,7 +147,7 @@ def test_finish_and_claim_generic_plan_walks_the_indexes(conn: psycopg.Connectio
     from psycopg._queries import PostgresQuery  # the store's own %(name)s -> $n conversion
 
     outcomes = json.dumps([{"id": 1, "lease_owner": "w", "attempt": 1, "kind": "succeeded"}])
-    params = {"now": NOW, "limit": 10, "worker_id": "w", "lease_expires_at": NOW, "kinds": None}
+    params = {"now": NOW, "limit": 10, "worker_id": "w", "lease_expires_at": NOW, "kinds": None, "caps": None}
     params |= {"outcomes": outcomes, "history": 10}
     for claim in ("job_claim", "job_claim_queue"):
         query = PostgresQuery(psycopg.adapt.Transformer(conn))
