@@ -96,7 +96,7 @@ def _bulk_table(results: dict[str, Any]) -> list[str]:
         "huey": "one `task()` call per job (no bulk API)",
         "ingestq": "`Client.enqueue_many(..., return_jobs=False)` (→ `Store.job_insert_bulk`)",
         "ingestq FULL": "`Client.enqueue_many`, synchronous=FULL",
-        "ingestq c50": "`Client.enqueue_many`",
+        "ingestq c10": "`Client.enqueue_many`",
     }
     for s in results["systems"]:
         runs = [r for r in results["throughput"] if r["system"] == s["name"] and r["backend"] == s["backend"]]

@@ -59,7 +59,10 @@ class Settings:
     pg_pool_max_size: int = field(default=10, metadata=_bounds(ge=1))
 
     # worker
-    concurrency: int = field(default=10, metadata=_bounds(ge=1))
+    concurrency: int = field(default=100, metadata=_bounds(ge=1))
+    """Jobs one worker runs at once (asyncio tasks; sync handlers run in threads). It is also the most a
+    worker claims per round trip, so it sets the throughput of short jobs. Kinds can have lower caps of
+    their own (TaskSpec.concurrency; the ingestion kinds use ingest_concurrency)."""
     poll_interval: float = field(default=1.0, metadata=_bounds(gt=0))
     """Fallback poll period (seconds) when no wake-up arrives."""
     lease_seconds: float = field(default=15.0, metadata=_bounds(gt=0))
@@ -87,6 +90,9 @@ class Settings:
     chunk_overlap_tokens: int = field(default=0, metadata=_bounds(ge=0))
     ocr: bool = True
     """OCR image-only PDF pages (needs the `ocr` extra); `ingestq worker --disable-ocr` clears it."""
+    ingest_concurrency: int = field(default=10, metadata=_bounds(ge=1))
+    """Ingestion jobs one worker runs at once (each may hold a document of up to upload_max_bytes in
+    memory while it waits for a parser process or the embedder); the rest stay queued for other workers."""
     parser_processes: int = field(default=1, metadata=_bounds(ge=1))
     parse_time_limit: float = field(default=120.0, metadata=_bounds(gt=0))
     upload_max_bytes: int = field(default=100 * 1024**2, metadata=_bounds(ge=1))

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
-from contract_helpers import LEASE, T0, StoreFactory, at, claim, insert
+from contract_helpers import LEASE, T0, StoreFactory, at, claim, insert, outcome
 
-from ingestq.core.job import JobFilter, JobState, NewJob
+from ingestq.core.job import ClaimRequest, JobFilter, JobState, NewJob, OutcomeKind
 from ingestq.store import Store
 
 
@@ -136,3 +137,35 @@ async def test_concurrent_claimers_never_share_a_job(store: Store, more_stores: 
     owners = {j.id: j.lease_owner for j in await store.job_list(JobFilter(limit=1000))}
     for n, ids in enumerate(results):
         assert all(owners[i] == f"w{n}" for i in ids)
+
+
+async def test_kind_limits_cap_a_kind_and_keep_claim_order(store: Store) -> None:
+    """kind_limits: at most n of a capped kind, the first in claim order; other kinds fill the rest."""
+    heavy = [await insert(store, now=at(i), kind="heavy", priority=1 if i == 3 else 0) for i in range(4)]
+    light = [await insert(store, now=at(10 + i), kind="light") for i in range(3)]
+    req = ClaimRequest(worker_id="w1", limit=10, lease_seconds=LEASE, kind_limits={"heavy": 2})
+    claimed = await store.job_claim(req, at(20))
+    # heavy[3] has the highest priority, then heavy[0]; heavy[1:3] are left queued
+    assert [j.id for j in claimed] == [heavy[3].id, heavy[0].id, *(j.id for j in light)]
+    for job in (heavy[1], heavy[2]):
+        row = await store.job_get(job.id)
+        assert row is not None
+        assert row.state is JobState.QUEUED
+    again = await store.job_claim(replace(req, kind_limits={"heavy": 1, "other": 3}), at(21))
+    assert [j.id for j in again] == [heavy[1].id]
+    done = outcome(claimed[0], OutcomeKind.SUCCEEDED)
+    applied, rest = await store.job_finish_and_claim([done], replace(req, kind_limits={"light": 0}), at(22))
+    assert applied == {claimed[0].id}
+    assert [j.id for j in rest] == [heavy[2].id]
+
+
+async def test_kind_limits_apply_within_the_claim_limit(store: Store) -> None:
+    """Only the first `limit` due jobs are candidates: a capped kind at the head shortens the claim
+    rather than making it walk further (the worker claims again when it has room)."""
+    await store.job_insert_many([NewJob(kind="heavy") for _ in range(5)], T0)
+    await store.job_insert_many([NewJob(kind="light") for _ in range(5)], at(1))
+    req = ClaimRequest(worker_id="w1", limit=4, lease_seconds=LEASE, kind_limits={"heavy": 1})
+    claimed = await store.job_claim(req, at(2))
+    assert [j.kind for j in claimed] == ["heavy"]
+    rest = await store.job_claim(replace(req, kinds=("light",), kind_limits=None), at(2))
+    assert [j.kind for j in rest] == ["light"] * 4

@@ -40,6 +40,31 @@ async def test_finishes_and_claims_at_once(store: Store) -> None:
         assert await store.job_get(job.id) == job
 
 
+async def test_finished_counts_include_what_it_finished(store: Store) -> None:
+    """stats counts the outcomes written with a claim (on PostgreSQL both updates are one statement)."""
+    await store.job_insert_many([NewJob(kind="k") for _ in range(6)], T0)
+    held = await claim(store, limit=3)
+    applied, claimed = await store.job_finish_and_claim(
+        [
+            outcome(held[0], OutcomeKind.SUCCEEDED),
+            outcome(held[1], OutcomeKind.FAILED, error="no"),
+            outcome(held[2], OutcomeKind.CANCELLED),
+        ],
+        request(limit=2),
+        at(1),
+    )
+    assert len(applied) == 3
+    assert len(claimed) == 2
+    (stats,) = await store.stats(at(1))
+    assert stats.counts == {
+        JobState.QUEUED: 1,
+        JobState.RUNNING: 2,
+        JobState.SUCCEEDED: 1,
+        JobState.FAILED: 1,
+        JobState.CANCELLED: 1,
+    }
+
+
 async def test_limit_is_respected(store: Store) -> None:
     await store.job_insert_many([NewJob(kind="k") for _ in range(8)], T0)
     (held,) = await claim(store)

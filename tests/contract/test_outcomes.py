@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contract_helpers import T0, at, claim_one, finish, insert, outcome
 
-from ingestq.core.job import ERROR_HISTORY_LIMIT, JobState, OutcomeKind, Progress
+from ingestq.core.job import ERROR_HISTORY_LIMIT, JobState, NewJob, OutcomeKind, Progress
 from ingestq.store import Store
 
 
@@ -150,6 +150,27 @@ async def test_finish_many_applies_each_outcome_and_reports_which(store: Store) 
         JobState.RUNNING,
     ]
     assert await store.job_finish_many([], at(1)) == set()
+
+
+async def test_results_of_a_batch_of_successes_survive_the_round_trip(store: Store) -> None:
+    """Successes are written together (one statement on SQLite): each keeps its own result, whatever
+    its JSON type, and a stale holder's success in the same batch does not apply."""
+    from contract_helpers import claim
+
+    results: list[object] = ["text", 1.5, 2**53, [1, "a", None], {"é": {"n": []}}, None, True, '"quoted"']
+    await store.job_insert_many([NewJob(kind="k") for _ in range(len(results) + 1)], T0)
+    jobs = await claim(store, limit=len(results) + 1)
+    outcomes = [outcome(j, OutcomeKind.SUCCEEDED, result=r) for j, r in zip(jobs, results, strict=False)]
+    stale = type(outcomes[0])(jobs[-1].id, "intruder", 1, OutcomeKind.SUCCEEDED, result="no")
+    applied = await store.job_finish_many([*outcomes, stale], at(1))
+    assert applied == {j.id for j in jobs[:-1]}
+    for job, result in zip(jobs, results, strict=False):
+        done = await store.job_get(job.id)
+        assert done is not None
+        assert (done.state, done.result, done.finished_at) == (JobState.SUCCEEDED, result, at(1))
+    left = await store.job_get(jobs[-1].id)
+    assert left is not None
+    assert (left.state, left.result) == (JobState.RUNNING, None)
 
 
 async def test_progress_is_fenced(store: Store) -> None:

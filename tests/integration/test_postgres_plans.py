@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from ingestq.store.postgres.connect import connect_kwargs
-from ingestq.store.postgres.store import Q
+from ingestq.store.postgres.store import FINISH_AND_CLAIM, Q
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 FINISHED = 20_000
@@ -78,6 +78,7 @@ def conn(request: pytest.FixtureRequest, embedded_pg: Any) -> Iterator[psycopg.C
 
 def test_claim_walks_the_claim_index_in_order(conn: psycopg.Connection[Any]) -> None:
     params = {"now": NOW, "limit": 10, "worker_id": "w", "lease_expires_at": NOW, "kinds": None}
+    params["caps"] = None
     plan = _plan(conn, "job_claim", params)
     assert _table_scans(plan) == []
     assert "ingestq_jobs_claim" in _indexes(plan)
@@ -87,6 +88,10 @@ def test_claim_walks_the_claim_index_in_order(conn: psycopg.Connection[Any]) -> 
     # either claim index serves a one-queue claim in order; which is cheaper depends on the statistics
     assert _indexes(one) & {"ingestq_jobs_claim", "ingestq_jobs_queue_claim"}
     assert not [n for n in _nodes(one) if n["Node Type"] == "Sort"], json.dumps(one)
+    capped = _plan(conn, "job_claim", {**params, "caps": json.dumps({"k": 2})})  # a kind's own cap
+    assert _table_scans(capped) == []
+    assert "ingestq_jobs_claim" in _indexes(capped)
+    assert not [n for n in _nodes(capped) if n["Node Type"] == "Sort"], json.dumps(capped)
 
 
 @pytest.mark.parametrize(
@@ -141,3 +146,27 @@ def test_store_sessions_never_jit_compile(conn: psycopg.Connection[Any]) -> None
     sessions turn JIT off so such a statement costs milliseconds, not a compilation per call."""
     assert conn.execute("SHOW jit").fetchone() == ("off",)
     assert conn.execute("SHOW enable_sort").fetchone() == ("off",)
+
+
+def test_finish_and_claim_generic_plan_walks_the_indexes(conn: psycopg.Connection[Any]) -> None:
+    """The worker's finish+claim statement runs prepared, so after a few executions the server uses its
+    generic plan (no parameter values): that plan must also claim through the claim index, in order."""
+    from psycopg._queries import PostgresQuery  # the store's own %(name)s -> $n conversion
+
+    outcomes = json.dumps([{"id": 1, "lease_owner": "w", "attempt": 1, "kind": "succeeded"}])
+    params = {"now": NOW, "limit": 10, "worker_id": "w", "lease_expires_at": NOW, "kinds": None, "caps": None}
+    params |= {"outcomes": outcomes, "history": 10}
+    for claim in ("job_claim", "job_claim_queue"):
+        query = PostgresQuery(psycopg.adapt.Transformer(conn))
+        query.convert(FINISH_AND_CLAIM[Q[claim]], {**params, "queue": "q1"})
+        with conn.transaction(force_rollback=True):
+            conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            conn.execute(b"PREPARE fc AS " + query.query)
+            values = ", ".join(["NULL"] * len(query.params or ()))
+            row = conn.execute(f"EXPLAIN (FORMAT JSON) EXECUTE fc({values})").fetchone()
+            conn.execute("DEALLOCATE fc")
+        assert row is not None
+        plan: dict[str, Any] = row[0][0]["Plan"]
+        assert _table_scans(plan) == [], json.dumps(plan)
+        assert _indexes(plan) & {"ingestq_jobs_claim", "ingestq_jobs_queue_claim"}, json.dumps(plan)
+        assert not [n for n in _nodes(plan) if n["Node Type"] == "Sort"], json.dumps(plan)

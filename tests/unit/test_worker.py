@@ -11,7 +11,7 @@ from typing import Any
 from ingestq.builtin import PROBE_KIND
 from ingestq.clock import ManualClock
 from ingestq.core.handlers import JobContext, Registry
-from ingestq.core.job import Job, JobState, NewJob, OutcomeKind
+from ingestq.core.job import Job, JobFilter, JobState, NewJob, OutcomeKind
 from ingestq.core.retry import ExponentialBackoff
 from ingestq.store.base import Store
 from ingestq.worker import Probes, Worker, WorkerConfig
@@ -152,6 +152,53 @@ async def test_concurrency_bounds_what_is_claimed(store: Store) -> None:
             done |= await finished.next()
     states = {(await state_of(store, j.id)).state for j in jobs}
     assert states == {JobState.SUCCEEDED}
+
+
+async def test_a_kind_with_its_own_concurrency_is_never_claimed_beyond_it(store: Store) -> None:
+    """TaskSpec.concurrency: at most 2 `heavy` jobs held at once, while `light` jobs fill the other
+    slots; the queued `heavy` jobs stay in the queue meanwhile (for other workers), then all run."""
+    clock = ManualClock()
+    registry = Registry()
+    gate = asyncio.Event()
+    running_now = {"heavy": 0, "light": 0}
+    most = {"heavy": 0, "light": 0}
+
+    async def hold(kind: str) -> None:
+        running_now[kind] += 1
+        most[kind] = max(most[kind], running_now[kind])
+        try:
+            await gate.wait()
+        finally:
+            running_now[kind] -= 1
+
+    @registry.task(name="heavy", concurrency=2)
+    async def heavy() -> None:
+        await hold("heavy")
+
+    @registry.task(name="light")
+    async def light() -> None:
+        await hold("light")
+
+    jobs = await insert(store, clock, [NewJob(kind="heavy") for _ in range(6)])
+    jobs += await insert(store, clock, [NewJob(kind="light") for _ in range(6)])
+    probes = Probes()
+    started = probes.arm("job_started")
+    worker = Worker(store, registry, WorkerConfig(concurrency=5), clock, probes)
+    async with running(worker):
+        for _ in range(5):
+            await started.next()
+        held = {(await state_of(store, job_id)).kind for job_id in worker.held_job_ids}
+        assert held == {"heavy", "light"}
+        assert running_now == {"heavy": 2, "light": 3}
+        queued = await store.job_list(JobFilter(states=(JobState.QUEUED,), kinds=("heavy",)))
+        assert len(queued) == 4
+        finished = probes.arm("completed")
+        gate.set()
+        done: set[int] = set()
+        while len(done) < len(jobs):
+            done |= await finished.next()
+    assert most["heavy"] == 2
+    assert {(await state_of(store, j.id)).state for j in jobs} == {JobState.SUCCEEDED}
 
 
 async def test_outcomes_are_written_in_batches(store: Store) -> None:

@@ -215,3 +215,10 @@ async def test_an_error_during_shutdown_still_releases() -> None:
     run.ctx.request_cancel()  # what the worker does first: ask politely, the handler then errors out
     outcome = await task
     assert outcome.kind is OutcomeKind.RELEASED
+
+
+def test_a_kind_concurrency_must_be_positive() -> None:
+    registry = Registry()
+    with pytest.raises(ValueError, match="at least 1"):
+        registry.task(name="k", concurrency=0)(lambda: None)
+    assert registry.task(name="k", concurrency=3)(lambda: None).concurrency == 3

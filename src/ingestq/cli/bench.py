@@ -24,7 +24,7 @@ def queue(
         int, typer.Option("--workers", "-w", min=1, max=64, help="Worker processes draining them.")
     ] = 2,
     concurrency: Annotated[
-        int | None, typer.Option("--concurrency", "-c", min=1, help="Jobs at once per worker (default 10).")
+        int | None, typer.Option("--concurrency", "-c", min=1, help="Jobs at once per worker (default 100).")
     ] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print exactly one JSON document.")] = False,
 ) -> None:

@@ -16,7 +16,7 @@ __all__ = ["FAST_OPTIONS", "WorkerOptions", "parse_fast", "run_worker", "worker_
 def worker_command(
     ctx: typer.Context,
     concurrency: Annotated[
-        int | None, typer.Option("--concurrency", "-c", min=1, help="Jobs run at once (default 10).")
+        int | None, typer.Option("--concurrency", "-c", min=1, help="Jobs run at once (default 100).")
     ] = None,
     queues: Annotated[
         str | None, typer.Option("--queues", "-q", help="Comma-separated queues to serve (default: all).")

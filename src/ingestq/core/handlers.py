@@ -91,6 +91,10 @@ class TaskSpec(Generic[P, R]):
     backoff_base: float = 1.0  # seconds before the first retry; doubles each attempt (with jitter)
     backoff_max: float = 3600.0
     timeout: float | None = None  # seconds per attempt; None: no limit
+    # Most jobs of this kind one worker runs at once (None: only the worker's concurrency bounds it).
+    # For kinds that are heavy or wait on a scarce resource: a worker never claims more of them than
+    # this, so the rest stay queued for other workers instead of waiting here under a lease.
+    concurrency: int | None = None
     wants_ctx: bool = False
     is_async: bool = False
 
@@ -181,10 +185,15 @@ class Registry:
         backoff_base: float = 1.0,
         backoff_max: float = 3600.0,
         timeout: float | None = None,
+        concurrency: int | None = None,
     ) -> Any:
         """Register `fn` as a job kind (`@registry.task` or `@registry.task(queue="q", ...)`).
+        `concurrency` caps how many jobs of this kind one worker runs at once (default: no cap of its own).
 
         The kind defaults to `module.qualname`, so enqueueing by name works across processes."""
+
+        if concurrency is not None and concurrency < 1:
+            raise ValueError("a kind's concurrency must be at least 1")
 
         def decorate(f: Callable[P, R]) -> TaskSpec[P, R]:
             params = inspect.signature(f).parameters
@@ -197,6 +206,7 @@ class Registry:
                 backoff_base=backoff_base,
                 backoff_max=backoff_max,
                 timeout=timeout,
+                concurrency=concurrency,
                 wants_ctx="ctx" in params,
                 is_async=inspect.iscoroutinefunction(f),
             )

@@ -15,6 +15,7 @@ State machine (tests/migration checks these values against every backend's schem
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -137,6 +138,8 @@ class ClaimRequest:
     lease_seconds: float
     queues: tuple[str, ...] | None = None  # None: every queue
     kinds: tuple[str, ...] | None = None  # None: every kind
+    # kind -> most jobs of that kind this claim may return (the worker's room under TaskSpec.concurrency)
+    kind_limits: Mapping[str, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)

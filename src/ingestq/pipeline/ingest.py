@@ -277,8 +277,14 @@ class IngestRuntime:
             max_attempts=INGEST_MAX_ATTEMPTS,
             backoff_base=2.0,
             backoff_max=60.0,
+            concurrency=self.settings.ingest_concurrency,
         )
-        registry.task(self.backfill, name=BACKFILL_KIND, queue=INGEST_QUEUE)
+        registry.task(
+            self.backfill,
+            name=BACKFILL_KIND,
+            queue=INGEST_QUEUE,
+            concurrency=self.settings.ingest_concurrency,
+        )
         return registry
 
     # --- ingestq.ingest -----------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from ingestq.settings import Settings
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    concurrency: int = 10
+    concurrency: int = 100  # see Settings.concurrency
     queues: tuple[str, ...] | None = None  # None: every queue
     poll_interval: float = 1.0
     lease_seconds: float = 15.0

@@ -73,6 +73,10 @@ class Worker:
         self.counts: Counter[OutcomeKind] = Counter()
         self.abandoned_threads = 0  # sync handlers still running in threads after their job was stopped
         self._executor = Executor(self.registry, clock, self.worker_id, retry_policy)
+        # Kinds with a concurrency of their own (TaskSpec.concurrency) and their slots taken: running, or
+        # reserved by a claim in flight (as many as that claim may return of the kind).
+        self._caps = {k: spec.concurrency for k, spec in self.registry.tasks.items() if spec.concurrency}
+        self._kind_taken = dict.fromkeys(self._caps, 0)
         self._held: dict[int, Running] = {}
         self._executing = 0
         self._wake = asyncio.Event()
@@ -180,14 +184,16 @@ class Worker:
                 free = cfg.concurrency - self._executing - self._reserved
                 if self._completer.will_claim and not self._claim_failed:
                     pass  # its write claims for the free slots (reserve below): one transaction, not two
-                elif free > 0 and (self._maybe_more or drain):
+                elif free > 0 and (self._maybe_more or drain) and self._sized(request, free) is not None:
                     # Cleared before the claim, so a wake-up that arrives while it runs is not lost.
                     self._maybe_more = False
-                    claimed = await self._claim(request, free)
-                    if claimed is None or claimed == free:
-                        # The store failed (_claim already paused), or the slots are full: more may be due.
+                    found = await self._claim(request, free)
+                    if found is None or found[1]:
+                        # The store failed (_claim already paused), or the claim was full or cut short by a
+                        # kind's cap: more may be due.
                         self._maybe_more = True
                         continue
+                    claimed = found[0]
                     if claimed == 0:
                         self.probes.hit("idle")
                     if drain and claimed == 0 and self._executing == 0:
@@ -210,17 +216,21 @@ class Worker:
         self._maybe_more = True
         self._wake.set()
 
-    async def _claim(self, request: ClaimRequest, free: int) -> int | None:
-        self._reserved += free
+    async def _claim(self, request: ClaimRequest, free: int) -> tuple[int, bool] | None:
+        """(jobs claimed, whether more may be due); None if the store failed."""
+        req = self._sized(request, free)
+        if req is None:
+            return 0, False
+        self._reserve(req)
         try:
-            jobs = await self.store.job_claim(replace(request, limit=free), self.clock.now())
+            jobs = await self.store.job_claim(req, self.clock.now())
         except Exception as exc:
             log.warning("claiming jobs failed (retrying in %.1fs): %s", self.config.poll_interval, exc)
             self._claim_failed = True
             await self._pause(self.config.poll_interval)
             return None
         finally:
-            self._reserved -= free
+            self._unreserve(req)
         if self._claim_failed and not self._reserved:
             # (With a claim of the completer in flight, its jobs would look orphaned: look next time.)
             self._scanning = True
@@ -232,7 +242,46 @@ class Worker:
             for job in jobs:
                 self._start(job)
             self.probes.hit("claimed", [job.id for job in jobs])
-        return len(jobs)
+        return len(jobs), len(jobs) == req.limit or self._capped(req, jobs)
+
+    # --- kinds with their own concurrency -------------------------------------------------------------
+    def _sized(self, request: ClaimRequest, free: int) -> ClaimRequest | None:
+        """The claim for `free` slots: kinds at their cap left out, the others capped at their room.
+        None when no kind the worker runs has room."""
+        if not self._caps:
+            return replace(request, limit=free)
+        full: list[str] = []
+        limits: dict[str, int] = {}
+        for kind, cap in self._caps.items():
+            room = cap - self._kind_taken[kind]
+            if room <= 0:
+                full.append(kind)
+            elif room < free:
+                limits[kind] = room
+        kinds = request.kinds
+        if full and kinds is not None:
+            kinds = tuple(k for k in kinds if k not in full)
+            if not kinds:
+                return None
+        return replace(request, limit=free, kinds=kinds, kind_limits=limits or None)
+
+    def _reserve(self, req: ClaimRequest, sign: int = 1) -> None:
+        self._reserved += sign * req.limit
+        if self._caps:
+            limits = req.kind_limits or {}
+            for kind in self._caps if req.kinds is None else req.kinds:
+                if kind in self._caps:
+                    self._kind_taken[kind] += sign * limits.get(kind, req.limit)
+
+    def _unreserve(self, req: ClaimRequest) -> None:
+        self._reserve(req, -1)
+
+    def _capped(self, req: ClaimRequest, jobs: list[Job]) -> bool:
+        """True if a kind's cap may have cut this claim short (jobs of other kinds may be waiting)."""
+        if not req.kind_limits or len(jobs) >= req.limit:
+            return False
+        counts = Counter(job.kind for job in jobs)
+        return any(counts[kind] >= n for kind, n in req.kind_limits.items())
 
     # --- Claimer: the completer claims with its writes -------------------------------------------------
     def reserve(self) -> ClaimRequest | None:
@@ -241,19 +290,22 @@ class Worker:
             return None
         if not (self._maybe_more or self._drain):
             return None
+        req = self._sized(self._request, free)
+        if req is None:
+            return None
         self._maybe_more = False  # as in the fetch loop: a wake-up during the write is not lost
-        self._reserved += free
-        return replace(self._request, limit=free)
+        self._reserve(req)
+        return req
 
     def claimed(self, request: ClaimRequest, jobs: list[Job] | None) -> None:
-        self._reserved -= request.limit
+        self._unreserve(request)
         self._wake.set()
         if jobs is None:
             # Maybe claimed after all (the reply was lost): the fetch loop claims next and looks.
             self._claim_failed = True
             self._maybe_more = True
             return
-        if len(jobs) == request.limit:
+        if len(jobs) == request.limit or self._capped(request, jobs):
             self._maybe_more = True
         if not jobs:
             self.probes.hit("idle")
@@ -308,6 +360,8 @@ class Worker:
         run = Running(job, JobContext(job, self._progress.sink(job.id)))
         self._held[job.id] = run
         self._executing += 1
+        if job.kind in self._kind_taken:
+            self._kind_taken[job.kind] += 1
         run.task = asyncio.get_running_loop().create_task(self._execute(run))
 
     async def _execute(self, run: Running) -> None:
@@ -323,6 +377,8 @@ class Worker:
             outcome = Outcome(run.job.id, self.worker_id, run.job.attempt, OutcomeKind.RELEASED)
         finally:
             self._executing -= 1
+            if run.job.kind in self._kind_taken:
+                self._kind_taken[run.job.kind] -= 1
             self._wake.set()
         if run.stop_reason is not None and (outcome is None or outcome.kind is OutcomeKind.RELEASED):
             spec = self.registry.tasks.get(run.job.kind)

@@ -48,8 +48,7 @@ LATEST_VERSION = MIGRATIONS[-1][0]
 LEASE_LOST_ERROR = "lease expired: worker lost"
 NOT_INITIALISED = "database is not initialised: run `ingestq db migrate`"
 
-_OUTCOME_QUERY = {
-    OutcomeKind.SUCCEEDED: "job_succeed",
+_OUTCOME_QUERY = {  # one execution per outcome; successes go in one statement (job_succeed)
     OutcomeKind.RETRY: "job_retry_later",
     OutcomeKind.FAILED: "job_fail",
     OutcomeKind.CANCELLED: "job_mark_cancelled",
@@ -329,6 +328,7 @@ class Engine:
             "now": now_ts,
             "kinds": _json_list(req.kinds),
             "limit": req.limit,
+            "caps": dumps(dict(req.kind_limits)) if req.kind_limits else None,
         }
         if req.queues is None:
             sql = Q["job_claim"]
@@ -349,16 +349,18 @@ class Engine:
         document version with its job's outcome through this)."""
         now_ts = ts(now)
         by_kind: dict[OutcomeKind, list[dict[str, Any]]] = {}
+        succeeded: list[list[Any]] = []
         for o in outcomes:
+            if o.kind is OutcomeKind.SUCCEEDED:
+                succeeded.append([o.job_id, o.lease_owner, o.attempt, opt_dumps(o.result, "result")])
+                continue
             params: dict[str, Any] = {
                 "id": o.job_id,
                 "owner": o.lease_owner,
                 "attempt": o.attempt,
                 "now": now_ts,
             }
-            if o.kind is OutcomeKind.SUCCEEDED:
-                params["result"] = opt_dumps(o.result, "result")
-            elif o.kind is OutcomeKind.RETRY or o.kind is OutcomeKind.FAILED:
+            if o.kind is OutcomeKind.RETRY or o.kind is OutcomeKind.FAILED:
                 params["error"] = o.error or "error"
                 params["limit"] = ERROR_HISTORY_LIMIT
                 if o.kind is OutcomeKind.RETRY:
@@ -368,6 +370,11 @@ class Engine:
             by_kind.setdefault(o.kind, []).append(params)
         applied: set[int] = set()
         finished: Counter[tuple[str, str]] = Counter()
+        if succeeded:
+            bulk = {"outcomes": dumps(succeeded), "now": now_ts}
+            done: list[Any] = cur.execute(Q["job_succeed"], bulk).fetchall()
+            applied.update(r[0] for r in done)
+            finished.update((r[1], JobState.SUCCEEDED.value) for r in done)
         for kind, batch in by_kind.items():
             rows_back: list[Any] = cur.executemany(Q[_OUTCOME_QUERY[kind]], batch).fetchall()
             applied.update(r[0] for r in rows_back)
