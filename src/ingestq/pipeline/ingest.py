@@ -19,6 +19,7 @@ never sees an ingestion job never loads a model or starts a parser process.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import hashlib
 import time
@@ -112,8 +113,10 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
 
 
 def ingest_concurrency(settings: Settings) -> int:
-    """Concurrency of a worker that only ingests: the configured one if set, else INGEST_CONCURRENCY."""
-    return settings.concurrency if "concurrency" in settings.model_fields_set else INGEST_CONCURRENCY
+    """Concurrency of a worker that only ingests: INGEST_CONCURRENCY while `INGESTQ_CONCURRENCY` is left at
+    its default (sized for short plain jobs), else the configured value."""
+    default = next(f.default for f in dataclasses.fields(Settings) if f.name == "concurrency")
+    return INGEST_CONCURRENCY if settings.concurrency == default else settings.concurrency
 
 
 def document_dedupe_key(collection: str, document_id: str) -> str:
