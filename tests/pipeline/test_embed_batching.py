@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import pytest
 
 from ingestq.pipeline.embed.base import Vector, plan_batches, should_flush, take_count
-from ingestq.pipeline.embed.batcher import EmbeddingBatcher
+from ingestq.pipeline.embed.batcher import EmbeddingBatcher, pick_by_length
 from ingestq.pipeline.embed.fake import FakeEmbedder
 
 
@@ -129,3 +129,58 @@ async def test_embed_before_start_is_an_error() -> None:
     batcher = EmbeddingBatcher(FakeEmbedder().embed)
     with pytest.raises(RuntimeError, match="not running"):
         await batcher.embed(["x"])
+
+
+@pytest.mark.parametrize(
+    ("tokens", "batch_size", "expected"),
+    [
+        ([], 2, []),
+        ([5, 9], 4, [0, 1]),  # fewer than a batch: all of them
+        ([100, 10, 11, 99], 2, [0, 3]),  # the oldest (100) goes with its nearest length (99)
+        ([10, 100, 11, 99], 2, [0, 2]),
+        ([50, 10, 49, 90, 51], 3, [0, 2, 4]),  # 49, 50, 51: no padding wasted
+        ([7, 7, 7, 7, 7], 2, [0, 1]),  # equal lengths: oldest first
+        ([256, 20, 30, 40], 1, [0]),
+    ],
+)
+def test_pick_by_length(tokens: list[int], batch_size: int, expected: list[int]) -> None:
+    assert pick_by_length(tokens, batch_size) == expected
+
+
+async def test_grouped_batches_hold_texts_of_similar_length() -> None:
+    seen: list[list[str]] = []
+    gate = asyncio.Event()
+
+    async def record(texts: Sequence[str]) -> list[Vector]:
+        seen.append(list(texts))
+        await gate.wait()  # the first call keeps the model busy while every document queues its texts
+        return [[float(len(t))] for t in texts]
+
+    short = [f"s{i}" for i in range(4)]
+    long = [f"long text {i} " * 20 for i in range(4)]
+    docs = [[short[i], long[i]] for i in range(4)]  # every document mixes a short and a long text
+    async with EmbeddingBatcher(record, batch_size=4, max_wait=0.0, group_by_length=True) as batcher:
+        first = asyncio.create_task(batcher.embed(["busy"]))
+        await asyncio.sleep(0.01)
+        rest = asyncio.gather(*(batcher.embed(texts) for texts in docs))
+        await asyncio.sleep(0.01)
+        gate.set()
+        await first
+        results = await rest
+    assert results == [[[float(len(t))] for t in texts] for texts in docs]  # each caller, its own order
+    assert [sorted(call) for call in seen[1:]] == [sorted(short), sorted(long)]
+
+
+async def test_known_token_counts_are_used_and_checked() -> None:
+    seen: list[list[str]] = []
+
+    async def record(texts: Sequence[str]) -> list[Vector]:
+        seen.append(list(texts))
+        return [[0.0] for _ in texts]
+
+    async with EmbeddingBatcher(record, batch_size=2, max_wait=0.05, group_by_length=True) as batcher:
+        # lengths say "a" and "c" belong together, whatever their characters say
+        await batcher.embed(["a", "bbbbbbbbbbbbbbbbbbbb", "c"], [200, 5, 190])
+        with pytest.raises(ValueError, match="2 token counts for 1 texts"):
+            await batcher.embed(["x"], [1, 2])
+    assert seen == [["a", "c"], ["bbbbbbbbbbbbbbbbbbbb"]]

@@ -157,6 +157,37 @@ def test_a_child_killed_mid_parse_is_reported_as_a_crash_and_replaced() -> None:
         assert pool.child_pids() != [pid]
 
 
+def test_one_child_serves_many_documents_until_it_is_recycled() -> None:
+    docs = [SourceDocument(make_pdf([[f"Document {i}."]]), f"{i}.pdf") for i in range(7)]
+    with ParserPool(1, SandboxLimits(max_tasks_per_child=3)) as pool:
+        pids = []
+        for i, doc in enumerate(docs):
+            assert pool.parse(doc).unwrap().blocks[0].text == f"Document {i}."
+            pids += pool.child_pids()
+        # no interpreter start-up per document: one child per 3 documents, then a fresh one
+        assert [pids.index(pid) for pid in pids] == [0, 0, 0, 3, 3, 3, 6]
+        assert pool.stats.children_started == 3
+
+
+def test_limits_hold_in_the_children_that_replace_killed_ones() -> None:
+    slow = SourceDocument(make_many_pages_pdf(100_000), "huge.pdf")
+    endless = ParseOptions(max_pages=1_000_000)
+    bomb = SourceDocument(make_zip_bomb_docx(400), "bomb.docx")
+    unchecked = ParseOptions(max_unpacked_bytes=1 << 40)
+    # 5 s: long enough for the bomb to reach the memory cap first on a busy machine
+    with ParserPool(1, SandboxLimits(time_limit=5.0, memory_limit=384 * 1024**2)) as pool:
+        assert pool.parse(slow, endless).timed_out
+        assert_still_serving(pool)  # the next document parses, in a new child
+        crashed = pool.parse(bomb, unchecked)  # that child still has the memory cap
+        assert crashed.crashed
+        assert "memory" in crashed.reason
+        assert_still_serving(pool)
+        assert pool.parse(slow, endless).timed_out  # and its successor the time limit
+        assert_still_serving(pool)
+        assert (pool.stats.timed_out, pool.stats.crashed) == (2, 1)
+        assert pool.stats.children_started >= 3
+
+
 async def test_async_parses_run_side_by_side() -> None:
     docs = [SourceDocument(make_pdf([[f"Document {i}."]]), f"{i}.pdf") for i in range(4)]
     with ParserPool(2) as pool:

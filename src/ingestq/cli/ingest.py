@@ -17,7 +17,7 @@ from ingestq.core.client import Client
 from ingestq.core.document import DocumentStatus
 from ingestq.core.documents import Documents
 from ingestq.core.job import FINISHED_STATES, Job, JobState
-from ingestq.pipeline.ingest import INGEST_QUEUE, IngestRuntime
+from ingestq.pipeline.ingest import INGEST_QUEUE, IngestRuntime, ingest_concurrency
 from ingestq.settings import Settings
 from ingestq.worker import Worker, WorkerConfig
 
@@ -25,6 +25,9 @@ from .common import console, print_json, settings_of, with_client
 from .errors import CliError
 
 _POLL = 0.2  # seconds between looks at the batch's jobs while waiting
+_LOOK_AHEAD = 8
+"""Unfinished jobs, oldest first, a look checks before it stops: jobs finish roughly in claim order, so
+a look costs a few reads instead of one per job of the batch (992 every 0.2 s for the markdown corpus)."""
 
 
 @dataclass
@@ -76,7 +79,7 @@ async def wait_for_jobs(
     finished: dict[int, Job] = {}
     async with IngestRuntime(client.store, settings, clock=client.clock) as runtime:
         config = WorkerConfig.from_settings(
-            settings, concurrency=concurrency or settings.concurrency, queues=(INGEST_QUEUE,)
+            settings, concurrency=concurrency or ingest_concurrency(settings), queues=(INGEST_QUEUE,)
         )
         worker = Worker(client.store, runtime.registry(), config, client.clock)
         task = asyncio.create_task(worker.run())
@@ -91,18 +94,21 @@ async def wait_for_jobs(
             with Progress(*columns, console=out, transient=False) as bar:
                 tid = bar.add_task(label, total=len(pending), stage="")
                 while pending and not task.done():
-                    for job_id in list(pending):
+                    unfinished: list[Job] = []
+                    for job_id in sorted(pending):
                         job = await client.store.job_get(job_id)
                         if job is None or job.state in FINISHED_STATES:
                             pending.pop(job_id)
                             if job is not None:
                                 finished[job_id] = job
-                    running = [
-                        j for j in (await _running(client, list(pending)[:20])) if j.progress is not None
-                    ]
+                        else:
+                            unfinished.append(job)
+                            if len(unfinished) >= _LOOK_AHEAD:
+                                break
                     stage = ""
-                    if running and running[0].progress is not None:
-                        p = running[0].progress
+                    shown = [j.progress for j in unfinished if j.state is JobState.RUNNING]
+                    p = next((progress for progress in shown if progress is not None), None)
+                    if p is not None:
                         stage = f"{p.stage} {p.done}/{p.total}" if p.total else p.stage
                     bar.update(tid, completed=len(finished), stage=stage)
                     if pending:
@@ -112,11 +118,6 @@ async def wait_for_jobs(
             worker.request_stop(graceful=True)
             await task
     return await summarise(client, [finished.get(j.id, j) for j in jobs])
-
-
-async def _running(client: Client, ids: Sequence[int]) -> list[Job]:
-    found = [await client.store.job_get(i) for i in ids]
-    return [j for j in found if j is not None and j.state is JobState.RUNNING]
 
 
 async def summarise(client: Client, jobs: Sequence[Job]) -> BatchSummary:
