@@ -23,7 +23,6 @@ from pathlib import Path
 from bench.markdown_chunks import MARKDOWN, chunk_all, parsed_markdown
 from ingestq.core.client import Client
 from ingestq.core.documents import Documents
-from ingestq.pipeline import ingest as ingest_module
 from ingestq.pipeline.config import PipelineConfig, build_chunker
 from ingestq.pipeline.embed.sentence_transformers import SentenceTransformerEmbedder
 from ingestq.pipeline.ingest import INGEST_QUEUE, IngestRuntime
@@ -57,17 +56,15 @@ async def ingestq(
     embedder.encode_sync(["warm"])
     with tempfile.TemporaryDirectory(prefix="ingestq-pipe-") as tmp:
         settings = Settings(database_url=f"sqlite:///{tmp}/bench.db")
-        if concurrency:  # set explicitly, as INGESTQ_CONCURRENCY would
-            settings = Settings(database_url=f"sqlite:///{tmp}/bench.db", concurrency=concurrency)
+        if concurrency:  # set explicitly, as INGESTQ_INGEST_CONCURRENCY would
+            settings = Settings(database_url=f"sqlite:///{tmp}/bench.db", ingest_concurrency=concurrency)
         async with Client.connect(settings) as client:
             started, cpu = time.perf_counter(), cpu_seconds()
             batch = await Documents(client, settings).ingest([folder])
             async with IngestRuntime(client.store, settings, embedder=embedder, clock=client.clock) as rt:
                 # (read by name, so that this script also measures older code: PYTHONPATH=<old>/src)
-                pick = getattr(ingest_module, "ingest_concurrency", lambda s: s.concurrency)
-                config = WorkerConfig.from_settings(
-                    settings, concurrency=pick(settings), queues=(INGEST_QUEUE,)
-                )
+                in_flight = getattr(settings, "ingest_concurrency", settings.concurrency)
+                config = WorkerConfig.from_settings(settings, concurrency=in_flight, queues=(INGEST_QUEUE,))
                 await Worker(client.store, rt.registry(), config, client.clock).run(drain=True)
             seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
             chunks = 0

@@ -90,9 +90,12 @@ class Settings:
     chunk_overlap_tokens: int = field(default=0, metadata=_bounds(ge=0))
     ocr: bool = True
     """OCR image-only PDF pages (needs the `ocr` extra); `ingestq worker --disable-ocr` clears it."""
-    ingest_concurrency: int = field(default=10, metadata=_bounds(ge=1))
-    """Ingestion jobs one worker runs at once (each may hold a document of up to upload_max_bytes in
-    memory while it waits for a parser process or the embedder); the rest stay queued for other workers."""
+    ingest_concurrency: int = field(default=64, metadata=_bounds(ge=1))
+    """Ingestion jobs one worker runs at once; the rest stay queued for other workers. Nearly all of them
+    wait on the model, and the texts they keep pending are what lets the batcher fill each model call with
+    texts of similar length (at 10 in flight, ~30 texts, calls cost the model 1.7x the tokens of
+    length-sorted ones; at 64, 1.15x). Each may hold a document of up to upload_max_bytes while it waits
+    for a parser process or the embedder: lower it for workers that ingest very large files."""
     parser_processes: int = field(default=1, metadata=_bounds(ge=1))
     parse_time_limit: float = field(default=120.0, metadata=_bounds(gt=0))
     upload_max_bytes: int = field(default=100 * 1024**2, metadata=_bounds(ge=1))

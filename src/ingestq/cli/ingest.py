@@ -17,7 +17,7 @@ from ingestq.core.client import Client
 from ingestq.core.document import DocumentStatus
 from ingestq.core.documents import Documents
 from ingestq.core.job import FINISHED_STATES, Job, JobState
-from ingestq.pipeline.ingest import INGEST_QUEUE, IngestRuntime, ingest_concurrency
+from ingestq.pipeline.ingest import INGEST_QUEUE, IngestRuntime
 from ingestq.settings import Settings
 from ingestq.worker import Worker, WorkerConfig
 
@@ -79,7 +79,7 @@ async def wait_for_jobs(
     finished: dict[int, Job] = {}
     async with IngestRuntime(client.store, settings, clock=client.clock) as runtime:
         config = WorkerConfig.from_settings(
-            settings, concurrency=concurrency or ingest_concurrency(settings), queues=(INGEST_QUEUE,)
+            settings, concurrency=concurrency or settings.ingest_concurrency, queues=(INGEST_QUEUE,)
         )
         worker = Worker(client.store, runtime.registry(), config, client.clock)
         task = asyncio.create_task(worker.run())

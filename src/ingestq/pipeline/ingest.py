@@ -19,7 +19,6 @@ never sees an ingestion job never loads a model or starts a parser process.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import hashlib
 import time
@@ -70,11 +69,6 @@ BACKFILL_KIND = "ingestq.backfill"
 INGEST_QUEUE = "ingest"
 INGEST_MAX_ATTEMPTS = 3
 """A parser crash, a timeout or an unreachable URL get two more chances; bad input gets none."""
-INGEST_CONCURRENCY = 64
-"""Documents one ingestion worker holds at once unless told otherwise (`INGESTQ_CONCURRENCY`). Nearly all
-of them wait on the model: the pool of texts they keep pending is what lets the batcher fill every call
-with texts of similar length (at 10 in flight, ~30 texts, calls cost the model 1.7x the tokens of
-length-sorted ones; at 64, 1.15x) and keeps the next call ready while the model computes."""
 _EMBED_SLICE = 128  # texts per embed call from one job: progress granularity, not the model's batch
 
 
@@ -110,13 +104,6 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
         chunk_tokens=settings.chunk_tokens, overlap_tokens=settings.chunk_overlap_tokens
     )
     return PipelineConfig(embedder=embedder, chunker=chunker)
-
-
-def ingest_concurrency(settings: Settings) -> int:
-    """Concurrency of a worker that only ingests: INGEST_CONCURRENCY while `INGESTQ_CONCURRENCY` is left at
-    its default (sized for short plain jobs), else the configured value."""
-    default = next(f.default for f in dataclasses.fields(Settings) if f.name == "concurrency")
-    return INGEST_CONCURRENCY if settings.concurrency == default else settings.concurrency
 
 
 def document_dedupe_key(collection: str, document_id: str) -> str:
