@@ -15,6 +15,8 @@ from ingestq.core.handlers import JobContext, Registry
 from ingestq.core.job import ClaimRequest, JobFilter, JobState, NewJob, OutcomeKind, Progress, Retention
 from ingestq.store.base import Store
 from ingestq.worker import Periodic, Probes, Worker, WorkerConfig
+from ingestq.worker.executor import Running
+from ingestq.worker.heartbeat import Heartbeat
 from ingestq.worker.maintenance import Cleaner
 from ingestq.worker.periodic import PeriodicScheduler
 
@@ -130,6 +132,37 @@ async def test_a_heartbeat_that_reports_a_lost_job_stops_its_handler(store: Stor
         assert await lost.next() == job.id
         assert worker.held_job_ids == []
     assert (await state_of(store, job.id)).lease_owner == "other"
+
+
+async def test_a_lost_reply_for_a_job_whose_handler_has_finished_is_not_a_false_alarm(
+    store: Store,
+) -> None:
+    """A job completed while a heartbeat was in flight comes back as "lost" (it is no longer running under
+    this worker's lease): its handler is done and its outcome is with the completer, whose fenced write
+    decides. The heartbeat must neither stop it nor drop that outcome; a running handler is still stopped."""
+    clock = ManualClock()
+    done_job, live_job = await insert(store, clock, [NewJob(kind="k"), NewJob(kind="k")])
+    claimed = await store.job_claim(ClaimRequest("w", 2, 30), clock.now())
+    assert {j.id for j in claimed} == {done_job.id, live_job.id}
+    held: dict[int, Running] = {}
+    for job in claimed:
+        held[job.id] = Running(job, JobContext(job))
+    finished: asyncio.Task[None] = asyncio.create_task(asyncio.sleep(0))
+    await finished
+    never: asyncio.Task[None] = asyncio.create_task(asyncio.Event().wait())
+    held[done_job.id].task, held[live_job.id].task = finished, never
+    # Both leases expire and another worker takes both jobs: the store reports both as lost.
+    clock.advance(31)
+    await store.job_rescue_stale(clock.now())
+    await store.job_claim(ClaimRequest("other", 2, 30), clock.now())
+    stopped: list[int] = []
+    beat = Heartbeat(
+        store, clock, "w", held, queues=None, concurrency=2, lease_seconds=30, on_lost=stopped.append
+    )
+    reply = await beat.beat()
+    assert reply.lost == {done_job.id, live_job.id}
+    assert stopped == [live_job.id]
+    never.cancel()
 
 
 async def test_progress_is_throttled_and_flushed_by_the_heartbeat(store: Store) -> None:

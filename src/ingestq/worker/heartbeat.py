@@ -68,9 +68,16 @@ class Heartbeat:
         reply = await self._store.worker_heartbeat(beat, self._clock.now())
         for job_id in reply.lost:
             run = self._held.get(job_id)
-            if run is not None and run.job.attempt == snapshot.get(job_id):
-                log.warning("job %s: lease lost to another worker, stopping it", job_id)
-                self._on_lost(job_id)
+            if run is None or run.job.attempt != snapshot.get(job_id):
+                continue
+            if run.task is not None and run.task.done():
+                # The handler has finished and its outcome is with the completer. Most often that outcome
+                # was committed while this beat was in flight (the job is simply not running any more);
+                # if the job really was lost, the completer's write is fenced by owner and attempt, refused
+                # and logged there. Nothing to stop either way, and no false alarm.
+                continue
+            log.warning("job %s: lease lost to another worker, stopping it", job_id)
+            self._on_lost(job_id)
         for job_id in reply.cancel_requested:
             run = self._held.get(job_id)
             if run is not None:
