@@ -101,6 +101,29 @@ def test_docx_keeps_headings_lists_and_tables() -> None:
     assert all(block.page is None for block in doc.blocks)
 
 
+def test_docx_table_cells_inside_content_controls_are_read() -> None:
+    # Word's cover pages wrap table cells in content controls bound to the title and author
+    # (docx/Bug54771b.docx in the shared corpora holds no other text)
+    import docx
+    from docx.oxml import OxmlElement
+
+    document = docx.Document()
+    table = document.add_table(rows=2, cols=1)
+    for row, text in zip(table.rows, ["Annual Report", "Jane Author"], strict=True):
+        row.cells[0].text = text
+        cell = row._tr.tc_lst[0]
+        sdt, content = OxmlElement("w:sdt"), OxmlElement("w:sdtContent")
+        cell.addprevious(sdt)
+        sdt.append(content)
+        content.append(cell)
+    out = io.BytesIO()
+    document.save(out)
+    doc = parse_document(SourceDocument(out.getvalue(), "cover.docx"))
+    assert [(block.kind, block.text) for block in doc.blocks] == [
+        (BlockKind.TABLE, "Annual Report\nJane Author")
+    ]
+
+
 def test_damaged_docx_is_a_one_line_error() -> None:
     data = make_docx()
     with pytest.raises(CorruptDocument, match=r"^corrupt DOCX: ") as info:

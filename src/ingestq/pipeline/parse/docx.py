@@ -142,6 +142,20 @@ def _body_elements(parent: BaseOxmlElement) -> Iterator[BaseOxmlElement]:
             yield from _body_elements(child)
 
 
+def _children(parent: BaseOxmlElement, tag: str) -> Iterator[BaseOxmlElement]:
+    """Children with `tag`, also those wrapped in content controls or custom XML: Word's cover pages
+    bind table rows and cells to the document's title and author that way."""
+    for child in parent.iterchildren():
+        if child.tag == tag:
+            yield child
+        elif child.tag == _SDT:
+            content = child.find(_SDT_CONTENT)
+            if content is not None:
+                yield from _children(content, tag)
+        elif child.tag == _CUSTOM_XML:
+            yield from _children(child, tag)
+
+
 def _paragraph_text(element: BaseOxmlElement) -> str:
     """All run text under the paragraph: runs, hyperlinks, simple fields, text boxes, tabs and breaks
     (skipping the fallback copy that Word stores for each drawing-based text box)."""
@@ -219,9 +233,9 @@ def _list_depth(paragraph: BaseOxmlElement, style: str) -> int | None:
 
 def _table_rows(table: BaseOxmlElement) -> list[str]:
     rows: list[str] = []
-    for row in table.iterchildren(_TR):
+    for row in _children(table, _TR):
         cells = []
-        for cell in row.iterchildren(_TC):
+        for cell in _children(row, _TC):
             texts = (_text(_paragraph_text(p)) for p in cell.iter(_P))
             cells.append(" ".join(t for t in texts if t).replace("\n", " "))
         if any(cells):
