@@ -4,13 +4,17 @@ These load the real model (a few seconds, once per module)."""
 
 from __future__ import annotations
 
+import asyncio
 import math
-from collections.abc import Iterator
+import platform
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from ingestq.pipeline.chunk import TokenChunker
+from ingestq.pipeline.embed.malloc_tuning import limit_malloc_arenas
 from ingestq.pipeline.embed.sentence_transformers import SentenceTransformerEmbedder, bundled_model_path
 from ingestq.pipeline.embed.tokenizer import HuggingFaceTokenizer
 from ingestq.pipeline.model import Block, BlockKind, MediaType, ParsedDocument
@@ -91,3 +95,31 @@ def test_a_folder_that_is_not_a_model_is_refused(tmp_path: Path) -> None:
         SentenceTransformerEmbedder(model_path=tmp_path)
     with pytest.raises(EmbedderConfigError, match="tokenizer file not found"):
         HuggingFaceTokenizer(tmp_path)
+
+
+class _ThreadRecorder(SentenceTransformerEmbedder):
+    """The real model; records which thread ran each encode."""
+
+    ran_on: set[str]
+
+    def encode_sync(self, texts: Sequence[str], batch_size: int | None = None) -> list[list[float]]:
+        self.ran_on.add(threading.current_thread().name)
+        return super().encode_sync(texts, batch_size)
+
+
+async def test_every_batch_runs_on_the_models_own_thread() -> None:
+    # many threads running batches is what made each glibc arena keep its own copy of the
+    # activations (the corpus run's worker grew to 2.6 GiB); one thread keeps them in one place
+    embedder = _ThreadRecorder()
+    embedder.ran_on = set()
+    await asyncio.gather(*(embedder.embed([f"text number {i}"]) for i in range(6)))
+    await embedder.embed(["one more"])
+    assert len(embedder.ran_on) == 1
+    assert next(iter(embedder.ran_on)).startswith("ingestq-model")
+    await embedder.aclose()
+
+
+def test_malloc_settings_apply_on_glibc() -> None:
+    applied = limit_malloc_arenas()
+    assert applied is (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
+    assert limit_malloc_arenas() is applied  # once per process, then a no-op
