@@ -35,7 +35,8 @@ from ingestq.settings import Settings
 from ingestq.worker import Worker, WorkerConfig
 
 REPO = Path(__file__).resolve().parents[1]
-SETS = ("pdf", "pdf-broken", "docx", "docx-broken", "html", "markdown", "text")
+# markdown first: its 992 small files pass the first-thousand memory checkpoint early; pdf (OCR) last
+SETS = ("markdown", "text", "html", "docx", "docx-broken", "pdf-broken", "pdf")
 _POLL = 0.5
 _ROW = re.compile(r"^\|\s*(\d+)\s*\|(.*)\|\s*`([^`]+)`\s*\|(.*)\|\s*$")
 
