@@ -127,3 +127,11 @@ def test_known_failures_of_ordinary_sets_fail_as_listed(corpora: Path, pool: Par
     result = pool.parse(SourceDocument(path.read_bytes(), path.name, source=rel))
     assert not result.ok, f"{rel} parsed: take it out of known_failures.toml"
     assert result.reason.startswith(KNOWN[rel]["reason"]), f"{rel}: {result.reason!r}"
+
+
+def test_smartart_text_is_read(corpora: Path, pool: ParserPool) -> None:
+    # the document's only words are the nodes of a SmartArt diagram (a part of its own)
+    rel = "docx/shp-inline-shape-access.docx"
+    path = corpora / rel
+    doc = pool.parse(SourceDocument(path.read_bytes(), path.name, source=rel)).unwrap()
+    assert [block.text for block in doc.blocks] == ["foo\nbar\nbaz"]

@@ -19,6 +19,7 @@ from docx.document import Document
 from docx.opc.exceptions import PackageNotFoundError
 from docx.oxml.ns import qn
 from docx.oxml.xmlchemy import BaseOxmlElement
+from lxml import etree
 
 from ingestq.pipeline.errors import CorruptDocument, DocumentTooLarge, UnsupportedDocument
 from ingestq.pipeline.model import Block, BlockKind, MediaType, ParsedDocument, ParseOptions, SourceDocument
@@ -94,6 +95,9 @@ def _blocks(document: Document) -> Iterator[Block]:
             if rows:
                 yield Block(BlockKind.TABLE, "\n".join(rows))
             continue
+        if element.tag == _P and (diagram := _diagram_text(element, document)):
+            # SmartArt: its words live in a part of their own, not in the paragraph's runs
+            text = f"{text}\n{diagram}" if text else diagram
         if not text:
             continue
         level = _heading_level(element, style)
@@ -140,6 +144,37 @@ def _body_elements(parent: BaseOxmlElement) -> Iterator[BaseOxmlElement]:
                 yield from _body_elements(content)
         elif child.tag == _CUSTOM_XML:
             yield from _body_elements(child)
+
+
+_DGM = "http://schemas.openxmlformats.org/drawingml/2006/diagram"
+_DGM_REL_IDS = f"{{{_DGM}}}relIds"
+_DGM_PT, _DGM_T = f"{{{_DGM}}}pt", f"{{{_DGM}}}t"
+_A_P, _A_T = qn("a:p"), qn("a:t")
+_R_DM = qn("r:dm")
+# the diagram part is untrusted XML like the rest: no entities, no network, no huge trees
+_XML = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+
+
+def _diagram_text(paragraph: BaseOxmlElement, document: Document) -> str:
+    """The node texts of the SmartArt diagrams drawn in a paragraph, one line per text paragraph."""
+    lines: list[str] = []
+    for rel_ids in paragraph.iter(_DGM_REL_IDS):
+        part = document.part.related_parts.get(rel_ids.get(_R_DM) or "")
+        if part is None:
+            continue
+        try:
+            root = etree.fromstring(part.blob, _XML)
+        except etree.XMLSyntaxError:
+            continue
+        for point in root.iter(_DGM_PT):
+            if point.get("type", "node") != "node":
+                continue  # connectors and the diagram's own root carry no words
+            for body in point.iterchildren(_DGM_T):
+                for para in body.iter(_A_P):
+                    line = _text("".join(t.text or "" for t in para.iter(_A_T)))
+                    if line:
+                        lines.append(line)
+    return "\n".join(lines)
 
 
 def _children(parent: BaseOxmlElement, tag: str) -> Iterator[BaseOxmlElement]:
