@@ -25,6 +25,7 @@ from typing import Any
 
 from ingestq.core.client import Client
 from ingestq.core.handlers import Registry
+from ingestq.pipeline.embed.malloc_tuning import limit_malloc_arenas
 from ingestq.settings import Settings
 from ingestq.worker import Worker, WorkerConfig
 from ingestq.worker.config import parse_queues
@@ -110,6 +111,8 @@ def run_worker(settings: Settings, options: WorkerOptions) -> None:
         detail = " ".join(str(exc).split())
         echo_err(f"error: --app {options.app!r}: importing it raised {type(exc).__name__}: {detail}")
         sys.exit(EXIT_USAGE)
+    if settings.embedder == "local":
+        limit_malloc_arenas()  # now, before any thread has an arena of its own
     if options.disable_ocr:
         settings = settings.model_copy(update={"ocr": False})
     try:

@@ -95,6 +95,7 @@ class SentenceTransformerEmbedder(Embedder):
         self._load_lock = threading.Lock()
         self._encode_lock = threading.Lock()
         self._thread: ThreadPoolExecutor | None = None
+        limit_malloc_arenas()  # as early as we can: arenas created before the cap stay
 
     @property
     def tokenizer(self) -> Tokenizer:
@@ -149,7 +150,6 @@ class SentenceTransformerEmbedder(Embedder):
 
     def _model_thread(self) -> ThreadPoolExecutor:
         if self._thread is None:
-            limit_malloc_arenas()  # before torch starts its own threads
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="ingestq-model")
         return self._thread
 
