@@ -110,11 +110,6 @@ def run_worker(settings: Settings, options: WorkerOptions) -> None:
         detail = " ".join(str(exc).split())
         echo_err(f"error: --app {options.app!r}: importing it raised {type(exc).__name__}: {detail}")
         sys.exit(EXIT_USAGE)
-    if settings.embedder == "local":
-        # imported here: a worker for plain tasks should not pay for the pipeline's imports
-        from ingestq.pipeline.embed.malloc_tuning import limit_malloc_arenas
-
-        limit_malloc_arenas()  # now, before any thread has an arena of its own
     if options.disable_ocr:
         settings = settings.model_copy(update={"ocr": False})
     try:
