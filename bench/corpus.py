@@ -1,7 +1,7 @@
 """Ingest all of ../shared/corpora with the defaults and write docs/corpus-report.md.
 
     python -m bench.corpus [--corpora DIR] [--out docs/corpus-report.md] [--sets markdown,pdf,...]
-                           [--concurrency 8] [--db .ingestq/corpus.db]
+                           [--concurrency N] [--db .ingestq/corpus.db]
 
 One fresh SQLite store, one in-process worker (the same code as `ingestq ingest --wait`), the default
 local model. Per file: set, media type, pages, chunks, seconds, outcome (indexed, failed or quarantined
@@ -99,7 +99,9 @@ async def run(args: argparse.Namespace) -> int:
     db.parent.mkdir(parents=True, exist_ok=True)
     for stale in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
         stale.unlink(missing_ok=True)
-    settings = Settings(database_url=f"sqlite:///{db}", concurrency=args.concurrency)
+    # The defaults a deployed worker gets, unless --concurrency says otherwise.
+    overrides = {"ingest_concurrency": args.concurrency} if args.concurrency else {}
+    settings = Settings(database_url=f"sqlite:///{db}", **overrides)
     console = Console(stderr=True)
     known = known_failures.load()
     memory = Memory()
@@ -117,7 +119,9 @@ async def run(args: argparse.Namespace) -> int:
         window = docs.embedder.max_tokens
         # One worker for the whole run, as a deployed worker would see the corpus: memory that grows
         # from set to set is then the worker's, not a fresh runtime's per set.
-        config = WorkerConfig.from_settings(settings, concurrency=args.concurrency, queues=(INGEST_QUEUE,))
+        config = WorkerConfig.from_settings(
+            settings, concurrency=settings.ingest_concurrency, queues=(INGEST_QUEUE,)
+        )
         worker = Worker(client.store, runtime.registry(), config, client.clock)
         worker_task = asyncio.create_task(worker.run())
         started = time.monotonic()
@@ -363,7 +367,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(REPO / "docs" / "corpus-report.md"))
     parser.add_argument("--db", default=str(REPO / ".ingestq" / "corpus.db"))
     parser.add_argument("--sets", default=",".join(SETS))
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="ingestion jobs in flight (default INGESTQ_INGEST_CONCURRENCY)",
+    )
     parser.add_argument("--limit", type=int, default=None, help="only the first N files of each set")
     parser.add_argument("--tracemalloc", action="store_true", help="report the Python heap (slower)")
     args = parser.parse_args(argv)
