@@ -245,9 +245,10 @@ One workload for every system: a no-op job that appends one line `<id> <enqueue 
 shared file opened with O_APPEND (`bench/drivers/workload.py`). Each throughput run uses a fresh database
 (PostgreSQL: a new database on the server above; SQLite: a new file), enqueues all jobs first (that step is
 the bulk-enqueue figure), then starts the clock and launches the worker processes. The clock stops when the
-workers have drained the queue and exited (pgqueuer drain mode, `procrastinate worker --one-shot`,
-`ingestq worker --once`); huey has no drain mode, so its clock stops when the last line is written (its
-consumer deletes a task before running it) and it is then stopped with SIGINT. Start-up is included in
+N-th job has run (its line is in the file), the same point for every system; workers with a drain mode
+(pgqueuer drain mode, `procrastinate worker --one-shot`, `ingestq worker --once`) then finish recording
+outcomes and exit by themselves (that time is kept in the raw results as `exit_seconds`, and every run
+must still exit cleanly), huey has none and is stopped with SIGINT. Start-up is included in
 "jobs/s"; "steady" is (N-1) / (last start − first start). "Worker CPU" is the user+system time of the
 worker processes, start-up included (from wait4, or /proc for huey's consumer tree), per 1,000 jobs: less
 sensitive to a busy machine than wall time; it excludes the database server's own CPU. After each run the
