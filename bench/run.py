@@ -321,10 +321,11 @@ def _commit() -> str:
 
 
 def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """`old` with every entry of the systems `new` measured replaced by `new`'s."""
-    mine = {(r["system"], r["backend"]) for r in new["throughput"] + new["pickup"]}
+    """`old` with, per section, every entry of the systems `new` measured in that section replaced by
+    `new`'s (a run limited to some sections leaves the others' entries as they were)."""
     merged = dict(old)
     for key in ("throughput", "pickup"):
+        mine = {(r["system"], r["backend"]) for r in new[key]}
         merged[key] = [r for r in old[key] if (r["system"], r["backend"]) not in mine] + new[key]
     merged["baselines"] = {**old["baselines"], **new["baselines"]}
     merged["flat"] = {**old["flat"], **new["flat"]}
