@@ -116,11 +116,28 @@ async def test_ingest_search_reingest_and_edit(
     assert text_hits
     assert text_hits[0].document_id == long_id
 
-    # unchanged: every chunk comes from the cache
+    # unchanged: the served version already is these bytes, model and settings; nothing is parsed or
+    # embedded again, the document is indexed at the same version
+    before = await docs.get(long_id, "kb")
     (job,) = [b.job for b in await docs.ingest([folder / "long.md"], collection="kb")]
+    assert (await docs.get(long_id, "kb")).status is DocumentStatus.PENDING
     await drain(client, fake_settings)
     same = result(await job_of(client, job))
-    assert (same["embedded"], same["reused"]) == (0, first["chunks"])
+    assert (same["unchanged"], same["embedded"], same["reused"]) == (True, 0, first["chunks"])
+    after = await docs.get(long_id, "kb")
+    assert (after.status, after.version, after.chunk_count) == (
+        DocumentStatus.INDEXED,
+        before.version,
+        before.chunk_count,
+    )
+    assert (await docs.search("word7x3", k=1, collection="kb", mode="text"))[0].document_id == long_id
+
+    # reprocess rebuilds anyway (the parser may have changed): parsed again, every chunk from the cache
+    (job,) = await docs.reprocess([long_id], "kb")
+    await drain(client, fake_settings)
+    rebuilt = result(await job_of(client, job))
+    assert "unchanged" not in rebuilt
+    assert (rebuilt["embedded"], rebuilt["reused"]) == (0, first["chunks"])
 
     # one paragraph edited: only the chunks it lands in are embedded again
     edited = list(PARAGRAPHS)

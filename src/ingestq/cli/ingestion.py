@@ -43,8 +43,10 @@ class LazyIngestion:
             self._runtime = IngestRuntime(self._store, self._settings)
         return self._runtime
 
-    async def ingest(self, ctx: JobContext, collection: str, document_id: str) -> dict[str, Any]:
-        return await self.runtime().ingest(ctx, collection, document_id)
+    async def ingest(
+        self, ctx: JobContext, collection: str, document_id: str, force: bool = False
+    ) -> dict[str, Any]:
+        return await self.runtime().ingest(ctx, collection, document_id, force)
 
     async def backfill(self, ctx: JobContext, collection: str) -> dict[str, Any]:
         return await self.runtime().backfill(ctx, collection)

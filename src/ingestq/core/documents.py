@@ -197,7 +197,7 @@ class Documents:
         for document_id in document_ids:
             d = await self.get(document_id, name)
             refs.append(DocumentRef(d.collection, d.id, d.source, d.blob_id, d.metadata))
-        pairs = await register_and_enqueue(self.store, refs, self.client.clock.now())
+        pairs = await register_and_enqueue(self.store, refs, self.client.clock.now(), force=True)
         return [job for _, job in pairs]
 
     async def delete(self, document_id: str, collection: str | None = None) -> None:

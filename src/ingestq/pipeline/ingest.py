@@ -110,10 +110,15 @@ def document_dedupe_key(collection: str, document_id: str) -> str:
     return f"ingest:{collection}:{document_id}"
 
 
-def ingest_job(doc: Document | DocumentRef, priority: int = 0) -> NewJob:
+def ingest_job(doc: Document | DocumentRef, priority: int = 0, *, force: bool = False) -> NewJob:
+    """`force` rebuilds the document even when its bytes, model and settings match the served version
+    (`reprocess`: the parser itself may have changed)."""
+    payload: dict[str, Any] = {"collection": doc.collection, "document_id": doc.id}
+    if force:
+        payload["force"] = True
     return NewJob(
         kind=INGEST_KIND,
-        payload={"collection": doc.collection, "document_id": doc.id},
+        payload=payload,
         queue=INGEST_QUEUE,
         priority=priority,
         max_attempts=INGEST_MAX_ATTEMPTS,
@@ -123,12 +128,12 @@ def ingest_job(doc: Document | DocumentRef, priority: int = 0) -> NewJob:
 
 
 async def register_and_enqueue(
-    store: IngestStore, refs: Sequence[DocumentRef], now: Any
+    store: IngestStore, refs: Sequence[DocumentRef], now: Any, *, force: bool = False
 ) -> list[tuple[Document, Job]]:
     """Mark the documents pending and queue one ingestion job each, in bulk. A document whose job is
     still queued or running keeps that job (dedupe key): ingesting twice does not queue twice."""
     docs = [await store.document_register(ref, now) for ref in refs]
-    jobs = await store.job_insert_many([ingest_job(d) for d in docs], now) if docs else []
+    jobs = await store.job_insert_many([ingest_job(d, force=force) for d in docs], now) if docs else []
     return list(zip(docs, jobs, strict=True))
 
 
@@ -172,6 +177,17 @@ class _Attempt:
     quarantine: bool = False
     missing: bool = False
     had_version: bool = False
+    unchanged: bool = False  # the served version already is these bytes with this model and settings
+
+
+def _serves(doc: Document, content_hash: str, model_id: str, settings_hash: str) -> bool:
+    """Whether the document's served version was built from these bytes with this model and settings."""
+    return (
+        doc.version > 0
+        and doc.content_hash == content_hash
+        and doc.model_id == model_id
+        and doc.settings_hash == settings_hash
+    )
 
 
 def _one_line(text: str, limit: int = 500) -> str:
@@ -291,17 +307,19 @@ class IngestRuntime:
 
     # --- ingestq.ingest -----------------------------------------------------------------------------
 
-    async def ingest(self, ctx: JobContext, collection: str, document_id: str) -> dict[str, Any]:
+    async def ingest(
+        self, ctx: JobContext, collection: str, document_id: str, force: bool = False
+    ) -> dict[str, Any]:
         attempt = _Attempt()
         ctx.finalize_with(functools.partial(self._finalize, attempt, collection, document_id))
         try:
-            return await self._ingest(ctx, attempt, collection, document_id)
+            return await self._ingest(ctx, attempt, collection, document_id, force)
         except Exception as exc:
             attempt.reason = _one_line(str(exc) or type(exc).__name__)
             raise
 
     async def _ingest(
-        self, ctx: JobContext, attempt: _Attempt, collection: str, document_id: str
+        self, ctx: JobContext, attempt: _Attempt, collection: str, document_id: str, force: bool
     ) -> dict[str, Any]:
         started = time.monotonic()
         doc = await self.store.document_get(collection, document_id)
@@ -320,6 +338,20 @@ class IngestRuntime:
         await ctx.progress("fetch")
         source = await self._load(doc)
         ctx.raise_if_cancelled()
+        content_hash = hashlib.sha256(source.data).hexdigest()
+        if not force and _serves(doc, content_hash, model_id, self.config.fingerprint()):
+            # Re-ingesting unchanged content: the served chunks already are what parsing, chunking and
+            # embedding would make again, so skip the parser process and the model entirely.
+            attempt.unchanged = True
+            await ctx.progress("commit", doc.chunk_count, doc.chunk_count)
+            return {
+                "unchanged": True,
+                "media_type": doc.media_type,
+                "chunks": doc.chunk_count,
+                "embedded": 0,
+                "reused": doc.chunk_count,
+                "seconds": round(time.monotonic() - started, 3),
+            }
 
         await ctx.progress("detect")
         detect(source)  # unsupported or encrypted input fails here, before a parser process is used
@@ -366,7 +398,7 @@ class IngestRuntime:
             collection=collection,
             document_id=document_id,
             media_type=parsed.media_type.value,
-            content_hash=hashlib.sha256(source.data).hexdigest(),
+            content_hash=content_hash,
             title=parsed.title or source.name or doc.source,
             model_id=model_id,
             settings_hash=self.config.fingerprint(),
@@ -416,6 +448,10 @@ class IngestRuntime:
         kind = outcome.kind
         if kind is OutcomeKind.SUCCEEDED and attempt.write is not None:
             return await self.store.document_commit(attempt.write, outcome, now)
+        if kind is OutcomeKind.SUCCEEDED and attempt.unchanged:
+            return await self.store.document_mark(
+                collection, document_id, DocumentStatus.INDEXED, None, outcome, now
+            )
         if not attempt.missing and kind is OutcomeKind.FAILED:
             status = DocumentStatus.QUARANTINED if attempt.quarantine else DocumentStatus.FAILED
             reason = attempt.reason or outcome.error or "failed"
