@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from ingestq.core.client import Client
 from ingestq.pipeline.sandbox import ParserPool, SandboxLimits
+from ingestq.store.base import IndexStore, Store
 
 REPO = Path(__file__).resolve().parents[2]
 CANDIDATES = (REPO.parent / "shared" / "corpora", Path("/work/shared/corpora"))
@@ -31,3 +33,14 @@ def pool() -> Iterator[ParserPool]:
     than raising when its allocations fail) and a generous time limit for a busy machine."""
     with ParserPool(1, SandboxLimits(time_limit=300)) as parser_pool:
         yield parser_pool
+
+
+@pytest.fixture
+async def client(store: Store) -> Client:
+    """A client on a store that holds documents; skips where the backend or server cannot."""
+    if not isinstance(store, IndexStore):
+        pytest.skip(f"the {store.backend} store does not implement IndexStore yet")
+    applied, latest = await store.schema_version()
+    if applied < latest:
+        pytest.skip("this PostgreSQL server has no pgvector: documents and search cannot be tested on it")
+    return Client(store)

@@ -16,7 +16,6 @@ from ingestq.core.job import Job, JobState
 from ingestq.errors import PermanentError
 from ingestq.pipeline.ingest import BACKFILL_KIND, IngestRuntime
 from ingestq.settings import Settings
-from ingestq.store.base import IndexStore, Store
 from ingestq.worker import Worker, WorkerConfig
 
 PARAGRAPHS = [
@@ -34,16 +33,6 @@ def settings_a(settings: Settings) -> Settings:
 @pytest.fixture
 def settings_b(settings_a: Settings) -> Settings:
     return settings_a.model_copy(update={"chunk_tokens": 24})
-
-
-@pytest.fixture
-async def client(store: Store) -> Client:
-    if not isinstance(store, IndexStore):
-        pytest.skip(f"the {store.backend} store does not implement IndexStore yet")
-    applied, latest = await store.schema_version()
-    if applied < latest:
-        pytest.skip("this PostgreSQL server has no pgvector: documents and search cannot be tested on it")
-    return Client(store)
 
 
 async def drain(client: Client, settings: Settings) -> None:

@@ -18,7 +18,7 @@ from ingestq.core.documents import Documents
 from ingestq.core.job import ClaimRequest, JobState
 from ingestq.pipeline.ingest import INGEST_QUEUE, IngestRuntime
 from ingestq.settings import Settings
-from ingestq.store.base import IndexStore, Store
+from ingestq.store.base import IndexStore
 from ingestq.worker import Worker, WorkerConfig
 
 
@@ -31,16 +31,6 @@ async def drain(client: Client, settings: Settings) -> None:
 @pytest.fixture
 def fake_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"embedder": "fake", "embedder_dimension": 16})
-
-
-@pytest.fixture
-async def client(store: Store) -> Client:
-    if not isinstance(store, IndexStore):
-        pytest.skip(f"the {store.backend} store does not implement IndexStore yet")
-    applied, latest = await store.schema_version()
-    if applied < latest:
-        pytest.skip("this PostgreSQL server has no pgvector: documents and search cannot be tested on it")
-    return Client(store)
 
 
 async def test_cancelling_a_queued_ingestion_settles_its_document(

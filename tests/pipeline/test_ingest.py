@@ -18,7 +18,6 @@ from ingestq.core.job import Job, JobState
 from ingestq.core.retry import ExponentialBackoff
 from ingestq.pipeline.ingest import IngestRuntime
 from ingestq.settings import Settings
-from ingestq.store.base import IndexStore, Store
 from ingestq.worker import Probes, Worker, WorkerConfig
 
 FAST_RETRY = ExponentialBackoff(base=0.01, max=0.05, jitter=0.0)
@@ -36,16 +35,6 @@ def long_doc(paragraphs: Sequence[str]) -> str:
 @pytest.fixture
 def fake_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"embedder": "fake", "embedder_dimension": 32})
-
-
-@pytest.fixture
-async def client(store: Store) -> Client:
-    if not isinstance(store, IndexStore):
-        pytest.skip(f"the {store.backend} store does not implement IndexStore yet")
-    applied, latest = await store.schema_version()
-    if applied < latest:
-        pytest.skip("this PostgreSQL server has no pgvector: documents and search cannot be tested on it")
-    return Client(store)
 
 
 async def drain(client: Client, settings: Settings, concurrency: int = 4) -> Worker:

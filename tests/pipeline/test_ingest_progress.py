@@ -13,7 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from http_embed_server import EmbedServer
 
 from ingestq.core.client import Client
@@ -21,21 +20,10 @@ from ingestq.core.documents import Documents
 from ingestq.core.job import Job, JobState, Progress
 from ingestq.pipeline.ingest import INGEST_QUEUE
 from ingestq.settings import Settings
-from ingestq.store.base import IndexStore, Store
 
 INGESTQ = str(Path(sys.executable).with_name("ingestq"))
 CHUNK_TOKENS = 16
 DEADLINE = 120.0  # seconds a busy machine may take to show the progress; never a timing assertion
-
-
-@pytest.fixture
-async def client(store: Store) -> Client:
-    if not isinstance(store, IndexStore):
-        pytest.skip(f"the {store.backend} store does not implement IndexStore yet")
-    applied, latest = await store.schema_version()
-    if applied < latest:
-        pytest.skip("this PostgreSQL server has no pgvector: documents and search cannot be tested on it")
-    return Client(store)
 
 
 def worker_env(settings: Settings, server: EmbedServer) -> dict[str, str]:
