@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
-from contract_helpers import LEASE, T0, StoreFactory, at, claim, insert, outcome
+from contract_helpers import LEASE, T0, StoreFactory, at, claim, claim_one, finish, insert, outcome
 
-from ingestq.core.job import ClaimRequest, JobFilter, JobState, NewJob, OutcomeKind
+from ingestq.core.job import ClaimRequest, JobFilter, JobState, NewJob, OutcomeKind, Progress
 from ingestq.store import Store
 
 
@@ -21,6 +21,34 @@ async def test_claim_moves_to_running_under_a_lease(store: Store) -> None:
     assert claimed.lease_expires_at == at(14)
     assert claimed.started_at == at(2)
     assert await store.job_get(job.id) == claimed
+
+
+async def test_a_claimed_job_is_the_row_as_stored(store: Store) -> None:
+    """The claim builds its jobs partly from what it set itself: on every claim path (plain, capped, per
+    queue, with outcomes) they must equal what the store reads back, history and all."""
+    job = await insert(store, queue="q1", priority=3, dedupe_key="d", document_id="doc", payload={"a": [1]})
+    first = await claim_one(store, now=at(1))
+    await store.job_progress(first.id, "w1", first.attempt, Progress("parse", 2, 9), at(2))
+    assert await finish(store, first, OutcomeKind.RETRY, now=at(3), error="boom", run_at=at(4))
+    paths = [
+        ClaimRequest(worker_id="w2", limit=5, lease_seconds=7),
+        ClaimRequest(worker_id="w2", limit=5, lease_seconds=7, queues=("q1",)),
+        ClaimRequest(worker_id="w2", limit=5, lease_seconds=7, queues=("q0", "q1"), kinds=("k",)),
+        ClaimRequest(worker_id="w2", limit=5, lease_seconds=7, kind_limits={"k": 1, "other": 2}),
+    ]
+    for i, req in enumerate(paths):
+        if i % 2:
+            _, (claimed,) = await store.job_finish_and_claim([], req, at(5 + i))
+        else:
+            (claimed,) = await store.job_claim(req, at(5 + i))
+        assert (claimed.id, claimed.attempt, claimed.errors[0].message) == (job.id, 2 + i, "boom")
+        assert (claimed.progress, claimed.payload) == (Progress("parse", 2, 9), {"a": [1]})
+        assert await store.job_get(job.id) == claimed, req
+        released = outcome(claimed, OutcomeKind.RELEASED)
+        assert job.id in await store.job_finish_many([released], at(5 + i))
+        # a release gives the attempt back: bump it by a retry so each path claims a new attempt
+        (again,) = await store.job_claim(paths[0], at(5 + i))
+        assert await finish(store, again, OutcomeKind.RETRY, now=at(5 + i), error="boom", run_at=at(5 + i))
 
 
 async def test_priority_first_then_fifo(store: Store) -> None:

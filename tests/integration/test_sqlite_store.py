@@ -258,10 +258,16 @@ async def test_wait_times_out_when_nothing_happens(tmp_path: Path) -> None:
 
 
 # --- cost does not grow with history (guarantee 10) ---------------------------------------------------
-HOT_QUERIES = [
+CLAIMS = [
     "job_claim",
     "job_claim_queue",
     "job_claim_queues",
+    "job_claim_capped",
+    "job_claim_queue_capped",
+    "job_claim_queues_capped",
+]
+HOT_QUERIES = [
+    *CLAIMS,
     "job_position",
     "queue_depth",
     "job_rescue_stale",
@@ -294,7 +300,7 @@ async def test_hot_queries_never_scan_the_jobs_table(tmp_path: Path, name: str) 
     assert not scans, plan
 
 
-@pytest.mark.parametrize("name", ["job_claim", "job_claim_queue", "job_claim_queues"])
+@pytest.mark.parametrize("name", CLAIMS)
 async def test_claims_seek_each_priority_in_claim_order(tmp_path: Path, name: str) -> None:
     """Claims are planned as one index range per priority (skip-scan) that already yields claim order:
     jobs scheduled for later are never walked, and nothing is sorted."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +12,8 @@ from ingestq.core.job import ErrorRecord, Job, JobState, Progress
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 _STATES = {s.value: s for s in JobState}
 _loads = json.loads
+_scan_json: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+_RUNNING = JobState.RUNNING
 _fromts = datetime.fromtimestamp
 
 
@@ -82,6 +84,48 @@ def job_from_row(row: Sequence[Any]) -> Job:
         created_at=_fromts(created, UTC),
         started_at=None if started is None else _fromts(started, UTC),
         finished_at=None if finished is None else _fromts(finished, UTC),
+    )
+
+
+def _payload(text: str) -> Any:
+    """json.loads for the payloads this store wrote itself (compact, nothing before or after): the C
+    scanner under json.loads without its wrapper, about 1 us less per claimed job. Anything else (a row
+    written by hand) takes json.loads and its errors."""
+    try:
+        value, end = _scan_json(text, 0)
+    except StopIteration:
+        return _loads(text)
+    return value if end == len(text) else _loads(text)
+
+
+def claimed_job(row: Sequence[Any], owner: str, lease_expires_at: datetime, started_at: datetime) -> Job:
+    """A row of the claim statements' columns, as the Job its claim made: the fields the claim set itself
+    come from the caller instead of the row (building claimed jobs is the store's main cost per job)."""
+    (id_, queue, kind, payload, priority, run_at, attempt, max_attempts, dedupe_key, progress) = row[:10]
+    (result, last_error, errors, document_id, created) = row[10:]
+    # Positional, in field order: a frozen dataclass's keyword call costs a quarter more.
+    return Job(
+        id_,
+        queue,
+        kind,
+        _payload(payload),
+        priority,
+        _RUNNING,
+        _fromts(run_at, UTC),
+        attempt,
+        max_attempts,
+        dedupe_key,
+        owner,
+        lease_expires_at,
+        False,
+        None if progress is None else _progress(progress),
+        None if result is None else _loads(result),
+        last_error,
+        () if errors == "[]" else _errors(errors),
+        document_id,
+        _fromts(created, UTC),
+        started_at,
+        None,
     )
 
 
