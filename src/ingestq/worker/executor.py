@@ -24,6 +24,7 @@ from ingestq.errors import JobCancelled, UnknownJobKind
 
 log = logging.getLogger("ingestq.worker")
 
+_SUCCEEDED = OutcomeKind.SUCCEEDED  # read once: an enum member read off its class costs ~0.4 us
 _JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")  # an escaped NUL, not a literal backslash + "u0000"
 
 
@@ -83,7 +84,10 @@ class Executor:
         try:
             if spec is None:
                 raise UnknownJobKind(job.kind)
-            result = await self._invoke(spec, run.ctx)
+            if spec.timeout is None:
+                result = await spec.invoke(run.ctx)
+            else:
+                result = await self._invoke_within(spec, run.ctx, spec.timeout)
         except asyncio.CancelledError:
             if run.stop_reason is None:
                 raise  # not ours to swallow: the worker itself is being torn down
@@ -98,6 +102,8 @@ class Executor:
             return self._failure(job, spec, self._classify(spec, job, exc))
         if run.stop_reason is StopReason.LOST:
             return None
+        if result is None:  # the usual success, built without the checks a result needs
+            return Outcome(job.id, self._worker_id, job.attempt, _SUCCEEDED)
         return self._success(job, result)
 
     def _stopped(self, run: Running) -> Outcome | None:
@@ -105,14 +111,12 @@ class Executor:
         (released, the attempt given back)."""
         return None if run.stop_reason is StopReason.LOST else self._outcome(run.job, OutcomeKind.RELEASED)
 
-    async def _invoke(self, spec: TaskSpec[Any, Any], ctx: JobContext) -> Any:
-        if spec.timeout is None:
-            return await spec.invoke(ctx)
+    async def _invoke_within(self, spec: TaskSpec[Any, Any], ctx: JobContext, seconds: float) -> Any:
         try:
-            async with asyncio.timeout(spec.timeout):
+            async with asyncio.timeout(seconds):
                 return await spec.invoke(ctx)
         except TimeoutError as exc:
-            raise TimeoutError(f"job exceeded its timeout of {spec.timeout:g}s") from exc
+            raise TimeoutError(f"job exceeded its timeout of {seconds:g}s") from exc
 
     def _classify(self, spec: TaskSpec[Any, Any] | None, job: Job, exc: BaseException) -> BaseException:
         """A TypeError raised while binding the payload to the handler's parameters is bad input, not a

@@ -63,6 +63,10 @@ class Probes:
             probe = self._armed[name] = Probe(name)
         return probe
 
+    def armed(self, name: str) -> bool:
+        """Whether a test armed `name`: for hits whose value costs something to build."""
+        return name in self._armed
+
     def hit(self, name: str, value: Any = None) -> None:
         probe = self._armed.get(name)
         if probe is not None:
