@@ -19,6 +19,10 @@ class StoreError(IngestqError):
     """The database cannot be used (unreachable, not a database, locked for too long)."""
 
 
+class WriterBusy(StoreError):
+    """Another connection held the SQLite write lock past the busy timeout."""
+
+
 class SchemaError(StoreError):
     """The schema is missing, or newer than this code understands."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Literal
 
@@ -13,6 +14,32 @@ _PREFIX = "sqlite:///"
 # apsw keeps this many prepared statements per connection; the store uses fewer than this.
 STATEMENT_CACHE_SIZE = 200
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
+
+
+class BusyWait:
+    """A busy handler: how a connection waits for another connection's write lock.
+
+    SQLite's own (`busy_timeout`) sleeps 1, 2, 5, 10, 15, 20, 25 ... 100 ms between tries. Workers commit
+    a batch every millisecond or two and hold the lock for about as long, so a writer that sleeps that
+    coarsely keeps missing the gaps and can wait for seconds while others take turns. This one tries
+    again after 0.1 ms, backing off to 2 ms, until `timeout_ms` has passed.
+    """
+
+    def __init__(self, timeout_ms: int) -> None:
+        self.timeout = timeout_ms / 1000
+        self.wait = True  # False: give up at once (SQLite then raises BusyError)
+        self._since = 0.0
+
+    def __call__(self, retries: int) -> bool:
+        if not self.wait:
+            return False
+        now = time.monotonic()
+        if retries == 0:
+            self._since = now
+        elif now - self._since >= self.timeout:
+            return False
+        time.sleep(0.0001 * 2 ** min(retries, 4) if retries < 5 else 0.002)
+        return True
 
 
 def parse_sqlite_url(url: str) -> Path:
@@ -51,7 +78,7 @@ def connect(
     except apsw.Error as exc:
         raise StoreError(f"cannot open {path}: {_reason(exc)}") from None
     try:
-        conn.set_busy_timeout(busy_timeout_ms)
+        conn.set_busy_handler(BusyWait(busy_timeout_ms))
         if not readonly:
             mode = conn.pragma("journal_mode", "wal")
             if str(mode).lower() != "wal":

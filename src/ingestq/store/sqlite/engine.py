@@ -36,7 +36,7 @@ from ingestq.core.job import (
     WorkerBeat,
     WorkerInfo,
 )
-from ingestq.errors import InvalidJobState, JobNotFound, QueueFull, SchemaError, StoreError
+from ingestq.errors import InvalidJobState, JobNotFound, QueueFull, SchemaError, StoreError, WriterBusy
 from ingestq.store.queries import load_migrations, load_queries
 from ingestq.store.sqlite import rows
 from ingestq.store.sqlite.rows import claimed_job, dt, dumps, job_from_row, ts
@@ -108,7 +108,7 @@ class Engine:
                 raise SchemaError(NOT_INITIALISED) from None
             raise
         except apsw.BusyError:
-            raise StoreError(f"{self.label} stayed locked by another writer past the busy timeout") from None
+            raise WriterBusy(f"{self.label} stayed locked by another writer past the busy timeout") from None
         except apsw.NotADBError:
             raise StoreError(f"{self.label} is not a SQLite database") from None
         except (apsw.FullError, apsw.ReadOnlyError, apsw.IOError, apsw.CorruptError) as exc:

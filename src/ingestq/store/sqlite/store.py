@@ -1,16 +1,15 @@
 """SqliteStore: the embedded backend of the `Store` protocol (one SQLite file, WAL mode, via apsw).
 
-apsw is synchronous, so every statement of a store runs on one dedicated thread that owns the
-connection (`Engine`); the async methods only hand work to it. Wake-ups combine an in-process event
+apsw is synchronous, so the statements of a store run on one dedicated thread (`Engine` on one
+connection); the async methods only hand work to it, except for the worker's hot path, which runs on the
+loop's own thread when that cannot stall it (dispatch.py). Wake-ups combine an in-process event
 (this store inserted or re-queued jobs) with `ChangeWatcher`, which notices commits by other processes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Literal, ParamSpec, TypeVar
@@ -36,6 +35,7 @@ from ingestq.core.job import (
 from ingestq.errors import StoreError
 from ingestq.settings import Settings
 from ingestq.store.sqlite.connection import connect, parse_sqlite_url
+from ingestq.store.sqlite.dispatch import Dispatch
 from ingestq.store.sqlite.engine import Engine
 from ingestq.store.sqlite.index import SqliteIndexMixin
 from ingestq.store.sqlite.wakeup import ChangeWatcher
@@ -63,7 +63,7 @@ class SqliteStore(SqliteIndexMixin):
         self._busy_timeout_ms = busy_timeout_ms
         self._synchronous: Literal["NORMAL", "FULL"] = synchronous
         self._change_check_interval = change_check_interval
-        self._executor: ThreadPoolExecutor | None = None
+        self._dispatch: Dispatch | None = None
         self._engine: Engine | None = None
         self._watcher: ChangeWatcher | None = None
         self._wakeup = asyncio.Event()
@@ -83,11 +83,14 @@ class SqliteStore(SqliteIndexMixin):
     def _connect(self) -> apsw.Connection:
         return connect(self.path, busy_timeout_ms=self._busy_timeout_ms, synchronous=self._synchronous)
 
-    async def _run(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-        if self._executor is None:
+    @property
+    def _d(self) -> Dispatch:
+        if self._dispatch is None:
             raise StoreError(f"{self!r} is not open: await store.open() first")
-        call = functools.partial(fn, *args, **kwargs) if kwargs else functools.partial(fn, *args)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        return self._dispatch
+
+    async def _run(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        return await self._d.run(fn, *args, **kwargs)
 
     @property
     def _e(self) -> Engine:
@@ -97,32 +100,38 @@ class SqliteStore(SqliteIndexMixin):
 
     # --- lifecycle and schema ---------------------------------------------------------------------------
     async def open(self) -> None:
-        if self._executor is not None:
+        if self._dispatch is not None:
             return
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingestq-sqlite")
         label = str(self.path)
+        dispatch = self._dispatch = Dispatch(
+            label, self._busy_timeout_ms, inline=self._synchronous == "NORMAL"
+        )
+
+        def open_engine() -> Engine:
+            engine = Engine(self._connect(), label)
+            dispatch.attach(engine.conn)
+            return engine
+
         try:
-            self._engine = await self._run(lambda: Engine(self._connect(), label))
+            self._engine = await dispatch.run(open_engine)
         except BaseException:
-            self._executor.shutdown(wait=False)
-            self._executor = None
+            dispatch.shutdown_now()
+            self._dispatch = None
             raise
         self._wakeup = asyncio.Event()
         self._watcher = ChangeWatcher(self._connect, self._change_check_interval)
         await asyncio.to_thread(self._watcher.start, asyncio.get_running_loop(), self._wakeup.set)
 
     async def close(self) -> None:
-        if self._executor is None:
+        if self._dispatch is None:
             return
         if self._watcher is not None:
             await asyncio.to_thread(self._watcher.stop)
             self._watcher = None
         self._wakeup.set()  # a task still waiting for jobs returns now rather than at its timeout
-        if self._engine is not None:
-            await self._run(self._engine.close)
-            self._engine = None
-        self._executor.shutdown(wait=True)
-        self._executor = None
+        engine, self._engine = self._engine, None
+        dispatch, self._dispatch = self._dispatch, None
+        await dispatch.close(engine.close if engine is not None else lambda: None)
 
     async def migrate(self) -> list[int]:
         return await self._run(self._e.migrate)
@@ -149,13 +158,14 @@ class SqliteStore(SqliteIndexMixin):
     async def job_list(self, flt: JobFilter) -> list[Job]:
         return await self._run(self._e.job_list, flt)
 
+    # The worker's hot path (claims and outcomes) runs on the loop's thread when it can: see dispatch.py.
     async def job_claim(self, req: ClaimRequest, now: datetime) -> list[Job]:
-        return await self._run(self._e.job_claim, req, now)
+        return await self._d.run_hot(self._e.job_claim, req, now)
 
     async def job_finish_many(self, outcomes: Sequence[Outcome], now: datetime) -> set[int]:
         if not outcomes:
             return set()
-        applied = await self._run(self._e.job_finish_many, outcomes, now)
+        applied = await self._d.run_hot(self._e.job_finish_many, outcomes, now)
         if any(o.kind in (OutcomeKind.RETRY, OutcomeKind.RELEASED) for o in outcomes):
             self._wakeup.set()
         return applied
@@ -163,7 +173,7 @@ class SqliteStore(SqliteIndexMixin):
     async def job_finish_and_claim(
         self, outcomes: Sequence[Outcome], claim: ClaimRequest | None, now: datetime
     ) -> tuple[set[int], list[Job]]:
-        applied, claimed = await self._run(self._e.job_finish_and_claim, outcomes, claim, now)
+        applied, claimed = await self._d.run_hot(self._e.job_finish_and_claim, outcomes, claim, now)
         if any(o.kind in (OutcomeKind.RETRY, OutcomeKind.RELEASED) for o in outcomes):
             self._wakeup.set()
         return applied, claimed
