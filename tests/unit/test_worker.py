@@ -4,6 +4,7 @@ shutdown, fencing. Time is a ManualClock; concurrency is observed through probes
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -152,6 +153,25 @@ async def test_concurrency_bounds_what_is_claimed(store: Store) -> None:
             done |= await finished.next()
     states = {(await state_of(store, j.id)).state for j in jobs}
     assert states == {JobState.SUCCEEDED}
+
+
+async def test_sync_handlers_run_as_many_at_once_as_the_worker_claims(store: Store) -> None:
+    """Each claimed job of a sync kind gets a thread at once: 24 jobs that can only finish together
+    (a barrier of 24) all finish. On the loop's default pool (min(32, CPUs + 4) threads on a small
+    machine) the barrier would break and the jobs would fail."""
+    clock = ManualClock()
+    registry = Registry()
+    together = threading.Barrier(24)
+
+    @registry.task(name="together", max_attempts=1)
+    def meet() -> None:
+        together.wait(timeout=20)
+
+    jobs = await insert(store, clock, [NewJob(kind="together", max_attempts=1) for _ in range(24)])
+    worker = Worker(store, registry, WorkerConfig(concurrency=24), clock)
+    await asyncio.wait_for(worker.run(drain=True), 60)
+    assert {(await state_of(store, j.id)).state for j in jobs} == {JobState.SUCCEEDED}
+    assert worker.counts[OutcomeKind.SUCCEEDED] == 24
 
 
 async def test_a_kind_with_its_own_concurrency_is_never_claimed_beyond_it(store: Store) -> None:

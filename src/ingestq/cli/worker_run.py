@@ -147,8 +147,9 @@ async def _serve(settings: Settings, registry: Registry | None, config: WorkerCo
         done = ", ".join(f"{n} {kind}" for kind, n in sorted(worker.counts.items())) or "no jobs"
         echo_err(f"ingestq worker {worker.worker_id} stopped: {done}")
     if worker.abandoned_threads:
-        # asyncio.run would join the default executor, i.e. wait for sync handlers that were told to stop
-        # but cannot be interrupted. Their jobs are already back in the queue and the store is closed.
+        # The interpreter would join the worker's job threads at exit, i.e. wait for sync handlers that were
+        # told to stop but cannot be interrupted. Their jobs are already back in the queue and the store
+        # is closed.
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)

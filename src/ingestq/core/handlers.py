@@ -8,8 +8,11 @@ Sync handlers run in a thread so they never block the worker's event loop.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import inspect
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
@@ -128,9 +131,10 @@ class TaskSpec(Generic[P, R]):
             document_id=document_id,
         )
 
-    def invoke(self, ctx: JobContext) -> Awaitable[Any]:
+    def invoke(self, ctx: JobContext, threads: Executor | None = None) -> Awaitable[Any]:
         """Start the handler on this job's payload; await the result. Not a coroutine itself: for an async
-        handler this returns the handler's own coroutine, one layer less on every job."""
+        handler this returns the handler's own coroutine, one layer less on every job. A sync handler runs
+        on `threads` (the worker's own pool), or the loop's default executor."""
         kwargs: dict[str, Any] = dict(ctx.job.payload)
         if self.wants_ctx:
             kwargs["ctx"] = ctx
@@ -140,7 +144,9 @@ class TaskSpec(Generic[P, R]):
         if self.is_async:
             awaitable: Awaitable[Any] = fn(**kwargs)
             return awaitable
-        return asyncio.to_thread(fn, **kwargs)
+        # As asyncio.to_thread, on a pool of the caller's choosing: the handler sees the context variables.
+        call = functools.partial(contextvars.copy_context().run, fn, **kwargs)
+        return asyncio.get_running_loop().run_in_executor(threads, call)
 
 
 @dataclass

@@ -13,6 +13,7 @@ import inspect
 import json
 import logging
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +63,7 @@ class Executor:
         self._clock = clock
         self._retry_policy = retry_policy
         self._policies: dict[str, RetryPolicy] = {}
+        self.threads: ThreadPoolExecutor | None = None  # where sync handlers run (the worker's pool)
 
     def policy_for(self, spec: TaskSpec[Any, Any] | None) -> RetryPolicy:
         if self._retry_policy is not None:
@@ -85,7 +87,7 @@ class Executor:
             if spec is None:
                 raise UnknownJobKind(job.kind)
             if spec.timeout is None:
-                result = await spec.invoke(run.ctx)
+                result = await spec.invoke(run.ctx, self.threads)
             else:
                 result = await self._invoke_within(spec, run.ctx, spec.timeout)
         except asyncio.CancelledError:
@@ -114,7 +116,7 @@ class Executor:
     async def _invoke_within(self, spec: TaskSpec[Any, Any], ctx: JobContext, seconds: float) -> Any:
         try:
             async with asyncio.timeout(seconds):
-                return await spec.invoke(ctx)
+                return await spec.invoke(ctx, self.threads)
         except TimeoutError as exc:
             raise TimeoutError(f"job exceeded its timeout of {seconds:g}s") from exc
 

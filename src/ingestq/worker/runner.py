@@ -22,6 +22,7 @@ import secrets
 import socket
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -146,6 +147,10 @@ class Worker:
             await heartbeat.beat()
         except Exception as exc:  # keep going: the loops below retry until the database is back
             log.warning("could not register worker %s (will retry): %s", self.worker_id, exc)
+        if any(not spec.is_async for spec in self.registry.tasks.values()):
+            # Sync handlers get a thread per slot: on the loop's default pool (min(32, CPUs + 4) threads)
+            # the rest of a full claim would wait under their leases, their timeouts running.
+            self._executor.threads = ThreadPoolExecutor(cfg.concurrency, thread_name_prefix="ingestq-job")
         completer_task = asyncio.create_task(completer.run(), name="ingestq-completer")
         stop_background = asyncio.Event()
         background = [asyncio.create_task(heartbeat.run(stop_background), name="ingestq-heartbeat")]
@@ -166,6 +171,10 @@ class Worker:
                 await self.store.worker_deregister(self.worker_id)
             except Exception as exc:
                 log.warning("could not deregister worker %s: %s", self.worker_id, exc)
+            threads, self._executor.threads = self._executor.threads, None
+            if threads is not None:
+                # Threads of stopped sync handlers cannot be interrupted: do not wait for them.
+                threads.shutdown(wait=not self.abandoned_threads, cancel_futures=True)
 
     # --- fetch loop ------------------------------------------------------------------------------------
     async def _fetch_loop(self, drain: bool) -> None:
