@@ -11,13 +11,18 @@ from typing import Any
 
 from ingestq.builtin import PROBE_KIND
 from ingestq.clock import ManualClock
-from ingestq.core.handlers import JobContext, Registry
+from ingestq.core.handlers import JobContext, Registry, task
 from ingestq.core.job import Job, JobFilter, JobState, NewJob, OutcomeKind
 from ingestq.core.retry import ExponentialBackoff
 from ingestq.store.base import Store
 from ingestq.worker import Probes, Worker, WorkerConfig
 
 NO_JITTER = ExponentialBackoff(base=10.0, max=600.0, jitter=0.0)
+
+
+@task(name="tests.unit.registered_with_the_decorator")
+async def decorated(n: int) -> int:
+    return n * 2
 
 
 async def insert(store: Store, clock: ManualClock, jobs: Sequence[NewJob]) -> list[Job]:
@@ -71,6 +76,14 @@ async def test_drain_runs_every_job_once(store: Store) -> None:
         done = await state_of(store, job.id)
         assert (done.state, done.attempt) == (JobState.SUCCEEDED, 1)
     assert await store.worker_list(clock.now()) == []  # deregistered
+
+
+async def test_without_a_registry_a_worker_runs_the_decorated_tasks(store: Store) -> None:
+    clock = ManualClock()
+    (job,) = await insert(store, clock, [NewJob(kind=decorated.kind, payload={"n": 21})])
+    await asyncio.wait_for(Worker(store, None, None, clock).run(drain=True), 10)
+    done = await state_of(store, job.id)
+    assert (done.state, done.result) == (JobState.SUCCEEDED, 42)
 
 
 async def test_claims_only_known_kinds_and_chosen_queues(store: Store) -> None:

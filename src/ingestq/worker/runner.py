@@ -28,7 +28,7 @@ from typing import Any
 
 from ingestq.builtin import builtin_registry
 from ingestq.clock import SYSTEM_CLOCK, Clock
-from ingestq.core.handlers import JobContext, Registry
+from ingestq.core.handlers import JobContext, Registry, default_registry
 from ingestq.core.job import ClaimRequest, HeartbeatReply, Job, JobFilter, JobState, Outcome, OutcomeKind
 from ingestq.core.retry import RetryPolicy
 from ingestq.settings import Settings
@@ -66,7 +66,8 @@ class Worker:
             config = WorkerConfig.from_settings(config)
         self.config = config or WorkerConfig()
         self.store = store
-        self.registry = builtin_registry.merge(registry) if registry is not None else builtin_registry
+        # Like Client: without a registry, the tasks registered with @ingestq.task (and the built-in kinds).
+        self.registry = builtin_registry.merge(registry if registry is not None else default_registry)
         self.clock = clock
         self.probes = probes or NO_PROBES
         # Per-job probe hits only when a test passed probes: a hit costs a call even when nothing is armed.
