@@ -152,6 +152,55 @@ async def test_finish_many_applies_each_outcome_and_reports_which(store: Store) 
     assert await store.job_finish_many([], at(1)) == set()
 
 
+async def test_a_batch_of_each_kind_applies_per_job_and_counts_per_queue(store: Store) -> None:
+    """Several outcomes of every kind in one batch, over two queues, some from a stale holder: each job
+    gets its own error, time and fence, and stats count what finished, per queue."""
+    from contract_helpers import claim
+
+    kinds = [OutcomeKind.SUCCEEDED, OutcomeKind.FAILED, OutcomeKind.RETRY, OutcomeKind.CANCELLED]
+    kinds.append(OutcomeKind.RELEASED)
+    await store.job_insert_many([NewJob(kind="k", queue=f"q{i % 2}") for i in range(25)], T0)
+    jobs = await claim(store, limit=25)
+    outcomes = []
+    for i, job in enumerate(jobs):
+        kind = kinds[i % 5]
+        fields = {"error": f"e{job.id}"} if kind is not OutcomeKind.RELEASED else {}
+        if kind is OutcomeKind.RETRY:
+            fields["run_at"] = at(100 + job.id)
+        mine = outcome(job, kind, **fields)
+        outcomes.append(mine if i < 20 else type(mine)(job.id, "stale", job.attempt, kind, **fields))
+    applied = await store.job_finish_many(outcomes, at(5))
+    assert applied == {j.id for j in jobs[:20]}
+    expected_state = {
+        OutcomeKind.SUCCEEDED: JobState.SUCCEEDED,
+        OutcomeKind.FAILED: JobState.FAILED,
+        OutcomeKind.RETRY: JobState.QUEUED,
+        OutcomeKind.CANCELLED: JobState.CANCELLED,
+        OutcomeKind.RELEASED: JobState.QUEUED,
+    }
+    finished: dict[tuple[str, JobState], int] = {}
+    for i, job in enumerate(jobs):
+        row = await store.job_get(job.id)
+        assert row is not None
+        kind = kinds[i % 5]
+        if i >= 20:
+            assert row.state is JobState.RUNNING
+            continue
+        assert row.state is expected_state[kind]
+        if kind in (OutcomeKind.FAILED, OutcomeKind.RETRY):
+            assert row.last_error == f"e{job.id}"
+            assert [e.message for e in row.errors] == [f"e{job.id}"]
+        if kind is OutcomeKind.RETRY:
+            assert (row.run_at, row.attempt) == (at(100 + job.id), 1)
+        if kind is OutcomeKind.RELEASED:
+            assert (row.run_at, row.attempt, row.errors) == (at(5), 0, ())
+        if row.state.finished:
+            finished[job.queue, row.state] = finished.get((job.queue, row.state), 0) + 1
+    for stats in await store.stats(at(5)):
+        for state in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED):
+            assert stats.counts.get(state, 0) == finished.get((stats.queue, state), 0), stats
+
+
 async def test_results_of_a_batch_of_successes_survive_the_round_trip(store: Store) -> None:
     """Successes are written together (one statement on SQLite): each keeps its own result, whatever
     its JSON type, and a stale holder's success in the same batch does not apply."""

@@ -48,7 +48,7 @@ LATEST_VERSION = MIGRATIONS[-1][0]
 LEASE_LOST_ERROR = "lease expired: worker lost"
 NOT_INITIALISED = "database is not initialised: run `ingestq db migrate`"
 
-_OUTCOME_QUERY = {  # one execution per outcome; successes go in one statement (job_succeed)
+_OUTCOME_QUERY = {  # one statement per kind and batch, like job_succeed
     OutcomeKind.RETRY: "job_retry_later",
     OutcomeKind.FAILED: "job_fail",
     OutcomeKind.CANCELLED: "job_mark_cancelled",
@@ -352,29 +352,24 @@ class Engine:
 
     def apply_outcomes(self, cur: apsw.Cursor, outcomes: Sequence[Outcome], now: datetime) -> set[int]:
         """The fenced outcome statements, in the caller's write transaction (the index store commits a
-        document version with its job's outcome through this)."""
+        document version with its job's outcome through this). One statement per kind of outcome: an
+        UPDATE ... RETURNING that changes `state` has a fixed cost per execution (see job_succeed)."""
         now_ts = ts(now)
-        by_kind: dict[OutcomeKind, list[dict[str, Any]]] = {}
         succeeded: list[list[Any]] = []
+        others: dict[OutcomeKind, list[list[Any]]] = {}
         for o in outcomes:
             if o.kind is _SUCCEEDED:
                 result = None if o.result is None else dumps(o.result)
                 succeeded.append([o.job_id, o.lease_owner, o.attempt, result])
-                continue
-            params: dict[str, Any] = {
-                "id": o.job_id,
-                "owner": o.lease_owner,
-                "attempt": o.attempt,
-                "now": now_ts,
-            }
-            if o.kind is OutcomeKind.RETRY or o.kind is OutcomeKind.FAILED:
-                params["error"] = o.error or "error"
-                params["limit"] = ERROR_HISTORY_LIMIT
-                if o.kind is OutcomeKind.RETRY:
-                    params["run_at"] = now_ts if o.run_at is None else ts(o.run_at)
-            elif o.kind is OutcomeKind.CANCELLED:
-                params["error"] = o.error
-            by_kind.setdefault(o.kind, []).append(params)
+            elif o.kind is OutcomeKind.RETRY:
+                run_at = now_ts if o.run_at is None else ts(o.run_at)
+                others.setdefault(o.kind, []).append(
+                    [o.job_id, o.lease_owner, o.attempt, o.error or "error", run_at]
+                )
+            elif o.kind is OutcomeKind.FAILED:
+                others.setdefault(o.kind, []).append([o.job_id, o.lease_owner, o.attempt, o.error or "error"])
+            else:
+                others.setdefault(o.kind, []).append([o.job_id, o.lease_owner, o.attempt, o.error])
         applied: set[int] = set()
         finished: Counter[tuple[str, str]] = Counter()
         if succeeded:
@@ -383,11 +378,13 @@ class Engine:
             applied.update([r[0] for r in done])
             for queue, n in Counter([r[1] for r in done]).items():
                 finished[queue, _SUCCEEDED_STATE] += n
-        for kind, batch in by_kind.items():
-            rows_back: list[Any] = cur.executemany(Q[_OUTCOME_QUERY[kind]], batch).fetchall()
-            applied.update(r[0] for r in rows_back)
+        for kind, batch in others.items():
+            params = {"outcomes": dumps(batch), "now": now_ts, "limit": ERROR_HISTORY_LIMIT}
+            rows_back: list[Any] = cur.execute(Q[_OUTCOME_QUERY[kind]], params).fetchall()
+            applied.update([r[0] for r in rows_back])
             if kind in _FINISHING:
-                finished.update((r[1], _FINISHING[kind]) for r in rows_back)
+                for queue, n in Counter([r[1] for r in rows_back]).items():
+                    finished[queue, _FINISHING[kind]] += n
         self._count_finished(cur, finished)
         return applied
 

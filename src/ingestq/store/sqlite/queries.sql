@@ -280,32 +280,49 @@ FROM (
 WHERE id = o.job_id AND state = 'running' AND lease_owner = o.owner AND attempt = o.job_attempt
 RETURNING id, queue
 
+-- The other outcomes, each kind in one statement too: :outcomes is a JSON array of
+-- [id, owner, attempt, error or null, run_at or null] (a retry or failure storm costs a statement per
+-- batch, not per job).
+
 -- name: job_retry_later
 -- History keeps the last :limit errors: at the limit, the oldest is dropped before appending.
 UPDATE ingestq_jobs
-SET state = 'queued', run_at = :run_at, lease_owner = NULL, lease_expires_at = NULL,
-    last_error = :error,
+SET state = 'queued', run_at = o.run_at, lease_owner = NULL, lease_expires_at = NULL,
+    last_error = o.error,
     errors = json_insert(
         CASE WHEN json_array_length(errors) >= :limit THEN json_remove(errors, '$[0]') ELSE errors END,
-        '$[#]', json_object('attempt', attempt, 'at', :now, 'message', :error))
-WHERE id = :id AND state = 'running' AND lease_owner = :owner AND attempt = :attempt
-RETURNING id
+        '$[#]', json_object('attempt', attempt, 'at', :now, 'message', o.error))
+FROM (
+    SELECT value ->> 0 AS job_id, value ->> 1 AS owner, value ->> 2 AS job_attempt, value ->> 3 AS error,
+           value ->> 4 AS run_at
+    FROM json_each(:outcomes)
+) AS o
+WHERE id = o.job_id AND state = 'running' AND lease_owner = o.owner AND attempt = o.job_attempt
+RETURNING id, queue
 
 -- name: job_fail
 UPDATE ingestq_jobs
 SET state = 'failed', finished_at = :now, lease_owner = NULL, lease_expires_at = NULL,
-    last_error = :error,
+    last_error = o.error,
     errors = json_insert(
         CASE WHEN json_array_length(errors) >= :limit THEN json_remove(errors, '$[0]') ELSE errors END,
-        '$[#]', json_object('attempt', attempt, 'at', :now, 'message', :error))
-WHERE id = :id AND state = 'running' AND lease_owner = :owner AND attempt = :attempt
+        '$[#]', json_object('attempt', attempt, 'at', :now, 'message', o.error))
+FROM (
+    SELECT value ->> 0 AS job_id, value ->> 1 AS owner, value ->> 2 AS job_attempt, value ->> 3 AS error
+    FROM json_each(:outcomes)
+) AS o
+WHERE id = o.job_id AND state = 'running' AND lease_owner = o.owner AND attempt = o.job_attempt
 RETURNING id, queue
 
 -- name: job_mark_cancelled
 UPDATE ingestq_jobs
 SET state = 'cancelled', finished_at = :now, lease_owner = NULL, lease_expires_at = NULL,
-    last_error = coalesce(:error, last_error)
-WHERE id = :id AND state = 'running' AND lease_owner = :owner AND attempt = :attempt
+    last_error = coalesce(o.error, last_error)
+FROM (
+    SELECT value ->> 0 AS job_id, value ->> 1 AS owner, value ->> 2 AS job_attempt, value ->> 3 AS error
+    FROM json_each(:outcomes)
+) AS o
+WHERE id = o.job_id AND state = 'running' AND lease_owner = o.owner AND attempt = o.job_attempt
 RETURNING id, queue
 
 -- name: job_release
@@ -313,8 +330,12 @@ RETURNING id, queue
 UPDATE ingestq_jobs
 SET state = 'queued', run_at = :now, attempt = attempt - 1, lease_owner = NULL, lease_expires_at = NULL,
     started_at = NULL
-WHERE id = :id AND state = 'running' AND lease_owner = :owner AND attempt = :attempt
-RETURNING id
+FROM (
+    SELECT value ->> 0 AS job_id, value ->> 1 AS owner, value ->> 2 AS job_attempt
+    FROM json_each(:outcomes)
+) AS o
+WHERE id = o.job_id AND state = 'running' AND lease_owner = o.owner AND attempt = o.job_attempt
+RETURNING id, queue
 
 -- name: job_progress
 UPDATE ingestq_jobs
