@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from ingestq.core.job import DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, Job, JsonDict, NewJob, Outcome, Progress
 from ingestq.errors import JobCancelled, UnknownJobKind
@@ -188,6 +188,36 @@ class Registry:
         self.periodic_jobs.append(job)
         return job
 
+    @overload
+    def task(
+        self,
+        fn: Callable[P, R],
+        *,
+        name: str | None = None,
+        queue: str = DEFAULT_QUEUE,
+        priority: int = 0,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        backoff_base: float = 1.0,
+        backoff_max: float = 3600.0,
+        timeout: float | None = None,
+        concurrency: int | None = None,
+    ) -> TaskSpec[P, R]: ...
+
+    @overload
+    def task(
+        self,
+        fn: None = None,
+        *,
+        name: str | None = None,
+        queue: str = DEFAULT_QUEUE,
+        priority: int = 0,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        backoff_base: float = 1.0,
+        backoff_max: float = 3600.0,
+        timeout: float | None = None,
+        concurrency: int | None = None,
+    ) -> Callable[[Callable[P, R]], TaskSpec[P, R]]: ...
+
     def task(
         self,
         fn: Callable[P, R] | None = None,
@@ -200,7 +230,7 @@ class Registry:
         backoff_max: float = 3600.0,
         timeout: float | None = None,
         concurrency: int | None = None,
-    ) -> Any:
+    ) -> TaskSpec[P, R] | Callable[[Callable[P, R]], TaskSpec[P, R]]:
         """Register `fn` as a job kind (`@registry.task` or `@registry.task(queue="q", ...)`).
         `concurrency` caps how many jobs of this kind one worker runs at once (default: no cap of its own).
 
