@@ -27,7 +27,8 @@ def _throughput(
 
 
 def _pickup(results: dict[str, Any], system: str, backend: str) -> dict[str, Any] | None:
-    for r in results["pickup"]:
+    pickups: list[dict[str, Any]] = results["pickup"]  # results.json rows
+    for r in pickups:
         if r["system"] == system and r["backend"] == backend and not r.get("problem") and not r.get("error"):
             return r
     return None

@@ -21,7 +21,7 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def describe() -> dict[str, str | int]:
+def describe() -> dict[str, str | int | float]:
     mem_kb = 0
     for line in Path("/proc/meminfo").read_text().splitlines():
         if line.startswith("MemTotal:"):
