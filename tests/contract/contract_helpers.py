@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from ingestq.core.job import ClaimRequest, Job, NewJob, Outcome, OutcomeKind
 from ingestq.store import Store
@@ -14,6 +14,14 @@ LEASE = 30.0
 
 StoreFactory = Callable[[], Awaitable[Store]]
 """The `more_stores` fixture: opens another Store instance on the same database."""
+
+
+class OutcomeFields(TypedDict, total=False):
+    """The optional fields of an `Outcome`, as keyword arguments."""
+
+    result: Any
+    error: str | None
+    run_at: datetime | None
 
 
 def at(seconds: float) -> datetime:

@@ -155,7 +155,7 @@ async def test_finish_many_applies_each_outcome_and_reports_which(store: Store) 
 async def test_a_batch_of_each_kind_applies_per_job_and_counts_per_queue(store: Store) -> None:
     """Several outcomes of every kind in one batch, over two queues, some from a stale holder: each job
     gets its own error, time and fence, and stats count what finished, per queue."""
-    from contract_helpers import claim
+    from contract_helpers import OutcomeFields, claim
 
     kinds = [OutcomeKind.SUCCEEDED, OutcomeKind.FAILED, OutcomeKind.RETRY, OutcomeKind.CANCELLED]
     kinds.append(OutcomeKind.RELEASED)
@@ -164,7 +164,7 @@ async def test_a_batch_of_each_kind_applies_per_job_and_counts_per_queue(store: 
     outcomes = []
     for i, job in enumerate(jobs):
         kind = kinds[i % 5]
-        fields = {"error": f"e{job.id}"} if kind is not OutcomeKind.RELEASED else {}
+        fields: OutcomeFields = {"error": f"e{job.id}"} if kind is not OutcomeKind.RELEASED else {}
         if kind is OutcomeKind.RETRY:
             fields["run_at"] = at(100 + job.id)
         mine = outcome(job, kind, **fields)

@@ -22,13 +22,13 @@ def _is_sqlite(url: str) -> bool:
 def job_state_values(url: str) -> set[str]:
     """The values the jobs table accepts in its `state` column."""
     if _is_sqlite(url):
-        conn = apsw.Connection(str(parse_sqlite_url(url)))
+        db = apsw.Connection(str(parse_sqlite_url(url)))
         try:
             rows = list(
-                conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'ingestq_jobs'")
+                db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'ingestq_jobs'")
             )
         finally:
-            conn.close()
+            db.close()
         (sql,) = rows[0]
         match = re.search(r"CHECK\s*\(\s*state\s+IN\s*\(([^)]*)\)\s*\)", str(sql), re.IGNORECASE)
         assert match, f"no CHECK (state IN (...)) in {sql}"
@@ -53,14 +53,14 @@ def job_state_values(url: str) -> set[str]:
 def record_version(url: str, version: int) -> None:
     """Pretend a newer ingestq migrated this database."""
     if _is_sqlite(url):
-        conn = apsw.Connection(str(parse_sqlite_url(url)))
+        db = apsw.Connection(str(parse_sqlite_url(url)))
         try:
-            conn.execute(
+            db.execute(
                 "INSERT INTO ingestq_migrations (version, name, applied_at) VALUES (?, 'from_the_future', 0)",
                 (version,),
             )
         finally:
-            conn.close()
+            db.close()
         return
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
@@ -70,11 +70,11 @@ def record_version(url: str, version: int) -> None:
 
 def table_names(url: str) -> set[str]:
     if _is_sqlite(url):
-        conn = apsw.Connection(str(parse_sqlite_url(url)))
+        db = apsw.Connection(str(parse_sqlite_url(url)))
         try:
-            return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}  # type: ignore[misc]
+            return {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         finally:
-            conn.close()
+            db.close()
     with psycopg.connect(url) as conn:
         rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()").fetchall()
     return {r[0] for r in rows}

@@ -217,7 +217,7 @@ def test_window_too_small_is_refused() -> None:
 _text = st.text(
     alphabet=st.one_of(
         st.sampled_from(list("abcdefgh ijk\n.,!?|-#`é日本語🙂\t")),
-        st.characters(codec="utf-8", exclude_categories=("Cs",)),
+        st.characters(codec="utf-8", exclude_categories=["Cs"]),
     ),
     max_size=400,
 )
@@ -240,7 +240,12 @@ _doc = st.builds(
 
 
 def _tokenizer(name: str) -> Tokenizer:
-    return {"minilm": minilm(), "whitespace": WhitespaceTokenizer(), "estimate": EstimatingTokenizer()}[name]
+    tokenizers: dict[str, Tokenizer] = {
+        "minilm": minilm(),
+        "whitespace": WhitespaceTokenizer(),
+        "estimate": EstimatingTokenizer(),
+    }
+    return tokenizers[name]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

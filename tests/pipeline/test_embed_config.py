@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import TypeAdapter, ValidationError
+from pydantic import SecretStr, TypeAdapter, ValidationError
 
 from ingestq.pipeline.config import (
     EmbedderConfig,
@@ -56,9 +56,10 @@ def test_unknown_kind_and_unknown_fields_are_refused() -> None:
 
 
 def test_fingerprint_tracks_what_changes_vectors_only() -> None:
-    base = PipelineConfig(embedder=OpenAIConfig(api_key="a"))
+    base = PipelineConfig(embedder=OpenAIConfig(api_key=SecretStr("a")))
     assert (
-        base.fingerprint() == PipelineConfig(embedder=OpenAIConfig(api_key="b", batch_size=8)).fingerprint()
+        base.fingerprint()
+        == PipelineConfig(embedder=OpenAIConfig(api_key=SecretStr("b"), batch_size=8)).fingerprint()
     )
     assert (
         base.fingerprint()
@@ -75,4 +76,5 @@ def test_fingerprint_tracks_what_changes_vectors_only() -> None:
 
 
 def test_api_key_is_not_printed() -> None:
-    assert "sk-secret" not in repr(OpenAIConfig(api_key="sk-secret"))
+    # as a config file gives it: a plain string, which the model keeps as a SecretStr
+    assert "sk-secret" not in repr(OpenAIConfig.model_validate({"api_key": "sk-secret"}))

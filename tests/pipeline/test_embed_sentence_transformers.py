@@ -8,7 +8,7 @@ import asyncio
 import math
 import platform
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -29,7 +29,7 @@ SAMPLES = [
 
 
 @pytest.fixture(scope="module")
-def embedder() -> Iterator[SentenceTransformerEmbedder]:
+def embedder() -> SentenceTransformerEmbedder:
     return SentenceTransformerEmbedder()
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import random
 from datetime import timedelta
+from typing import TypedDict
 
 import pytest
 
@@ -56,11 +57,17 @@ def test_jitter_is_deterministic_with_a_seeded_rng() -> None:
     assert [a.delay(n) for n in range(1, 8)] == [b.delay(n) for n in range(1, 8)]
 
 
+class BackoffParams(TypedDict, total=False):
+    base: float
+    max: float
+    jitter: float
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [({"base": -1.0}, "base and max"), ({"jitter": 1.0}, "jitter"), ({"jitter": -0.1}, "jitter")],
 )
-def test_rejects_bad_parameters(kwargs: dict[str, float], message: str) -> None:
+def test_rejects_bad_parameters(kwargs: BackoffParams, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         ExponentialBackoff(**kwargs)
 

@@ -271,7 +271,7 @@ async def test_a_failed_completion_write_is_retried(store: Store) -> None:
     jobs = await insert(store, clock, [NewJob(kind=PROBE_KIND) for _ in range(5)])
     # the completion write (it claims the next jobs in the same transaction)
     flaky = FlakyStore(store, "job_finish_and_claim", failures=2)
-    worker = Worker(flaky, None, None, clock)  # type: ignore[arg-type]
+    worker = Worker(flaky, None, None, clock)
     await asyncio.wait_for(worker.run(drain=True), 30)
     assert flaky.failures == 0
     assert {(await state_of(store, j.id)).state for j in jobs} == {JobState.SUCCEEDED}
@@ -281,7 +281,7 @@ async def test_a_failed_claim_is_retried(store: Store) -> None:
     clock = ManualClock()
     (job,) = await insert(store, clock, [NewJob(kind=PROBE_KIND)])
     flaky = FlakyStore(store, "job_claim", failures=2)
-    worker = Worker(flaky, None, WorkerConfig(poll_interval=0.01), clock)  # type: ignore[arg-type]
+    worker = Worker(flaky, None, WorkerConfig(poll_interval=0.01), clock)
     await asyncio.wait_for(worker.run(drain=True), 30)
     assert (await state_of(store, job.id)).state is JobState.SUCCEEDED
 
@@ -319,7 +319,7 @@ async def test_an_outcome_the_store_refuses_does_not_hold_back_the_others(store:
 
     values = ["a", "poison", "b", "c"]
     jobs = await insert(store, clock, [NewJob(kind="echo", payload={"value": v}) for v in values])
-    worker = Worker(RefusingStore(store), registry, None, clock)  # type: ignore[arg-type]
+    worker = Worker(RefusingStore(store), registry, None, clock)
     await asyncio.wait_for(worker.run(drain=True), 30)
     states = {v: await state_of(store, j.id) for v, j in zip(values, jobs, strict=True)}
     assert {v: s.state for v, s in states.items()} == {

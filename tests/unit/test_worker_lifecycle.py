@@ -149,7 +149,7 @@ async def test_a_lost_reply_for_a_job_whose_handler_has_finished_is_not_a_false_
         held[job.id] = Running(job, JobContext(job))
     finished: asyncio.Task[None] = asyncio.create_task(asyncio.sleep(0))
     await finished
-    never: asyncio.Task[None] = asyncio.create_task(asyncio.Event().wait())
+    never: asyncio.Task[bool] = asyncio.create_task(asyncio.Event().wait())
     held[done_job.id].task, held[live_job.id].task = finished, never
     # Both leases expire and another worker takes both jobs: the store reports both as lost.
     clock.advance(31)

@@ -59,7 +59,7 @@ async def test_a_steady_drain_costs_about_one_transaction_per_batch(
     total = 2000
     await sqlite_store.job_insert_many([NewJob(kind=PROBE_KIND) for _ in range(total)], SYSTEM_CLOCK.now())
     counting = CountingStore(sqlite_store)
-    worker = Worker(counting, None, WorkerConfig(concurrency=concurrency))  # type: ignore[arg-type]
+    worker = Worker(counting, None, WorkerConfig(concurrency=concurrency))
     await asyncio.wait_for(worker.run(drain=True), 60)
     assert worker.counts == {OutcomeKind.SUCCEEDED: total}
     left = await sqlite_store.job_list(JobFilter(states=(JobState.QUEUED, JobState.RUNNING)))
