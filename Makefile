@@ -30,6 +30,8 @@ lint: $(STAMP) ## ruff (lint + format check) and mypy --strict
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/mypy tests/contract/*.py
+	$(BIN)/mypy tests/pipeline/*.py
 
 fmt: $(STAMP) ## format and auto-fix
 	$(BIN)/ruff format src tests bench
