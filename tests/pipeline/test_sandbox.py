@@ -14,7 +14,15 @@ import time
 from pathlib import Path
 
 import pytest
-from docgen import make_docx, make_many_pages_pdf, make_nested_html, make_pdf, make_zip_bomb_docx, truncate
+from docgen import (
+    make_docx,
+    make_many_pages_pdf,
+    make_nested_html,
+    make_pdf,
+    make_slow_pdf,
+    make_zip_bomb_docx,
+    truncate,
+)
 
 from ingestq.pipeline.errors import DocumentTooLarge, ParserCrashed
 from ingestq.pipeline.model import ParseOptions, SourceDocument
@@ -93,7 +101,7 @@ def test_time_limit_kills_a_slow_parse_and_the_pool_recovers() -> None:
     limits = SandboxLimits(time_limit=1.0, memory_limit=512 * 1024**2)
     with ParserPool(1, limits) as pool:
         result = pool.parse(
-            SourceDocument(make_many_pages_pdf(100_000), "huge.pdf"), ParseOptions(max_pages=1_000_000)
+            SourceDocument(make_slow_pdf(50_000), "slow.pdf"), ParseOptions(max_pages=1_000_000, ocr=False)
         )
         assert not result.ok
         assert result.timed_out
@@ -142,11 +150,11 @@ def test_a_child_killed_mid_parse_is_reported_as_a_crash_and_replaced() -> None:
     with ParserPool(1, SandboxLimits(time_limit=120)) as pool:
         assert_still_serving(pool)
         (pid,) = pool.child_pids()
-        slow = SourceDocument(make_many_pages_pdf(100_000), "huge.pdf")
+        slow = SourceDocument(make_slow_pdf(50_000), "slow.pdf")
         killer = threading.Timer(0.5, os.kill, (pid, signal.SIGSEGV))
         killer.start()
         try:
-            result = pool.parse(slow, ParseOptions(max_pages=1_000_000))
+            result = pool.parse(slow, ParseOptions(max_pages=1_000_000, ocr=False))
         finally:
             killer.cancel()
         assert not result.ok
@@ -170,8 +178,9 @@ def test_one_child_serves_many_documents_until_it_is_recycled() -> None:
 
 
 def test_limits_hold_in_the_children_that_replace_killed_ones() -> None:
-    slow = SourceDocument(make_many_pages_pdf(100_000), "huge.pdf")
-    endless = ParseOptions(max_pages=1_000_000)
+    # ~10 ms of PDFium work per page and no text: minutes of parsing on any machine, memory flat
+    slow = SourceDocument(make_slow_pdf(50_000), "slow.pdf")
+    endless = ParseOptions(max_pages=1_000_000, ocr=False)
     bomb = SourceDocument(make_zip_bomb_docx(400), "bomb.docx")
     unchecked = ParseOptions(max_unpacked_bytes=1 << 40)
     # 5 s: long enough for the bomb to reach the memory cap first on a busy machine
