@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -151,3 +152,41 @@ def test_busy_wait_backs_off_then_gives_up_at_its_timeout() -> None:
     assert patient(5_000)  # a long wait is thousands of tries: the back-off stays capped
     patient.wait = False
     assert not patient(0)
+
+
+async def test_a_wal_that_cannot_be_rewound_is_checkpointed_per_threshold_not_per_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader in another process holds an old snapshot, so checkpoints cannot rewind the WAL and it
+    stays over the threshold: the store still checkpoints once per threshold's worth of new frames."""
+    monkeypatch.setattr(dispatch, "CHECKPOINT_PAGES", 50)
+    checkpoints = 0
+    original = dispatch.Dispatch._checkpoint
+
+    def count(self: dispatch.Dispatch) -> None:
+        nonlocal checkpoints
+        checkpoints += 1
+        original(self)
+
+    monkeypatch.setattr(dispatch.Dispatch, "_checkpoint", count)
+    path = tmp_path / "q.db"
+    store = await _store(path)
+    reader = apsw.Connection(str(path))
+    try:
+        await store.job_insert_many([NewJob(kind="k") for _ in range(600)], T0)  # checkpointed
+        await store.job_insert_many([NewJob(kind="k")], T0)  # rewinds the WAL, stays in it
+        reader.execute("BEGIN")  # a snapshot that needs those frames: the WAL cannot be rewound now
+        assert reader.execute("SELECT count(*) FROM ingestq_jobs").fetchall() == [(601,)]
+        commits = 0
+        outcomes: list[Outcome] = []
+        while True:
+            _, jobs = await store.job_finish_and_claim(outcomes, replace(REQ, limit=10), T0)
+            commits += 1
+            if not jobs:
+                break
+            outcomes = [Outcome(j.id, "w1", j.attempt, OutcomeKind.SUCCEEDED) for j in jobs]
+        await store.job_rescue_stale(T0)  # a call on the thread: it runs after any checkpoint queued
+        assert 0 < checkpoints < commits / 3, (checkpoints, commits)
+    finally:
+        reader.close()
+        await store.close()

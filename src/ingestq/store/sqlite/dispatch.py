@@ -53,6 +53,7 @@ class Dispatch:
         self._busy = BusyWait(busy_timeout_ms)
         self._holder = threading.Lock()  # held by whoever is using the connection right now
         self._checkpoint_due = False
+        self._wal_mark = 0  # WAL frames when the last checkpoint was asked for
 
     def attach(self, conn: apsw.Connection) -> None:
         """Take over checkpointing of `conn` (see the module docstring). Call it on the thread."""
@@ -60,9 +61,14 @@ class Dispatch:
         conn.set_busy_handler(self._busy)
         conn.set_wal_hook(self._on_wal)
 
-    def _on_wal(self, _conn: apsw.Connection, _db: str, pages: int) -> int:
-        # Called inside a commit: only note it, the checkpoint runs after the call that committed.
-        if pages >= CHECKPOINT_PAGES:
+    def _on_wal(self, _conn: apsw.Connection, _db: str, frames: int) -> int:
+        # Called inside a commit with the WAL's size: only note it, the checkpoint runs after the call.
+        # Once per CHECKPOINT_PAGES new frames: while other processes keep the WAL from being rewound
+        # (readers still on it), "over the threshold" would hold on every commit after the first.
+        if frames < self._wal_mark:
+            self._wal_mark = 0  # rewound: a checkpoint completed and a writer started over
+        if frames - self._wal_mark >= CHECKPOINT_PAGES:
+            self._wal_mark = frames
             self._checkpoint_due = True
         return int(apsw.SQLITE_OK)
 
