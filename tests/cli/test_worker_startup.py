@@ -31,6 +31,9 @@ HEAVY = (
     "sqlite_vec",
     "ingestq.pipeline",
     "typer",
+    # A few milliseconds each, which add up (building dataclasses and protocols, and compiling the source
+    # where no bytecode is cached): the blocking client.
+    "ingestq.sync",
 )
 
 _PROBE = """
