@@ -32,8 +32,11 @@ HEAVY = (
     "ingestq.pipeline",
     "typer",
     # A few milliseconds each, which add up (building dataclasses and protocols, and compiling the source
-    # where no bytecode is cached): the blocking client.
+    # where no bytecode is cached): the blocking client; the document model and index engine (documents only).
     "ingestq.sync",
+    "ingestq.core.document",
+    "ingestq.store.sqlite.index_engine",
+    "ingestq.store.vectors",
 )
 
 _PROBE = """
