@@ -32,11 +32,13 @@ HEAVY = (
     "ingestq.pipeline",
     "typer",
     # A few milliseconds each, which add up (building dataclasses and protocols, and compiling the source
-    # where no bytecode is cached): the blocking client; the document model and index engine (documents only).
+    # where no bytecode is cached): the blocking client; the document model and index engine (documents only);
+    # importlib.resources (with tempfile, shutil, zipfile and the compression modules behind it).
     "ingestq.sync",
     "ingestq.core.document",
     "ingestq.store.sqlite.index_engine",
     "ingestq.store.vectors",
+    "importlib.resources",
 )
 
 _PROBE = """
