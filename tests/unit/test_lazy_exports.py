@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 import ingestq
+from ingestq.core.periodic import Periodic
+from ingestq.store import base
 
 INIT = Path(ingestq.__file__)
 
@@ -47,6 +49,20 @@ def test_star_import_dir_and_unknown_names() -> None:
     assert set(ingestq.__all__) <= set(dir(ingestq))
     with pytest.raises(AttributeError, match="no_such_name"):
         _ = ingestq.no_such_name  # type: ignore[attr-defined]
+
+
+def test_store_and_worker_reexports() -> None:
+    from ingestq.store import Backend, IndexStore, Store
+    from ingestq.worker import Periodic as WorkerPeriodic
+    from ingestq.worker.periodic import Periodic as SchedulerPeriodic
+
+    assert (Store, IndexStore, Backend) == (base.Store, base.IndexStore, base.Backend)
+    assert WorkerPeriodic is Periodic
+    assert SchedulerPeriodic is Periodic
+    with pytest.raises(AttributeError):
+        importlib.import_module("ingestq.store").Nope  # noqa: B018
+    with pytest.raises(AttributeError):
+        importlib.import_module("ingestq.worker.periodic").Nope  # noqa: B018
 
 
 def test_importing_the_package_loads_none_of_its_modules() -> None:
