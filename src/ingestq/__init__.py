@@ -1,25 +1,78 @@
-"""ingestq: a durable ingestion queue for documents, on SQLite or PostgreSQL."""
+"""ingestq: a durable ingestion queue for documents, on SQLite or PostgreSQL.
+
+The public names are imported on first use (PEP 562): every `ingestq` command and worker process imports
+this package first, and loading the client, the blocking client and the worker eagerly cost a worker more
+start-up than the queue work before its first job. `from ingestq import Client` and `ingestq.task` work
+as before.
+"""
 
 from __future__ import annotations
 
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from ingestq.core.client import Client
-from ingestq.core.handlers import JobContext, Registry, TaskSpec, default_registry, task
-from ingestq.core.job import Job, JobFilter, JobState, NewJob, QueueStats
-from ingestq.errors import (
-    IngestqError,
-    InvalidJobState,
-    InvalidPayload,
-    JobNotFound,
-    PermanentError,
-    QueueFull,
-    RetryableError,
-)
-from ingestq.settings import Settings
-from ingestq.store import open_store
-from ingestq.sync import SyncClient
-from ingestq.worker import Worker, WorkerConfig
+if TYPE_CHECKING:
+    from ingestq.core.client import Client
+    from ingestq.core.handlers import JobContext, Registry, TaskSpec, default_registry, task
+    from ingestq.core.job import Job, JobFilter, JobState, NewJob, QueueStats
+    from ingestq.errors import (
+        IngestqError,
+        InvalidJobState,
+        InvalidPayload,
+        JobNotFound,
+        PermanentError,
+        QueueFull,
+        RetryableError,
+    )
+    from ingestq.settings import Settings
+    from ingestq.store import open_store
+    from ingestq.sync import SyncClient
+    from ingestq.worker import Worker, WorkerConfig
+
+# public name -> the module that defines it (kept in step with the imports above by a unit test)
+_LAZY = {
+    "Client": "ingestq.core.client",
+    "JobContext": "ingestq.core.handlers",
+    "Registry": "ingestq.core.handlers",
+    "TaskSpec": "ingestq.core.handlers",
+    "default_registry": "ingestq.core.handlers",
+    "task": "ingestq.core.handlers",
+    "Job": "ingestq.core.job",
+    "JobFilter": "ingestq.core.job",
+    "JobState": "ingestq.core.job",
+    "NewJob": "ingestq.core.job",
+    "QueueStats": "ingestq.core.job",
+    "IngestqError": "ingestq.errors",
+    "InvalidJobState": "ingestq.errors",
+    "InvalidPayload": "ingestq.errors",
+    "JobNotFound": "ingestq.errors",
+    "PermanentError": "ingestq.errors",
+    "QueueFull": "ingestq.errors",
+    "RetryableError": "ingestq.errors",
+    "Settings": "ingestq.settings",
+    "open_store": "ingestq.store",
+    "SyncClient": "ingestq.sync",
+    "Worker": "ingestq.worker",
+    "WorkerConfig": "ingestq.worker",
+}
+
+
+if not TYPE_CHECKING:  # hidden from type checkers, so that `ingestq.Clinet` stays an error for them
+
+    def __getattr__(name: str) -> Any:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(import_module(module), name)
+        globals()[name] = value  # later lookups are plain attribute reads
+        return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "Client",

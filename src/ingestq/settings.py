@@ -43,7 +43,9 @@ def _bounds(*, ge: float | None = None, gt: float | None = None) -> dict[str, An
     return {"ge": ge, "gt": gt}
 
 
-@dataclass(frozen=True, kw_only=True)
+# init=False: the __init__ below reads the environment; the generated one would be compiled at every
+# start-up only to be discarded.
+@dataclass(frozen=True, kw_only=True, init=False)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     """`sqlite:///relative/path`, `sqlite:////absolute/path` or `postgresql://...`."""

@@ -31,6 +31,17 @@ HEAVY = (
     "sqlite_vec",
     "ingestq.pipeline",
     "typer",
+    # A few milliseconds each, which add up (building dataclasses and protocols, and compiling the source
+    # where no bytecode is cached): the blocking client; the document model and index engine (documents only);
+    # importlib.resources (with tempfile, shutil, zipfile and the compression modules behind it); the store
+    # protocols (annotations only) and periodic schedules.
+    "ingestq.sync",
+    "ingestq.core.document",
+    "ingestq.store.sqlite.index_engine",
+    "ingestq.store.vectors",
+    "importlib.resources",
+    "ingestq.store.base",
+    "ingestq.core.periodic",
 )
 
 _PROBE = """

@@ -16,6 +16,7 @@ LEAVES = {
     "ingestq.settings",
     "ingestq.core.job",
     "ingestq.core.document",
+    "ingestq.core.kinds",
     "ingestq.pipeline.model",
 }
 

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from ingestq.core.handlers import JobContext, Registry
 from ingestq.settings import Settings
-from ingestq.store import Store
 
 if TYPE_CHECKING:
     from ingestq.pipeline.ingest import IngestRuntime
+    from ingestq.store import Store
 
 INGEST_KIND = "ingestq.ingest"
 BACKFILL_KIND = "ingestq.backfill"

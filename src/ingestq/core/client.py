@@ -12,7 +12,7 @@ import math
 from collections.abc import Coroutine, Generator, Iterable, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Literal, Self, overload
+from typing import TYPE_CHECKING, Any, Literal, Self, overload
 
 from ingestq.builtin import builtin_registry
 from ingestq.clock import SYSTEM_CLOCK, Clock
@@ -30,7 +30,10 @@ from ingestq.core.job import (
 )
 from ingestq.errors import ConfigError, FeatureUnavailable, InvalidPayload, JobNotFound, SchemaError
 from ingestq.settings import Settings
-from ingestq.store import Store, open_store
+from ingestq.store import open_store
+
+if TYPE_CHECKING:
+    from ingestq.store import Store
 
 TaskOrKind = TaskSpec[Any, Any] | str
 

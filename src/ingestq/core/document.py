@@ -12,7 +12,8 @@ A document is pending only while its ingestion job is queued or running. When th
 indexing (cancelled, queued or running; failed because its workers kept dying), the store settles the
 document in the same transaction: back to indexed if it has a version (those chunks are still served),
 otherwise failed with CANCELLED_BEFORE_INDEXED or the job's last error. A person's retry of such a job
-makes it pending again.
+makes it pending again. That kind and message live in core/kinds.py, which the stores import without
+this module.
 """
 
 from __future__ import annotations
@@ -23,11 +24,6 @@ from datetime import datetime
 from typing import Any
 
 Vector = list[float]
-
-INGEST_JOB_KIND = "ingestq.ingest"
-"""The job kind that ingests one document (payload: collection, document_id). Defined here, a leaf,
-because the stores settle a document when such a job ends without its handler (see above)."""
-CANCELLED_BEFORE_INDEXED = "cancelled before it was indexed"
 
 
 class DocumentStatus(enum.StrEnum):

@@ -28,8 +28,6 @@ from typing import Any, Protocol
 
 from ingestq.clock import SYSTEM_CLOCK, Clock
 from ingestq.core.document import (
-    CANCELLED_BEFORE_INDEXED,
-    INGEST_JOB_KIND,
     BucketRow,
     ChunkRecord,
     Document,
@@ -40,6 +38,7 @@ from ingestq.core.document import (
 )
 from ingestq.core.handlers import JobContext, Registry
 from ingestq.core.job import Job, NewJob, Outcome, OutcomeKind
+from ingestq.core.kinds import CANCELLED_BEFORE_INDEXED, INGEST_JOB_KIND
 from ingestq.errors import ConfigError, PermanentError, RetryableError
 from ingestq.pipeline.chunk.token import TokenChunker
 from ingestq.pipeline.config import (

@@ -1,10 +1,18 @@
-"""`open_store` is the only code that picks a concrete backend."""
+"""`open_store` is the only code that picks a concrete backend.
+
+The protocols (`Store`, `IndexStore`, `Backend`) are imported on first use: the runtime needs them only in
+annotations, and building them is a measurable part of a worker's start-up.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ingestq.errors import ConfigError
 from ingestq.settings import Settings
-from ingestq.store.base import Backend, IndexStore, Store
+
+if TYPE_CHECKING:
+    from ingestq.store.base import Backend, IndexStore, Store
 
 
 def open_store(settings: Settings | None = None) -> Backend:
@@ -22,6 +30,14 @@ def open_store(settings: Settings | None = None) -> Backend:
     raise ConfigError(
         f"unsupported database URL {url!r}: use sqlite:///path/to/file.db or postgresql://user@host/db"
     )
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Backend", "IndexStore", "Store"):
+        from ingestq.store import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["Backend", "IndexStore", "Store", "open_store"]

@@ -9,21 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from ingestq.core.document import (
-    BucketRow,
-    ChunkRecord,
-    Collection,
-    Document,
-    DocumentFilter,
-    DocumentRef,
-    DocumentStatus,
-    Hit,
-    IndexWrite,
-    SearchQuery,
-    Vector,
-)
 from ingestq.core.job import (
     ClaimRequest,
     HeartbeatReply,
@@ -39,6 +26,22 @@ from ingestq.core.job import (
     WorkerBeat,
     WorkerInfo,
 )
+
+if TYPE_CHECKING:
+    # annotations only: a queue-only process never builds the document dataclasses
+    from ingestq.core.document import (
+        BucketRow,
+        ChunkRecord,
+        Collection,
+        Document,
+        DocumentFilter,
+        DocumentRef,
+        DocumentStatus,
+        Hit,
+        IndexWrite,
+        SearchQuery,
+        Vector,
+    )
 
 
 @runtime_checkable

@@ -24,14 +24,16 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from ingestq.clock import Clock
 from ingestq.core.handlers import Finalizer
 from ingestq.core.job import ClaimRequest, Job, Outcome, OutcomeKind
 from ingestq.core.retry import error_message
-from ingestq.store.base import Store
 from ingestq.worker.probes import NO_PROBES, Probes
+
+if TYPE_CHECKING:  # annotations only (see tests/cli/test_worker_startup.py)
+    from ingestq.store.base import Store
 
 log = logging.getLogger("ingestq.worker")
 

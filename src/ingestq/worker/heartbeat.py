@@ -15,13 +15,16 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ingestq.clock import Clock
 from ingestq.core.handlers import ProgressSink
 from ingestq.core.job import HeartbeatReply, Progress, WorkerBeat
-from ingestq.store.base import Store
 from ingestq.worker.executor import Running
 from ingestq.worker.probes import NO_PROBES, Probes
+
+if TYPE_CHECKING:
+    from ingestq.store.base import Store
 
 log = logging.getLogger("ingestq.worker")
 

@@ -11,11 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from ingestq.clock import Clock
 from ingestq.core.job import Retention
-from ingestq.store.base import Store
 from ingestq.worker.probes import NO_PROBES, Probes
+
+if TYPE_CHECKING:
+    from ingestq.store.base import Store
 
 log = logging.getLogger("ingestq.worker")
 

@@ -12,16 +12,30 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from ingestq.clock import Clock
 from ingestq.core.job import Job
-from ingestq.core.periodic import Periodic
-from ingestq.store.base import Store
 from ingestq.worker.probes import NO_PROBES, Probes
+
+if TYPE_CHECKING:
+    from ingestq.core.periodic import Periodic
+    from ingestq.store.base import Store
 
 log = logging.getLogger("ingestq.worker")
 
 __all__ = ["Periodic", "PeriodicScheduler"]
+
+
+def __getattr__(name: str) -> Any:
+    # `Periodic` (re-exported) is imported on first use: a worker without schedules never needs it, and
+    # every worker imports this module before its first claim.
+    if name == "Periodic":
+        from ingestq.core.periodic import Periodic
+
+        return Periodic
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 MAX_SLEEP = 60.0  # re-read the clock at least this often (wall-clock jumps, suspended laptops)
 

@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ingestq.builtin import builtin_registry
 from ingestq.clock import SYSTEM_CLOCK, Clock
@@ -32,14 +32,17 @@ from ingestq.core.handlers import JobContext, Registry, default_registry
 from ingestq.core.job import ClaimRequest, HeartbeatReply, Job, JobFilter, JobState, Outcome, OutcomeKind
 from ingestq.core.retry import RetryPolicy
 from ingestq.settings import Settings
-from ingestq.store.base import Store
 from ingestq.worker.completer import Completer
 from ingestq.worker.config import WorkerConfig
 from ingestq.worker.executor import Executor, Running, StopReason
 from ingestq.worker.heartbeat import Heartbeat, ProgressThrottle
 from ingestq.worker.maintenance import Cleaner, Rescuer, every
-from ingestq.worker.periodic import Periodic, PeriodicScheduler
+from ingestq.worker.periodic import PeriodicScheduler
 from ingestq.worker.probes import NO_PROBES, Probes
+
+if TYPE_CHECKING:  # annotations only (see tests/cli/test_worker_startup.py)
+    from ingestq.core.periodic import Periodic
+    from ingestq.store.base import Store
 
 log = logging.getLogger("ingestq.worker")
 

@@ -18,8 +18,6 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from ingestq.core.document import (
-    CANCELLED_BEFORE_INDEXED,
-    INGEST_JOB_KIND,
     BucketRow,
     ChunkRecord,
     Collection,
@@ -33,6 +31,7 @@ from ingestq.core.document import (
     Vector,
 )
 from ingestq.core.job import Outcome, OutcomeKind
+from ingestq.core.kinds import CANCELLED_BEFORE_INDEXED, INGEST_JOB_KIND
 from ingestq.errors import StoreError
 from ingestq.store.queries import load_queries
 from ingestq.store.vectors import pack_f32, unpack_f32

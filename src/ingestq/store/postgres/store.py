@@ -18,7 +18,6 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from ingestq.core.document import INGEST_JOB_KIND
 from ingestq.core.job import (
     ERROR_HISTORY_LIMIT,
     FINISHED_STATES,
@@ -37,6 +36,7 @@ from ingestq.core.job import (
     WorkerBeat,
     WorkerInfo,
 )
+from ingestq.core.kinds import INGEST_JOB_KIND
 from ingestq.errors import (
     FeatureUnavailable,
     InvalidJobState,

@@ -17,7 +17,6 @@ from typing import Any
 
 import apsw
 
-from ingestq.core.document import CANCELLED_BEFORE_INDEXED, INGEST_JOB_KIND
 from ingestq.core.job import (
     ERROR_HISTORY_LIMIT,
     FINISHED_STATES,
@@ -36,6 +35,7 @@ from ingestq.core.job import (
     WorkerBeat,
     WorkerInfo,
 )
+from ingestq.core.kinds import CANCELLED_BEFORE_INDEXED, INGEST_JOB_KIND
 from ingestq.errors import InvalidJobState, JobNotFound, QueueFull, SchemaError, StoreError, WriterBusy
 from ingestq.store.queries import load_migrations, load_queries
 from ingestq.store.sqlite import rows

@@ -1,27 +1,32 @@
-"""The `IndexStore` half of SqliteStore: each call runs `IndexEngine` on the store's own thread."""
+"""The `IndexStore` half of SqliteStore: each call runs `IndexEngine` on the store's own thread.
+
+`IndexEngine` (and the document model it returns) is imported on the first document call: a worker that
+only runs plain jobs never needs it, and every worker imports this module before its first claim.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
-from ingestq.core.document import (
-    BucketRow,
-    ChunkRecord,
-    Collection,
-    Document,
-    DocumentFilter,
-    DocumentRef,
-    DocumentStatus,
-    Hit,
-    IndexWrite,
-    SearchQuery,
-    Vector,
-)
-from ingestq.core.job import Outcome
-from ingestq.store.sqlite.engine import Engine
-from ingestq.store.sqlite.index_engine import IndexEngine
+if TYPE_CHECKING:
+    from ingestq.core.document import (
+        BucketRow,
+        ChunkRecord,
+        Collection,
+        Document,
+        DocumentFilter,
+        DocumentRef,
+        DocumentStatus,
+        Hit,
+        IndexWrite,
+        SearchQuery,
+        Vector,
+    )
+    from ingestq.core.job import Outcome
+    from ingestq.store.sqlite.engine import Engine
+    from ingestq.store.sqlite.index_engine import IndexEngine
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -44,51 +49,51 @@ class SqliteIndexMixin:
         engine = self._e
         ix = self._index_engine
         if ix is None or ix.e is not engine:
+            from ingestq.store.sqlite.index_engine import IndexEngine
+
             ix = self._index_engine = IndexEngine(engine)
         return ix
 
-    async def _ix_run(
-        self, fn: Callable[Concatenate[IndexEngine, P], R], *args: P.args, **kwargs: P.kwargs
-    ) -> R:
-        return await self._run(lambda: fn(self._ix(), *args, **kwargs))
+    async def _ix_run(self, call: Callable[[IndexEngine], R]) -> R:
+        return await self._run(lambda: call(self._ix()))
 
     async def collection_ensure(self, name: str, model_id: str, dimension: int, now: datetime) -> Collection:
-        return await self._ix_run(IndexEngine.collection_ensure, name, model_id, dimension, now)
+        return await self._ix_run(lambda ix: ix.collection_ensure(name, model_id, dimension, now))
 
     async def collection_get(self, name: str) -> Collection | None:
-        return await self._ix_run(IndexEngine.collection_get, name)
+        return await self._ix_run(lambda ix: ix.collection_get(name))
 
     async def collection_list(self) -> list[Collection]:
-        return await self._ix_run(IndexEngine.collection_list)
+        return await self._ix_run(lambda ix: ix.collection_list())
 
     async def blob_put(self, data: bytes, now: datetime) -> str:
-        return await self._ix_run(IndexEngine.blob_put, data, now)
+        return await self._ix_run(lambda ix: ix.blob_put(data, now))
 
     async def blob_get(self, blob_id: str) -> bytes | None:
-        return await self._ix_run(IndexEngine.blob_get, blob_id)
+        return await self._ix_run(lambda ix: ix.blob_get(blob_id))
 
     async def document_register(self, ref: DocumentRef, now: datetime) -> Document:
-        return await self._ix_run(IndexEngine.document_register, ref, now)
+        return await self._ix_run(lambda ix: ix.document_register(ref, now))
 
     async def document_get(self, collection: str, document_id: str) -> Document | None:
-        return await self._ix_run(IndexEngine.document_get, collection, document_id)
+        return await self._ix_run(lambda ix: ix.document_get(collection, document_id))
 
     async def document_list(self, flt: DocumentFilter) -> list[Document]:
-        return await self._ix_run(IndexEngine.document_list, flt)
+        return await self._ix_run(lambda ix: ix.document_list(flt))
 
     async def document_counts(self, collection: str | None) -> dict[DocumentStatus, int]:
-        return await self._ix_run(IndexEngine.document_counts, collection)
+        return await self._ix_run(lambda ix: ix.document_counts(collection))
 
     async def document_delete(self, collection: str, document_id: str) -> bool:
-        return await self._ix_run(IndexEngine.document_delete, collection, document_id)
+        return await self._ix_run(lambda ix: ix.document_delete(collection, document_id))
 
     async def document_chunks(
         self, collection: str, document_id: str, with_vectors: bool = False
     ) -> list[ChunkRecord]:
-        return await self._ix_run(IndexEngine.document_chunks, collection, document_id, with_vectors)
+        return await self._ix_run(lambda ix: ix.document_chunks(collection, document_id, with_vectors))
 
     async def document_commit(self, write: IndexWrite, outcome: Outcome, now: datetime) -> bool:
-        return await self._ix_run(IndexEngine.document_commit, write, outcome, now)
+        return await self._ix_run(lambda ix: ix.document_commit(write, outcome, now))
 
     async def document_mark(
         self,
@@ -100,27 +105,27 @@ class SqliteIndexMixin:
         now: datetime,
     ) -> bool:
         return await self._ix_run(
-            IndexEngine.document_mark, collection, document_id, status, error, outcome, now
+            lambda ix: ix.document_mark(collection, document_id, status, error, outcome, now)
         )
 
     async def documents_stale(
         self, collection: str, model_id: str, settings_hash: str, limit: int
     ) -> list[Document]:
-        return await self._ix_run(IndexEngine.documents_stale, collection, model_id, settings_hash, limit)
+        return await self._ix_run(lambda ix: ix.documents_stale(collection, model_id, settings_hash, limit))
 
     async def embed_cache_get(self, model_id: str, keys: Sequence[str]) -> dict[str, Vector]:
-        return await self._ix_run(IndexEngine.embed_cache_get, model_id, keys)
+        return await self._ix_run(lambda ix: ix.embed_cache_get(model_id, keys))
 
     async def embed_cache_put(self, model_id: str, items: dict[str, Vector], now: datetime) -> None:
-        await self._ix_run(IndexEngine.embed_cache_put, model_id, items, now)
+        await self._ix_run(lambda ix: ix.embed_cache_put(model_id, items, now))
 
     async def rate_bucket_update(
         self, key: str, update: Callable[[BucketRow | None], BucketRow]
     ) -> BucketRow:
-        return await self._ix_run(IndexEngine.rate_bucket_update, key, update)
+        return await self._ix_run(lambda ix: ix.rate_bucket_update(key, update))
 
     async def search_vector(self, query: SearchQuery) -> list[Hit]:
-        return await self._ix_run(IndexEngine.search_vector, query)
+        return await self._ix_run(lambda ix: ix.search_vector(query))
 
     async def search_text(self, query: SearchQuery) -> list[Hit]:
-        return await self._ix_run(IndexEngine.search_text, query)
+        return await self._ix_run(lambda ix: ix.search_text(query))
