@@ -248,7 +248,9 @@ the bulk-enqueue figure), then starts the clock and launches the worker processe
 N-th job has run (its line is in the file), the same point for every system; workers with a drain mode
 (pgqueuer drain mode, `procrastinate worker --one-shot`, `ingestq worker --once`) then finish recording
 outcomes and exit by themselves (that time is kept in the raw results as `exit_seconds`, and every run
-must still exit cleanly), huey has none and is stopped with SIGINT. Start-up is included in
+must still exit cleanly), huey has none and is stopped with SIGINT. Every system runs from compiled
+bytecode, as pip installs a package (ingestq's is compiled first: see `bench/ours.py`, the machine sets
+PYTHONDONTWRITEBYTECODE and ingestq is installed editable). Start-up is included in
 "jobs/s"; "steady" is (N-1) / (last start − first start). "Worker CPU" is the user+system time of the
 worker processes, start-up included (from wait4, or /proc for huey's consumer tree), per 1,000 jobs: less
 sensitive to a busy machine than wall time; it excludes the database server's own CPU. After each run the

@@ -222,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         systems += peers.systems()
     if queue:
         systems += ours.systems()
+        ours.compile_bytecode()
     pg: PgChoice | None = None
     pg_note = ""
     if queue and args.only != "sqlite":
