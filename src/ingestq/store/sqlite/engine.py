@@ -42,7 +42,22 @@ from ingestq.store.sqlite import rows
 from ingestq.store.sqlite.rows import claimed_job, dt, dumps, job_from_row, ts
 
 PACKAGE = "ingestq.store.sqlite"
-Q = load_queries(PACKAGE)
+
+
+def _with_claims(queries: dict[str, str]) -> dict[str, str]:
+    """The claim statements, spliced from their pieces in queries.sql (see the comment there)."""
+    update = queries["claim_update"]
+    for where in ("", "_queue", "_queues"):
+        candidates = queries["claim_candidates" + where]
+        capped = queries["claim_capped"].replace("{candidates}", candidates.replace("{columns}", _CAPPED))
+        plain = candidates.replace("{columns}", "id")
+        queries["job_claim" + where] = update.replace("{candidates}", plain)
+        queries["job_claim" + where + "_capped"] = update.replace("{candidates}", capped)
+    return queries
+
+
+_CAPPED = "id, kind, priority, run_at"  # what claim_capped reads of each candidate
+Q = _with_claims(load_queries(PACKAGE))
 MIGRATIONS = load_migrations(PACKAGE)
 LATEST_VERSION = MIGRATIONS[-1][0]
 LEASE_LOST_ERROR = "lease expired: worker lost"

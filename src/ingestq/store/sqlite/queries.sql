@@ -141,129 +141,57 @@ LIMIT :limit
 
 -- ===== jobs: claim and outcomes ======================================================================
 
--- The claims. Rows come back in no particular order; the store sorts them into claim order. They return
--- only the columns a claim does not set itself (the store knows state, owner, lease and start time).
--- Each comes in two forms: plain, and `_capped` for a claim that must respect kinds' caps. The caps'
--- per-candidate count costs about 70 us per execution even when no cap applies, so the worker's
--- usual claim (no kind at its cap) takes the plain form.
+-- The claims are spliced together by the store from the pieces below: `claim_update` with {candidates}
+-- replaced by one of the `claim_candidates*` selections (which queue or queues), wrapped in
+-- `claim_capped` for a claim that must respect kinds' caps. The plain form is the worker's usual claim:
+-- the caps' per-candidate count costs about 70 us per execution even when no cap applies. The store
+-- names the results job_claim, job_claim_queue, job_claim_queues and the same with `_capped`.
 
--- name: job_claim
--- Every queue.
+-- name: claim_update
+-- Rows come back in no particular order; the store sorts them into claim order. Only the columns a
+-- claim does not set itself come back (the store knows state, owner, lease and start time).
 UPDATE ingestq_jobs
 SET state = 'running', attempt = attempt + 1, lease_owner = :worker_id, lease_expires_at = :lease_until,
     started_at = :now, cancel_requested = 0
-WHERE id IN (
-    SELECT id FROM ingestq_jobs INDEXED BY ingestq_jobs_claim
-    WHERE state = 'queued' AND run_at <= :now
-      AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds)))
-    ORDER BY priority DESC, run_at, id
-    LIMIT :limit
-)
+WHERE id IN ({candidates})
 RETURNING id, queue, kind, payload, priority, run_at, attempt, max_attempts, dedupe_key, progress, result,
           last_error, errors, document_id, created_at
 
--- name: job_claim_queue
+-- name: claim_candidates
+-- Every queue. {columns}: `id`, or what claim_capped needs.
+SELECT {columns} FROM ingestq_jobs INDEXED BY ingestq_jobs_claim
+WHERE state = 'queued' AND run_at <= :now
+  AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds)))
+ORDER BY priority DESC, run_at, id
+LIMIT :limit
+
+-- name: claim_candidates_queue
 -- One queue: walks that queue's slice of the claim index.
-UPDATE ingestq_jobs
-SET state = 'running', attempt = attempt + 1, lease_owner = :worker_id, lease_expires_at = :lease_until,
-    started_at = :now, cancel_requested = 0
-WHERE id IN (
-    SELECT id FROM ingestq_jobs INDEXED BY ingestq_jobs_claim_queue
-    WHERE state = 'queued' AND queue = :queue AND run_at <= :now
-      AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds)))
-    ORDER BY priority DESC, run_at, id
-    LIMIT :limit
-)
-RETURNING id, queue, kind, payload, priority, run_at, attempt, max_attempts, dedupe_key, progress, result,
-          last_error, errors, document_id, created_at
+SELECT {columns} FROM ingestq_jobs INDEXED BY ingestq_jobs_claim_queue
+WHERE state = 'queued' AND queue = :queue AND run_at <= :now
+  AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds)))
+ORDER BY priority DESC, run_at, id
+LIMIT :limit
 
--- name: job_claim_queues
+-- name: claim_candidates_queues
 -- Several queues (a JSON array).
-UPDATE ingestq_jobs
-SET state = 'running', attempt = attempt + 1, lease_owner = :worker_id, lease_expires_at = :lease_until,
-    started_at = :now, cancel_requested = 0
-WHERE id IN (
-    SELECT id FROM ingestq_jobs INDEXED BY ingestq_jobs_claim
-    WHERE state = 'queued' AND run_at <= :now
-      AND queue IN (SELECT value FROM json_each(:queues))
-      AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds)))
-    ORDER BY priority DESC, run_at, id
-    LIMIT :limit
-)
-RETURNING id, queue, kind, payload, priority, run_at, attempt, max_attempts, dedupe_key, progress, result,
-          last_error, errors, document_id, created_at
+SELECT {columns} FROM ingestq_jobs INDEXED BY ingestq_jobs_claim
+WHERE state = 'queued' AND run_at <= :now
+  AND queue IN (SELECT value FROM json_each(:queues))
+  AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds)))
+ORDER BY priority DESC, run_at, id
+LIMIT :limit
 
--- name: job_claim_capped
--- job_claim with kinds' caps.
--- `caps` (a JSON object kind -> n): of the candidates, at most n of such a kind are claimed, the
--- first in claim order (TaskSpec.concurrency, per worker; see the PostgreSQL job_claim).
-UPDATE ingestq_jobs
-SET state = 'running', attempt = attempt + 1, lease_owner = :worker_id, lease_expires_at = :lease_until,
-    started_at = :now, cancel_requested = 0
-WHERE id IN (
-    WITH candidates AS MATERIALIZED (
-    SELECT id, kind, priority, run_at FROM ingestq_jobs INDEXED BY ingestq_jobs_claim
-    WHERE state = 'queued' AND run_at <= :now
-      AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds)))
-    ORDER BY priority DESC, run_at, id
-    LIMIT :limit
-    )
-    SELECT c.id FROM candidates c
-    WHERE NOT EXISTS (SELECT 1 FROM json_each(:caps) WHERE key = c.kind)
-       OR (SELECT count(*) FROM candidates d
-           WHERE d.kind = c.kind
-             AND (d.priority > c.priority OR (d.priority = c.priority AND (d.run_at, d.id) < (c.run_at, c.id))))
-          < (SELECT value FROM json_each(:caps) WHERE key = c.kind)
-)
-RETURNING id, queue, kind, payload, priority, run_at, attempt, max_attempts, dedupe_key, progress, result,
-          last_error, errors, document_id, created_at
-
--- name: job_claim_queue_capped
--- job_claim_queue with kinds' caps.
-UPDATE ingestq_jobs
-SET state = 'running', attempt = attempt + 1, lease_owner = :worker_id, lease_expires_at = :lease_until,
-    started_at = :now, cancel_requested = 0
-WHERE id IN (
-    WITH candidates AS MATERIALIZED (
-    SELECT id, kind, priority, run_at FROM ingestq_jobs INDEXED BY ingestq_jobs_claim_queue
-    WHERE state = 'queued' AND queue = :queue AND run_at <= :now
-      AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds)))
-    ORDER BY priority DESC, run_at, id
-    LIMIT :limit
-    )
-    SELECT c.id FROM candidates c
-    WHERE NOT EXISTS (SELECT 1 FROM json_each(:caps) WHERE key = c.kind)
-       OR (SELECT count(*) FROM candidates d
-           WHERE d.kind = c.kind
-             AND (d.priority > c.priority OR (d.priority = c.priority AND (d.run_at, d.id) < (c.run_at, c.id))))
-          < (SELECT value FROM json_each(:caps) WHERE key = c.kind)
-)
-RETURNING id, queue, kind, payload, priority, run_at, attempt, max_attempts, dedupe_key, progress, result,
-          last_error, errors, document_id, created_at
-
--- name: job_claim_queues_capped
--- job_claim_queues with kinds' caps.
-UPDATE ingestq_jobs
-SET state = 'running', attempt = attempt + 1, lease_owner = :worker_id, lease_expires_at = :lease_until,
-    started_at = :now, cancel_requested = 0
-WHERE id IN (
-    WITH candidates AS MATERIALIZED (
-    SELECT id, kind, priority, run_at FROM ingestq_jobs INDEXED BY ingestq_jobs_claim
-    WHERE state = 'queued' AND run_at <= :now
-      AND queue IN (SELECT value FROM json_each(:queues))
-      AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds)))
-    ORDER BY priority DESC, run_at, id
-    LIMIT :limit
-    )
-    SELECT c.id FROM candidates c
-    WHERE NOT EXISTS (SELECT 1 FROM json_each(:caps) WHERE key = c.kind)
-       OR (SELECT count(*) FROM candidates d
-           WHERE d.kind = c.kind
-             AND (d.priority > c.priority OR (d.priority = c.priority AND (d.run_at, d.id) < (c.run_at, c.id))))
-          < (SELECT value FROM json_each(:caps) WHERE key = c.kind)
-)
-RETURNING id, queue, kind, payload, priority, run_at, attempt, max_attempts, dedupe_key, progress, result,
-          last_error, errors, document_id, created_at
+-- name: claim_capped
+-- `caps` (a JSON object kind -> n): of the candidates, at most n of such a kind are claimed, the first
+-- in claim order (TaskSpec.concurrency, per worker; see the PostgreSQL job_claim).
+WITH candidates AS MATERIALIZED ({candidates})
+SELECT c.id FROM candidates c
+WHERE NOT EXISTS (SELECT 1 FROM json_each(:caps) WHERE key = c.kind)
+   OR (SELECT count(*) FROM candidates d
+       WHERE d.kind = c.kind
+         AND (d.priority > c.priority OR (d.priority = c.priority AND (d.run_at, d.id) < (c.run_at, c.id))))
+      < (SELECT value FROM json_each(:caps) WHERE key = c.kind)
 
 -- name: job_succeed
 -- Every outcome is fenced: it applies only to the attempt the caller holds. All the successes of a
