@@ -79,9 +79,7 @@ def make_styled_pdf(pages: list[list[tuple[str, str]]]) -> bytes:
     return _pdf(objects)
 
 
-def make_many_pages_pdf(count: int) -> bytes:
-    """`count` real pages sharing one content stream: small on disk, huge to process."""
-    stream = _content(["A page among very many."])
+def _pages_sharing_one_stream(count: int, stream: bytes) -> bytes:
     kids = b" ".join(b"%d 0 R" % (5 + i) for i in range(count))
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
@@ -94,21 +92,17 @@ def make_many_pages_pdf(count: int) -> bytes:
     return _pdf(objects)
 
 
+def make_many_pages_pdf(count: int) -> bytes:
+    """`count` real pages sharing one content stream: small on disk, huge to process."""
+    return _pages_sharing_one_stream(count, _content(["A page among very many."]))
+
+
 def make_slow_pdf(pages: int, spaces_per_page: int = 20_000) -> bytes:
     """`pages` pages sharing one content stream of `spaces_per_page` text objects that each show a
     space: every page costs the parser real work (PDFium builds every object) but yields no text, so a
     parse of it is slow without its memory growing. Parse it with OCR off."""
     stream = b"BT /F1 12 Tf 72 720 Td\n" + b"( ) Tj\n" * spaces_per_page + b"ET"
-    kids = b" ".join(b"%d 0 R" % (5 + i) for i in range(pages))
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [" + kids + b"] /Count %d >>" % pages,
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
-    ]
-    page = b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >>"
-    objects.extend(page + b" /Contents 4 0 R >>" for _ in range(pages))
-    return _pdf(objects)
+    return _pages_sharing_one_stream(pages, stream)
 
 
 def make_image_only_pdf(text: str) -> bytes:
