@@ -227,7 +227,7 @@ def render(results: dict[str, Any]) -> str:
     if results.get("embed"):
         out += embed_report.section(results)
     if queue:
-        out += [METHOD.format(**results), ""]
+        out += [METHOD.format(**{"pickup_runs": 1, **results}), ""]  # results from before pooled pickups
         if ANALYSIS.exists():
             out += [ANALYSIS.read_text().strip(), ""]
     return "\n".join(out)
@@ -262,9 +262,11 @@ and interleaved (run 1 of every system, then run 2, ...) so that background nois
 them. {pg_note}
 
 Pickup latency: one idle worker (after a warm-up job and 2 s of settling), then 200 jobs enqueued 20 ms
-apart, one enqueue call each; latency = job start − wall time just before the enqueue call. Idle CPU:
-the worker's process tree, user+system time from /proc/<pid>/stat over {idle_seconds:g} s of idling
-before those jobs.
+apart, one enqueue call each; latency = job start − wall time just before the enqueue call. Each system
+is measured {pickup_runs} times, interleaved with the others, and its percentiles are taken over all
+those jobs together (a p99 of one run of 200 jobs is its second-slowest job); the enqueue-call times and
+idle CPU are the median of the runs. Idle CPU: the worker's process tree, user+system time from
+/proc/<pid>/stat over {idle_seconds:g} s of idling before those jobs.
 
 Systems:
 {system_notes}

@@ -56,6 +56,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--runs", type=int, help="runs per throughput figure, median shown (default 3; --quick 1)")
     p.add_argument("--flat-rows", type=int, help="finished rows for the flat-cost check (default 1,000,000)")
     p.add_argument("--idle-seconds", type=float, default=10.0, help="idle-CPU sampling window (default 10)")
+    p.add_argument("--pickup-runs", type=int, help="pickup runs per system, pooled (default 3; --quick 1)")
     p.add_argument("--no-peers", action="store_true", help="measure ingestq only")
     p.add_argument("--systems", default="", help="comma-separated system names to measure (default: all)")
     p.add_argument("--all-runs", action="store_true", help="give slow peers (procrastinate) every run too")
@@ -78,6 +79,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.jobs = args.jobs or (2_000 if args.quick else 10_000)
     args.runs = args.runs or (1 if args.quick else 3)
+    args.pickup_runs = args.pickup_runs or (1 if args.quick else 3)
     args.flat_rows = args.flat_rows or (100_000 if args.quick else 1_000_000)
     args.embed_files = args.embed_files or (embed_bench.QUICK_FILES if args.quick else None)
     args.skip = {s for s in args.skip.split(",") if s}
@@ -143,12 +145,19 @@ def run_throughput(systems: list[System], args: argparse.Namespace, results: dic
 
 
 def run_pickup(systems: list[System], args: argparse.Namespace, results: dict[str, Any]) -> None:
-    for s in systems:
-        if s.name in ours.VARIANTS:
-            continue
-        r = _guard(s, harness.pickup, idle_seconds=args.idle_seconds)
-        results["pickup"].append(r)
-        log(f"pickup {s.name}/{s.backend}: {_short(r)}")
+    """`args.pickup_runs` runs per system, interleaved like the throughput runs; the figure pools them."""
+    measured = [s for s in systems if s.name not in ours.VARIANTS]
+    runs: dict[str, list[dict[str, Any]]] = {f"{s.name}/{s.backend}": [] for s in measured}
+    for run in range(args.pickup_runs):
+        for s in measured:
+            r = _guard(s, harness.pickup, idle_seconds=args.idle_seconds)
+            r.update(run=run)
+            runs[f"{s.name}/{s.backend}"].append(r)
+            log(f"pickup run {run + 1}/{args.pickup_runs} {s.name}/{s.backend}: {_short(r)}")
+    for name, rs in runs.items():
+        pooled = harness.pooled_pickup(rs)
+        results["pickup"].append(pooled)
+        log(f"pickup {name}, {pooled.get('runs', 0)} runs pooled: {_short(pooled)}")
 
 
 def _fresh_pg_db() -> str:
@@ -271,6 +280,7 @@ def _measure(
         "jobs": args.jobs,
         "runs": args.runs,
         "idle_seconds": args.idle_seconds,
+        "pickup_runs": args.pickup_runs,
         "systems": [{"name": s.name, "backend": s.backend, "note": s.note} for s in systems],
         "system_notes": "\n".join(f"- {s.name} ({s.backend}): {s.note}" for s in systems),
         "throughput": [],
@@ -331,6 +341,8 @@ def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     merged["baselines"] = {**old["baselines"], **new["baselines"]}
     merged["flat"] = {**old["flat"], **new["flat"]}
     merged["embed"] = new.get("embed") or old.get("embed") or {}
+    if new["pickup"]:
+        merged["pickup_runs"] = new.get("pickup_runs", 1)
     known = {(s["name"], s["backend"]) for s in old["systems"]}
     merged["systems"] = old["systems"] + [s for s in new["systems"] if (s["name"], s["backend"]) not in known]
     merged["system_notes"] = "\n".join(
