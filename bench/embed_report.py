@@ -168,8 +168,8 @@ run). **raw**: ingestq's parser and default chunker make the chunk texts (untime
 and warmed up (untimed), then one sentence-transformers `encode` of every text at ingestq's batch size
 is timed: the ceiling for end to end. **ingestq**: a fresh SQLite file, `ingestq ingest DIR` then
 `ingestq worker --once` (defaults: 64 ingestion jobs at once, sandboxed parser processes, cross-document
-batching, embedding cache); wall time from launching `ingest` to the worker's exit, so interpreter start, imports
-and model load are in it; chunks from the jobs' results. **LlamaIndex** (in .bench-venv, never an
+batching, embedding cache); wall time from launching `ingest` to the worker's exit, so interpreter start,
+imports and model load are in it; chunks from the jobs' results. **LlamaIndex** (in .bench-venv, never an
 ingestq dependency): SimpleDirectoryReader (one document per file, `filename_as_id`),
 `IngestionPipeline([SentenceSplitter(chunk_size=256, chunk_overlap=0), HuggingFaceEmbedding(model
 folder, embed_batch_size=32)], docstore=SimpleDocumentStore())`, persisted; wall time from launch to
