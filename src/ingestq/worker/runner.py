@@ -73,8 +73,6 @@ class Worker:
         self.registry = builtin_registry.merge(registry if registry is not None else default_registry)
         self.clock = clock
         self.probes = probes or NO_PROBES
-        # Per-job probe hits only when a test passed probes: a hit costs a call even when nothing is armed.
-        self._probed = probes is not None
         self.periodic = (*self.registry.periodic_jobs, *periodic)
         self.worker_id = make_worker_id()
         self.counts: Counter[OutcomeKind] = Counter()
@@ -253,11 +251,7 @@ class Worker:
                 self._claim_failed = not await self._release_orphans()
             finally:
                 self._scanning = False
-        if jobs:
-            for job in jobs:
-                self._start(job)
-            if self._probed:
-                self.probes.hit("claimed", [job.id for job in jobs])
+        self._start_all(jobs)
         return len(jobs), len(jobs) == req.limit or self._capped(req, jobs)
 
     # --- kinds with their own concurrency -------------------------------------------------------------
@@ -333,10 +327,7 @@ class Worker:
                 self._held[job.id] = Running(job, JobContext(job))
                 self._completer.add(Outcome(job.id, self.worker_id, job.attempt, OutcomeKind.RELEASED))
             return
-        for job in jobs:
-            self._start(job)
-        if self._probed:
-            self.probes.hit("claimed", [job.id for job in jobs])
+        self._start_all(jobs)
 
     async def _release_orphans(self) -> bool:
         """After a failed claim: find jobs the store gave us although the reply never arrived (the
@@ -373,6 +364,12 @@ class Worker:
             pass
 
     # --- one job ---------------------------------------------------------------------------------------
+    def _start_all(self, jobs: list[Job]) -> None:
+        for job in jobs:
+            self._start(job)
+        if jobs and self.probes.armed("claimed"):  # the ids cost a list per batch: only when watched
+            self.probes.hit("claimed", [job.id for job in jobs])
+
     def _start(self, job: Job) -> None:
         loop = asyncio.get_running_loop()
         run = Running(job, JobContext(job, self._progress.sink(job.id), loop))
@@ -383,8 +380,7 @@ class Worker:
         run.task = loop.create_task(self._execute(run))
 
     async def _execute(self, run: Running) -> None:
-        if self._probed:
-            self.probes.hit("job_started", run.job.id)
+        self.probes.hit("job_started", run.job.id)
         outcome: Outcome | None = None
         try:
             outcome = await self._executor.execute(run)
@@ -407,8 +403,7 @@ class Worker:
         if outcome is None:
             self._held.pop(run.job.id, None)
             return
-        if self._probed:
-            self.probes.hit("job_finished", outcome)
+        self.probes.hit("job_finished", outcome)
         assert self._completer is not None
         self._completer.add(outcome, run.ctx.finalizer)
 

@@ -13,7 +13,7 @@ calling thread, but only when doing so cannot stall the loop:
   the thread, which waits for it with the configured busy timeout),
 - commits do not fsync (synchronous=NORMAL; under FULL every commit waits on the disk, so the thread),
 - and no checkpoint runs inside it: this connection's WAL hook replaces SQLite's auto-checkpoint and
-  has the thread checkpoint instead, at the same threshold.
+  has the thread checkpoint instead, once per CHECKPOINT_PAGES new WAL pages.
 
 The work is the same either way, and so is every transaction; only the thread that runs it differs.
 """
@@ -83,8 +83,7 @@ class Dispatch:
         """`fn(*args, **kwargs)` on the calling thread if that cannot stall it (see the module docstring),
         else on the store's thread. `fn` must be one write transaction that a busy write lock stops before
         it changes anything (it raises WriterBusy then)."""
-        conn = self._conn
-        if self._inline and conn is not None and self._holder.acquire(blocking=False):
+        if self._inline and self._conn is not None and self._holder.acquire(blocking=False):
             try:
                 self._busy.wait = False
                 try:
