@@ -27,9 +27,9 @@ from rich.console import Console
 
 from bench import known_failures
 from bench.corpus_memory import CHECKPOINT, Memory, sample_memory, smaps_rollup, thread_count
-from ingestq.core.client import Client
-from ingestq.core.document import DocumentStatus
-from ingestq.core.documents import Documents, Ingested
+from ingestq.client.client import Client
+from ingestq.client.documents import Documents, Ingested
+from ingestq.model.document import DocumentStatus
 from ingestq.pipeline.ingest import INGEST_QUEUE, IngestRuntime
 from ingestq.settings import Settings
 from ingestq.worker import Worker, WorkerConfig

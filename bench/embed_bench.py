@@ -38,9 +38,9 @@ from typing import Any
 from bench.harness import OUT, ROOT
 from bench.machine import loadavg
 from bench.markdown_chunks import MARKDOWN
-from ingestq.core.client import Client
-from ingestq.core.documents import Documents
-from ingestq.core.job import Job, JobFilter, JobState
+from ingestq.client.client import Client
+from ingestq.client.documents import Documents
+from ingestq.model.job import Job, JobFilter, JobState
 from ingestq.pipeline.embed.sentence_transformers import SentenceTransformerEmbedder, bundled_model_path
 from ingestq.pipeline.ingest import INGEST_KIND
 from ingestq.settings import Settings

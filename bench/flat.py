@@ -19,8 +19,8 @@ from typing import Any
 import apsw
 import psycopg
 
-from ingestq.core.job import ClaimRequest, NewJob
 from ingestq.errors import FeatureUnavailable
+from ingestq.model.job import ClaimRequest, NewJob
 from ingestq.settings import Settings
 from ingestq.store import Store, open_store
 

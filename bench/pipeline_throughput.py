@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 from bench.markdown_chunks import MARKDOWN, chunk_all, parsed_markdown
-from ingestq.core.client import Client
-from ingestq.core.documents import Documents
+from ingestq.client.client import Client
+from ingestq.client.documents import Documents
 from ingestq.pipeline.config import PipelineConfig, build_chunker
 from ingestq.pipeline.embed.sentence_transformers import SentenceTransformerEmbedder
 from ingestq.pipeline.ingest import INGEST_QUEUE, IngestRuntime

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from ingestq.core.job import DEFAULT_MAX_ATTEMPTS, Job, JobState
+from ingestq.model.job import DEFAULT_MAX_ATTEMPTS, Job, JobState
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 _ids = itertools.count(1)

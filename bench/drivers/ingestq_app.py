@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from bench.drivers.workload import record
-from ingestq.core.handlers import Registry
+from ingestq.tasks.registry import Registry
 
 NOOP_KIND = "bench.noop"
 

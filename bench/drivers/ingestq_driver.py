@@ -9,7 +9,7 @@ import time
 
 from bench.drivers.common import CHUNK, paced, parser, timed_chunks
 from bench.drivers.ingestq_app import NOOP_KIND, registry
-from ingestq.core.client import Client
+from ingestq.client.client import Client
 from ingestq.settings import Settings
 
 

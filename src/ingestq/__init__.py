@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from ingestq.core.client import Client
-    from ingestq.core.handlers import JobContext, Registry, TaskSpec, default_registry, task
-    from ingestq.core.job import Job, JobFilter, JobState, NewJob, QueueStats
+    from ingestq.client.client import Client
+    from ingestq.client.sync import SyncClient
     from ingestq.errors import (
         IngestqError,
         InvalidJobState,
@@ -26,24 +25,26 @@ if TYPE_CHECKING:
         QueueFull,
         RetryableError,
     )
+    from ingestq.model.job import Job, JobFilter, JobState, NewJob, QueueStats
     from ingestq.settings import Settings
     from ingestq.store import open_store
-    from ingestq.sync import SyncClient
+    from ingestq.tasks.registry import Registry, default_registry, task
+    from ingestq.tasks.task import JobContext, TaskSpec
     from ingestq.worker import Worker, WorkerConfig
 
 # public name -> the module that defines it (kept in step with the imports above by a unit test)
 _LAZY = {
-    "Client": "ingestq.core.client",
-    "JobContext": "ingestq.core.handlers",
-    "Registry": "ingestq.core.handlers",
-    "TaskSpec": "ingestq.core.handlers",
-    "default_registry": "ingestq.core.handlers",
-    "task": "ingestq.core.handlers",
-    "Job": "ingestq.core.job",
-    "JobFilter": "ingestq.core.job",
-    "JobState": "ingestq.core.job",
-    "NewJob": "ingestq.core.job",
-    "QueueStats": "ingestq.core.job",
+    "Client": "ingestq.client.client",
+    "JobContext": "ingestq.tasks.task",
+    "Registry": "ingestq.tasks.registry",
+    "TaskSpec": "ingestq.tasks.task",
+    "default_registry": "ingestq.tasks.registry",
+    "task": "ingestq.tasks.registry",
+    "Job": "ingestq.model.job",
+    "JobFilter": "ingestq.model.job",
+    "JobState": "ingestq.model.job",
+    "NewJob": "ingestq.model.job",
+    "QueueStats": "ingestq.model.job",
     "IngestqError": "ingestq.errors",
     "InvalidJobState": "ingestq.errors",
     "InvalidPayload": "ingestq.errors",
@@ -53,7 +54,7 @@ _LAZY = {
     "RetryableError": "ingestq.errors",
     "Settings": "ingestq.settings",
     "open_store": "ingestq.store",
-    "SyncClient": "ingestq.sync",
+    "SyncClient": "ingestq.client.sync",
     "Worker": "ingestq.worker",
     "WorkerConfig": "ingestq.worker",
 }

@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ingestq.builtin import PROBE_KIND
-from ingestq.core.client import Client
-from ingestq.core.job import JobState
+from ingestq.client.client import Client
 from ingestq.errors import ConfigError, IngestqError
+from ingestq.model.job import JobState
 from ingestq.settings import Settings
 
 BENCH_QUEUE = "ingestq.bench"

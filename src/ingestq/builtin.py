@@ -15,8 +15,9 @@ import asyncio
 import os
 from typing import Any
 
-from ingestq.core.handlers import JobContext, Registry, TaskSpec
 from ingestq.errors import JobCancelled, RetryableError
+from ingestq.tasks.registry import Registry
+from ingestq.tasks.task import JobContext, TaskSpec
 
 PROBE_KIND = "ingestq.probe"
 

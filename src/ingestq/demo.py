@@ -17,8 +17,8 @@ from rich.console import Console
 
 from ingestq.cli.ingest import print_summary, wait_for_jobs
 from ingestq.cli.search import hits_table
-from ingestq.core.client import Client
-from ingestq.core.documents import Documents
+from ingestq.client.client import Client
+from ingestq.client.documents import Documents
 from ingestq.settings import Settings
 
 QUESTIONS = (

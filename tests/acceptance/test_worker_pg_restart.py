@@ -16,7 +16,7 @@ import pytest
 from workers import count_events, get, insert, run_store, start_worker, wait_for_line, wait_for_text
 
 from ingestq.builtin import PROBE_KIND
-from ingestq.core.job import JobState, NewJob
+from ingestq.model.job import JobState, NewJob
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ import pytest
 from workers import count_events, get, insert, marker_lines, start_worker, stop, wait_for_line
 
 from ingestq.builtin import PROBE_KIND
-from ingestq.core.job import JobState, NewJob
+from ingestq.model.job import JobState, NewJob
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +49,8 @@ def test_a_killed_workers_job_runs_again_after_its_lease(database_url: str, tmp_
         textwrap.dedent(
             """
             import asyncio, os
-            from ingestq.core.handlers import JobContext, Registry
+            from ingestq.tasks.registry import Registry
+            from ingestq.tasks.task import JobContext
 
             registry = Registry()
 
@@ -152,7 +153,7 @@ def test_sigterm_does_not_wait_for_a_stuck_sync_handler(database_url: str, tmp_p
         textwrap.dedent(
             """
             import time
-            from ingestq.core.handlers import Registry
+            from ingestq.tasks.registry import Registry
 
             registry = Registry()
 

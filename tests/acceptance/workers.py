@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from ingestq.core.job import Job, NewJob
+from ingestq.model.job import Job, NewJob
 from ingestq.settings import Settings
 from ingestq.store import open_store
 

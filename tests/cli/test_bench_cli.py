@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from ingestq.builtin import PROBE_KIND
-from ingestq.core.client import Client
+from ingestq.client.client import Client
 from ingestq.settings import Settings
 
 INGESTQ = str(Path(sys.executable).with_name("ingestq"))

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from ingestq.cli.main import app
 from ingestq.cli.render import to_json
-from ingestq.core.job import JobState
+from ingestq.model.job import JobState
 
 runner = CliRunner()
 

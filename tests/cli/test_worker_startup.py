@@ -35,13 +35,13 @@ HEAVY = (
     # where no bytecode is cached): the blocking client; the document model and index engine (documents only);
     # importlib.resources (with tempfile, shutil, zipfile and the compression modules behind it); the store
     # protocols (annotations only) and periodic schedules.
-    "ingestq.sync",
-    "ingestq.core.document",
+    "ingestq.client.sync",
+    "ingestq.model.document",
     "ingestq.store.sqlite.index_engine",
     "ingestq.store.vectors",
     "importlib.resources",
     "ingestq.store.base",
-    "ingestq.core.periodic",
+    "ingestq.tasks.periodic",
 )
 
 _PROBE = """

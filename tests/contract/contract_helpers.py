@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict
 
-from ingestq.core.job import ClaimRequest, Job, NewJob, Outcome, OutcomeKind
+from ingestq.model.job import ClaimRequest, Job, NewJob, Outcome, OutcomeKind
 from ingestq.store import Store
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)

@@ -7,8 +7,8 @@ from typing import Any, cast
 import pytest
 from contract_helpers import T0, claim_one, insert, outcome
 
-from ingestq.core.document import ChunkRecord, IndexWrite, Vector
-from ingestq.core.job import Job, Outcome, OutcomeKind
+from ingestq.model.document import ChunkRecord, IndexWrite, Vector
+from ingestq.model.job import Job, Outcome, OutcomeKind
 from ingestq.store import Store
 from ingestq.store.base import Backend, IndexStore
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from contract_helpers import T0, at, claim, claim_one, finish, insert
 
-from ingestq.core.job import JobFilter, JobState, NewJob, OutcomeKind, Retention
 from ingestq.errors import InvalidJobState, JobNotFound
+from ingestq.model.job import JobFilter, JobState, NewJob, OutcomeKind, Retention
 from ingestq.store import Store
 
 

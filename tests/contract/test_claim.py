@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from contract_helpers import LEASE, T0, StoreFactory, at, claim, claim_one, finish, insert, outcome
 
-from ingestq.core.job import ClaimRequest, JobFilter, JobState, NewJob, OutcomeKind, Progress
+from ingestq.model.job import ClaimRequest, JobFilter, JobState, NewJob, OutcomeKind, Progress
 from ingestq.store import Store
 
 

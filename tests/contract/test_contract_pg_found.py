@@ -12,8 +12,8 @@ import asyncio
 import pytest
 from contract_helpers import T0, StoreFactory, at, claim, claim_one, finish, insert
 
-from ingestq.core.job import JobFilter, JobState, NewJob, OutcomeKind, QueueConfig, Retention
 from ingestq.errors import QueueFull
+from ingestq.model.job import JobFilter, JobState, NewJob, OutcomeKind, QueueConfig, Retention
 from ingestq.store import Store
 
 NEVER = 3600.0  # a max_wait no test may reach: only a wake-up ends the wait

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from contract_helpers import LEASE, T0, StoreFactory, at, claim, insert, outcome
 
-from ingestq.core.job import ClaimRequest, Job, JobFilter, JobState, NewJob, OutcomeKind
+from ingestq.model.job import ClaimRequest, Job, JobFilter, JobState, NewJob, OutcomeKind
 from ingestq.store import Store
 
 

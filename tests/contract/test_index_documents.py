@@ -6,9 +6,9 @@ import pytest
 from contract_helpers import T0, at, claim_one, insert, outcome
 from index_helpers import DIM, MODEL, chunk, commit, index_of, running_job, write
 
-from ingestq.core.document import DocumentFilter, DocumentRef, DocumentStatus, SearchQuery
-from ingestq.core.job import JobState, OutcomeKind
 from ingestq.errors import StoreError
+from ingestq.model.document import DocumentFilter, DocumentRef, DocumentStatus, SearchQuery
+from ingestq.model.job import JobState, OutcomeKind
 from ingestq.store import Store
 
 V1 = [1.0, 0.0, 0.0, 0.0]

@@ -9,7 +9,7 @@ import pytest
 from contract_helpers import T0
 from index_helpers import DIM, MODEL, chunk, commit, index_of, write
 
-from ingestq.core.document import DocumentRef, SearchQuery
+from ingestq.model.document import DocumentRef, SearchQuery
 from ingestq.store import Store
 from ingestq.store.base import Backend
 

@@ -11,7 +11,7 @@ import pytest
 from contract_helpers import T0, StoreFactory
 from index_helpers import index_of
 
-from ingestq.core.document import BucketRow
+from ingestq.model.document import BucketRow
 from ingestq.store import Store
 
 

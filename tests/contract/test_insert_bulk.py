@@ -8,8 +8,8 @@ import json
 import pytest
 from contract_helpers import T0, StoreFactory, at, claim, insert
 
-from ingestq.core.job import JobFilter, JobState, NewJob, QueueConfig
 from ingestq.errors import QueueFull
+from ingestq.model.job import JobFilter, JobState, NewJob, QueueConfig
 from ingestq.store import Store
 
 NEVER = 3600.0

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from contract_helpers import T0, StoreFactory, at, insert
 
-from ingestq.core.job import DEFAULT_MAX_ATTEMPTS, JobFilter, JobState, NewJob
+from ingestq.model.job import DEFAULT_MAX_ATTEMPTS, JobFilter, JobState, NewJob
 from ingestq.store import Store
 
 
@@ -82,7 +82,7 @@ async def test_insert_nothing(store: Store) -> None:
 async def test_ids_are_not_reused_after_purge(store: Store) -> None:
     from contract_helpers import claim_one, finish
 
-    from ingestq.core.job import OutcomeKind
+    from ingestq.model.job import OutcomeKind
 
     job = await insert(store)
     claimed = await claim_one(store)
@@ -137,7 +137,7 @@ async def test_list_filters(store: Store) -> None:
 async def test_list_by_each_state_with_other_filters_and_pages(store: Store) -> None:
     from contract_helpers import claim, finish
 
-    from ingestq.core.job import OutcomeKind
+    from ingestq.model.job import OutcomeKind
 
     await store.job_insert_many(
         [
@@ -190,7 +190,7 @@ async def test_the_store_implements_the_protocol(store: Store) -> None:
 async def test_bulk_insert_returns_exactly_what_was_stored_even_after_purges(store: Store) -> None:
     from contract_helpers import claim, finish
 
-    from ingestq.core.job import OutcomeKind
+    from ingestq.model.job import OutcomeKind
 
     await store.job_insert_many([NewJob(kind="k") for _ in range(3)], T0)
     for job in await claim(store, limit=3):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contract_helpers import T0, at, claim_one, finish, insert, outcome
 
-from ingestq.core.job import ERROR_HISTORY_LIMIT, JobState, NewJob, OutcomeKind, Progress
+from ingestq.model.job import ERROR_HISTORY_LIMIT, JobState, NewJob, OutcomeKind, Progress
 from ingestq.store import Store
 
 

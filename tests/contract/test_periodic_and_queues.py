@@ -7,8 +7,8 @@ import asyncio
 import pytest
 from contract_helpers import T0, StoreFactory, at, claim_one, finish, insert
 
-from ingestq.core.job import JobFilter, NewJob, OutcomeKind, QueueConfig
 from ingestq.errors import QueueFull
+from ingestq.model.job import JobFilter, NewJob, OutcomeKind, QueueConfig
 from ingestq.store import Store
 
 

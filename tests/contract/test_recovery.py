@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contract_helpers import at, claim, claim_one, finish, insert
 
-from ingestq.core.job import JobState, OutcomeKind, WorkerBeat
+from ingestq.model.job import JobState, OutcomeKind, WorkerBeat
 from ingestq.store import Store
 
 

@@ -14,7 +14,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ingestq.core.job import ClaimRequest, NewJob, Outcome, OutcomeKind
+from ingestq.model.job import ClaimRequest, NewJob, Outcome, OutcomeKind
 from ingestq.store.sqlite.store import SqliteStore
 
 

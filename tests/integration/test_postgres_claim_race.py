@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ingestq.core.job import ClaimRequest, JobState, NewJob, Outcome, OutcomeKind
+from ingestq.model.job import ClaimRequest, JobState, NewJob, Outcome, OutcomeKind
 from ingestq.store.postgres.store import PostgresStore
 
 PG_BACKENDS = ["pg"] + (["pg-ext"] if os.environ.get("INGESTQ_TEST_PG_URL") else [])

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from ingestq.core.job import ClaimRequest, NewJob, Outcome, OutcomeKind
+from ingestq.model.job import ClaimRequest, NewJob, Outcome, OutcomeKind
 from ingestq.store.postgres.store import PostgresStore
 
 PG_BACKENDS = ["pg"] + (["pg-ext"] if os.environ.get("INGESTQ_TEST_PG_URL") else [])

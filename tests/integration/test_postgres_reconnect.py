@@ -19,8 +19,8 @@ from urllib.parse import parse_qs, urlsplit
 import psycopg
 import pytest
 
-from ingestq.core.job import NewJob
 from ingestq.errors import StoreError
+from ingestq.model.job import NewJob
 from ingestq.store.postgres.store import PostgresStore
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)

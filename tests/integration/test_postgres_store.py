@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from ingestq.core.job import ClaimRequest, JobFilter, JobState, NewJob, Outcome, OutcomeKind, Retention
 from ingestq.errors import SchemaError, StoreError
+from ingestq.model.job import ClaimRequest, JobFilter, JobState, NewJob, Outcome, OutcomeKind, Retention
 from ingestq.settings import Settings
 from ingestq.store import open_store
 from ingestq.store.postgres.migrator import LATEST

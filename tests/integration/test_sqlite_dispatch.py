@@ -15,7 +15,7 @@ from typing import Any, Literal
 import apsw
 import pytest
 
-from ingestq.core.job import ClaimRequest, NewJob, Outcome, OutcomeKind
+from ingestq.model.job import ClaimRequest, NewJob, Outcome, OutcomeKind
 from ingestq.store.sqlite import dispatch
 from ingestq.store.sqlite.connection import BusyWait
 from ingestq.store.sqlite.engine import Engine

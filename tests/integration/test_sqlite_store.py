@@ -13,8 +13,8 @@ from pathlib import Path
 import apsw
 import pytest
 
-from ingestq.core.job import ClaimRequest, JobFilter, JobState, NewJob
 from ingestq.errors import ConfigError, SchemaError, StoreError
+from ingestq.model.job import ClaimRequest, JobFilter, JobState, NewJob
 from ingestq.settings import Settings
 from ingestq.store import open_store
 from ingestq.store.sqlite.connection import parse_sqlite_url

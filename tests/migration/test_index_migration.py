@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 from schema_probe import has_pgvector, table_names
 
-from ingestq.core.job import NewJob
 from ingestq.errors import SchemaError
+from ingestq.model.job import NewJob
 from ingestq.settings import Settings
 from ingestq.store import Store, open_store
 

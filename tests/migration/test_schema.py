@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from schema_probe import job_state_values, record_version, skip_without_pgvector, table_names
 
-from ingestq.core.job import JobState, NewJob
 from ingestq.errors import SchemaError
+from ingestq.model.job import JobState, NewJob
 from ingestq.settings import Settings
 from ingestq.store import Store, open_store
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ingestq.core.client import Client
+from ingestq.client.client import Client
 from ingestq.pipeline.sandbox import ParserPool, SandboxLimits
 from ingestq.store.base import IndexStore, Store
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from ingestq.core.client import Client
-from ingestq.core.document import DocumentStatus
-from ingestq.core.documents import Documents, ModelMismatch
-from ingestq.core.job import Job, JobState
+from ingestq.client.client import Client
+from ingestq.client.documents import Documents, ModelMismatch
 from ingestq.errors import PermanentError
+from ingestq.model.document import DocumentStatus
+from ingestq.model.job import Job, JobState
 from ingestq.pipeline.ingest import BACKFILL_KIND, IngestRuntime
 from ingestq.settings import Settings
 from ingestq.worker import Worker, WorkerConfig

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from ingestq.core.client import Client
-from ingestq.core.document import DocumentStatus
-from ingestq.core.documents import Documents
-from ingestq.core.job import ClaimRequest, JobState
-from ingestq.core.kinds import CANCELLED_BEFORE_INDEXED
+from ingestq.client.client import Client
+from ingestq.client.documents import Documents
+from ingestq.model.document import DocumentStatus
+from ingestq.model.job import ClaimRequest, JobState
+from ingestq.model.kinds import CANCELLED_BEFORE_INDEXED
 from ingestq.pipeline.ingest import INGEST_QUEUE, IngestRuntime
 from ingestq.settings import Settings
 from ingestq.store.base import IndexStore

@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from ingestq.core.client import Client
-from ingestq.core.document import DocumentStatus
-from ingestq.core.documents import DocumentNotFound, Documents, ModelMismatch
-from ingestq.core.job import Job, JobState
-from ingestq.core.retry import ExponentialBackoff
+from ingestq.client.client import Client
+from ingestq.client.documents import DocumentNotFound, Documents, ModelMismatch
+from ingestq.model.document import DocumentStatus
+from ingestq.model.job import Job, JobState
 from ingestq.pipeline.ingest import IngestRuntime
 from ingestq.settings import Settings
+from ingestq.tasks.retry import ExponentialBackoff
 from ingestq.worker import Probes, Worker, WorkerConfig
 
 FAST_RETRY = ExponentialBackoff(base=0.01, max=0.05, jitter=0.0)

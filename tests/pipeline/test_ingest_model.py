@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from ingestq.core.client import Client
-from ingestq.core.documents import Documents
-from ingestq.core.job import JobState
+from ingestq.client.client import Client
+from ingestq.client.documents import Documents
+from ingestq.model.job import JobState
 from ingestq.pipeline.ingest import IngestRuntime
 from ingestq.settings import Settings
 from ingestq.worker import Worker, WorkerConfig

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from http_embed_server import EmbedServer
 
-from ingestq.core.client import Client
-from ingestq.core.documents import Documents
-from ingestq.core.job import Job, JobState, Progress
+from ingestq.client.client import Client
+from ingestq.client.documents import Documents
+from ingestq.model.job import Job, JobState, Progress
 from ingestq.pipeline.ingest import INGEST_QUEUE
 from ingestq.settings import Settings
 

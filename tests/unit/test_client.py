@@ -9,10 +9,17 @@ from typing import Any
 
 import pytest
 
+from ingestq.client.client import Client, validate_payload
 from ingestq.clock import ManualClock
-from ingestq.core.client import Client, validate_payload
-from ingestq.core.handlers import Registry
-from ingestq.core.job import (
+from ingestq.errors import (
+    ConfigError,
+    InvalidJobState,
+    InvalidPayload,
+    JobNotFound,
+    QueueFull,
+    SchemaError,
+)
+from ingestq.model.job import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_QUEUE,
     ClaimRequest,
@@ -22,16 +29,9 @@ from ingestq.core.job import (
     OutcomeKind,
     WorkerBeat,
 )
-from ingestq.errors import (
-    ConfigError,
-    InvalidJobState,
-    InvalidPayload,
-    JobNotFound,
-    QueueFull,
-    SchemaError,
-)
 from ingestq.settings import Settings
 from ingestq.store import Store
+from ingestq.tasks.registry import Registry
 
 registry = Registry()
 

@@ -7,11 +7,11 @@ import threading
 
 import pytest
 
-from ingestq.core.client import Client
-from ingestq.core.job import JobFilter, JobState
+from ingestq.client.client import Client
+from ingestq.client.sync import SyncClient
 from ingestq.errors import JobNotFound
+from ingestq.model.job import JobFilter, JobState
 from ingestq.settings import Settings
-from ingestq.sync import SyncClient
 
 
 def _public(predicate: object) -> set[str]:

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 import ingestq
-from ingestq.core.periodic import Periodic
 from ingestq.store import base
+from ingestq.tasks.periodic import Periodic
 
 INIT = Path(ingestq.__file__)
 

@@ -7,8 +7,8 @@ from typing import TypedDict
 import pytest
 
 from factories import T0, make_job
-from ingestq.core.retry import BadPayload, ExponentialBackoff, error_message, is_permanent
 from ingestq.errors import JobCancelled, PermanentError, RetryableError, UnknownJobKind
+from ingestq.tasks.retry import BadPayload, ExponentialBackoff, error_message, is_permanent
 
 
 @pytest.mark.parametrize(

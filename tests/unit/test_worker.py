@@ -11,10 +11,11 @@ from typing import Any
 
 from ingestq.builtin import PROBE_KIND
 from ingestq.clock import ManualClock
-from ingestq.core.handlers import JobContext, Registry, task
-from ingestq.core.job import Job, JobFilter, JobState, NewJob, OutcomeKind
-from ingestq.core.retry import ExponentialBackoff
+from ingestq.model.job import Job, JobFilter, JobState, NewJob, OutcomeKind
 from ingestq.store.base import Store
+from ingestq.tasks.registry import Registry, task
+from ingestq.tasks.retry import ExponentialBackoff
+from ingestq.tasks.task import JobContext
 from ingestq.worker import Probes, Worker, WorkerConfig
 
 NO_JITTER = ExponentialBackoff(base=10.0, max=600.0, jitter=0.0)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from ingestq.core.job import Retention
+from ingestq.model.job import Retention
 from ingestq.settings import Settings
 from ingestq.worker.config import WorkerConfig, parse_queues
 

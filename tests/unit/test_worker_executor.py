@@ -10,10 +10,11 @@ import pytest
 
 from factories import T0, make_job
 from ingestq.clock import ManualClock
-from ingestq.core.handlers import JobContext, Registry
-from ingestq.core.job import Job, OutcomeKind
-from ingestq.core.retry import ExponentialBackoff
 from ingestq.errors import PermanentError, RetryableError
+from ingestq.model.job import Job, OutcomeKind
+from ingestq.tasks.registry import Registry
+from ingestq.tasks.retry import ExponentialBackoff
+from ingestq.tasks.task import JobContext
 from ingestq.worker.executor import Executor, Running, StopReason
 
 registry = Registry()

@@ -8,10 +8,11 @@ from __future__ import annotations
 import asyncio
 
 from ingestq.clock import ManualClock
-from ingestq.core.handlers import JobContext, Registry
-from ingestq.core.job import JobState, NewJob, Outcome, OutcomeKind
 from ingestq.errors import PermanentError
+from ingestq.model.job import JobState, NewJob, Outcome, OutcomeKind
 from ingestq.store.base import Store
+from ingestq.tasks.registry import Registry
+from ingestq.tasks.task import JobContext
 from ingestq.worker import Worker, WorkerConfig
 
 

@@ -11,9 +11,10 @@ from test_worker import gated_registry, insert, running, state_of
 
 from ingestq.builtin import PROBE_KIND, probe_task
 from ingestq.clock import ManualClock
-from ingestq.core.handlers import JobContext, Registry
-from ingestq.core.job import ClaimRequest, JobFilter, JobState, NewJob, OutcomeKind, Progress, Retention
+from ingestq.model.job import ClaimRequest, JobFilter, JobState, NewJob, OutcomeKind, Progress, Retention
 from ingestq.store.base import Store
+from ingestq.tasks.registry import Registry
+from ingestq.tasks.task import JobContext
 from ingestq.worker import Periodic, Probes, Worker, WorkerConfig
 from ingestq.worker.executor import Running
 from ingestq.worker.heartbeat import Heartbeat

@@ -13,7 +13,7 @@ import pytest
 
 from ingestq.builtin import PROBE_KIND
 from ingestq.clock import SYSTEM_CLOCK
-from ingestq.core.job import JobFilter, JobState, NewJob, OutcomeKind
+from ingestq.model.job import JobFilter, JobState, NewJob, OutcomeKind
 from ingestq.store.base import Store
 from ingestq.store.sqlite.store import SqliteStore
 from ingestq.worker import Worker, WorkerConfig

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from ingestq.core.client import Client
-from ingestq.core.documents import Documents
+from ingestq.client.client import Client
+from ingestq.client.documents import Documents
 
 from .common import console, settings_of, with_client
 from .ingest import BatchSummary, print_summary, wait_for_jobs

@@ -10,9 +10,10 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ingestq.core.client import Client
-from ingestq.core.handlers import Registry, TaskSpec, default_registry
+from ingestq.client.client import Client
 from ingestq.settings import Settings
+from ingestq.tasks.registry import Registry, default_registry
+from ingestq.tasks.task import TaskSpec
 
 from .failures import CliError
 

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import typer
 
-from ingestq.core.client import Client
+from ingestq.client.client import Client
 
 from .common import console, print_json, settings_of, with_client
 

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ingestq.core.client import Client
-from ingestq.core.document import ChunkRecord, Document, DocumentStatus
-from ingestq.core.documents import Documents
-from ingestq.core.job import Job
+from ingestq.client.client import Client
+from ingestq.client.documents import Documents
+from ingestq.model.document import ChunkRecord, Document, DocumentStatus
+from ingestq.model.job import Job
 
 from .common import console, print_json, settings_of, with_client
 

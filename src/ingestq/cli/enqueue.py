@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
-from ingestq.core.client import Client
-from ingestq.core.job import Job
+from ingestq.client.client import Client
+from ingestq.model.job import Job
 
 from .common import APP_HELP, console, load_registry, print_json, with_client
 from .errors import CliError

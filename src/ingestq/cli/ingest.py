@@ -13,10 +13,10 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ingestq.core.client import Client
-from ingestq.core.document import DocumentStatus
-from ingestq.core.documents import Documents
-from ingestq.core.job import FINISHED_STATES, Job, JobState
+from ingestq.client.client import Client
+from ingestq.client.documents import Documents
+from ingestq.model.document import DocumentStatus
+from ingestq.model.job import FINISHED_STATES, Job, JobState
 from ingestq.pipeline.ingest import INGEST_QUEUE, IngestRuntime
 from ingestq.settings import Settings
 from ingestq.worker import Worker, WorkerConfig

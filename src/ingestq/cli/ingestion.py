@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ingestq.core.handlers import JobContext, Registry
 from ingestq.settings import Settings
+from ingestq.tasks.registry import Registry
+from ingestq.tasks.task import JobContext
 
 if TYPE_CHECKING:
     from ingestq.pipeline.ingest import IngestRuntime

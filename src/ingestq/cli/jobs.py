@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from ingestq.core.client import Client
-from ingestq.core.job import FINISHED_STATES, Job, JobFilter, JobState
+from ingestq.client.client import Client
+from ingestq.model.job import FINISHED_STATES, Job, JobFilter, JobState
 
 from .common import console, print_json, with_client
 from .render import job_table, jobs_table, to_json

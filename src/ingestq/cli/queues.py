@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ingestq.core.client import Client
-from ingestq.core.job import QueueConfig
+from ingestq.client.client import Client
+from ingestq.model.job import QueueConfig
 
 from .common import console, print_json, with_client
 from .errors import CliError

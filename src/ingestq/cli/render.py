@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.table import Table
 
-from ingestq.core.job import Job, JobState, QueueStats, WorkerInfo
+from ingestq.model.job import Job, JobState, QueueStats, WorkerInfo
 
 _STATE_STYLE = {
     JobState.QUEUED: "cyan",

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ingestq.core.client import Client
-from ingestq.core.document import Hit
-from ingestq.core.documents import Documents, SearchMode
+from ingestq.client.client import Client
+from ingestq.client.documents import Documents, SearchMode
+from ingestq.model.document import Hit
 
 from .common import console, print_json, settings_of, with_client
 from .errors import CliError

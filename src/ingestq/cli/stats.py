@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from ingestq.core.client import Client
-from ingestq.core.job import QueueStats, WorkerInfo
+from ingestq.client.client import Client
+from ingestq.model.job import QueueStats, WorkerInfo
 
 from .common import console, print_json, with_client
 from .render import stats_table, to_json, workers_table

@@ -23,9 +23,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ingestq.core.client import Client
-from ingestq.core.handlers import Registry
+from ingestq.client.client import Client
 from ingestq.settings import Settings
+from ingestq.tasks.registry import Registry
 from ingestq.worker import Worker, WorkerConfig
 from ingestq.worker.config import parse_queues
 

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ingestq.clock import SYSTEM_CLOCK, Clock
-from ingestq.core.document import (
+from ingestq.errors import ConfigError, PermanentError, RetryableError
+from ingestq.model.document import (
     BucketRow,
     ChunkRecord,
     Document,
@@ -36,10 +37,8 @@ from ingestq.core.document import (
     IndexWrite,
     Vector,
 )
-from ingestq.core.handlers import JobContext, Registry
-from ingestq.core.job import Job, NewJob, Outcome, OutcomeKind
-from ingestq.core.kinds import CANCELLED_BEFORE_INDEXED, INGEST_JOB_KIND
-from ingestq.errors import ConfigError, PermanentError, RetryableError
+from ingestq.model.job import Job, NewJob, Outcome, OutcomeKind
+from ingestq.model.kinds import CANCELLED_BEFORE_INDEXED, INGEST_JOB_KIND
 from ingestq.pipeline.chunk.token import TokenChunker
 from ingestq.pipeline.config import (
     FakeConfig,
@@ -62,6 +61,8 @@ from ingestq.pipeline.sandbox import ParserPool, SandboxLimits
 from ingestq.pipeline.sources import FetchLimits, fetch_url, from_bytes, is_url, read_file
 from ingestq.settings import Settings
 from ingestq.store.base import IndexStore, Store
+from ingestq.tasks.registry import Registry
+from ingestq.tasks.task import JobContext
 
 INGEST_KIND = INGEST_JOB_KIND
 BACKFILL_KIND = "ingestq.backfill"

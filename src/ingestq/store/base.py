@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from ingestq.core.job import (
+from ingestq.model.job import (
     ClaimRequest,
     HeartbeatReply,
     Job,
@@ -29,7 +29,7 @@ from ingestq.core.job import (
 
 if TYPE_CHECKING:
     # annotations only: a queue-only process never builds the document dataclasses
-    from ingestq.core.document import (
+    from ingestq.model.document import (
         BucketRow,
         ChunkRecord,
         Collection,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 
-from ingestq.core.document import Vector
+from ingestq.model.document import Vector
 
 
 def pack_f32(vector: Vector) -> bytes:

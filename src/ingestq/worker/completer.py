@@ -27,9 +27,9 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from ingestq.clock import Clock
-from ingestq.core.handlers import Finalizer
-from ingestq.core.job import ClaimRequest, Job, Outcome, OutcomeKind
-from ingestq.core.retry import error_message
+from ingestq.model.job import ClaimRequest, Job, Outcome, OutcomeKind
+from ingestq.tasks.retry import error_message
+from ingestq.tasks.task import Finalizer
 from ingestq.worker.probes import NO_PROBES, Probes
 
 if TYPE_CHECKING:  # annotations only (see tests/cli/test_worker_startup.py)

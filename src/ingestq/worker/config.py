@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ingestq.core.job import Retention
+from ingestq.model.job import Retention
 from ingestq.settings import Settings
 
 

@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ingestq.clock import Clock
-from ingestq.core.handlers import JobContext, Registry, TaskSpec
-from ingestq.core.job import Job, Outcome, OutcomeKind, Progress
-from ingestq.core.retry import BadPayload, ExponentialBackoff, RetryPolicy, error_message
 from ingestq.errors import JobCancelled, UnknownJobKind
+from ingestq.model.job import Job, Outcome, OutcomeKind, Progress
+from ingestq.tasks.registry import Registry
+from ingestq.tasks.retry import BadPayload, ExponentialBackoff, RetryPolicy, error_message
+from ingestq.tasks.task import JobContext, TaskSpec
 
 log = logging.getLogger("ingestq.worker")
 

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ingestq.clock import Clock
-from ingestq.core.handlers import ProgressSink
-from ingestq.core.job import HeartbeatReply, Progress, WorkerBeat
+from ingestq.model.job import HeartbeatReply, Progress, WorkerBeat
+from ingestq.tasks.task import ProgressSink
 from ingestq.worker.executor import Running
 from ingestq.worker.probes import NO_PROBES, Probes
 

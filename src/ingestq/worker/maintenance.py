@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from ingestq.clock import Clock
-from ingestq.core.job import Retention
+from ingestq.model.job import Retention
 from ingestq.worker.probes import NO_PROBES, Probes
 
 if TYPE_CHECKING:

@@ -15,12 +15,12 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ingestq.clock import Clock
-from ingestq.core.job import Job
+from ingestq.model.job import Job
 from ingestq.worker.probes import NO_PROBES, Probes
 
 if TYPE_CHECKING:
-    from ingestq.core.periodic import Periodic
     from ingestq.store.base import Store
+    from ingestq.tasks.periodic import Periodic
 
 log = logging.getLogger("ingestq.worker")
 
@@ -31,7 +31,7 @@ def __getattr__(name: str) -> Any:
     # `Periodic` (re-exported) is imported on first use: a worker without schedules never needs it, and
     # every worker imports this module before its first claim.
     if name == "Periodic":
-        from ingestq.core.periodic import Periodic
+        from ingestq.tasks.periodic import Periodic
 
         return Periodic
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -28,10 +28,11 @@ from typing import TYPE_CHECKING, Any
 
 from ingestq.builtin import builtin_registry
 from ingestq.clock import SYSTEM_CLOCK, Clock
-from ingestq.core.handlers import JobContext, Registry, default_registry
-from ingestq.core.job import ClaimRequest, HeartbeatReply, Job, JobFilter, JobState, Outcome, OutcomeKind
-from ingestq.core.retry import RetryPolicy
+from ingestq.model.job import ClaimRequest, HeartbeatReply, Job, JobFilter, JobState, Outcome, OutcomeKind
 from ingestq.settings import Settings
+from ingestq.tasks.registry import Registry, default_registry
+from ingestq.tasks.retry import RetryPolicy
+from ingestq.tasks.task import JobContext
 from ingestq.worker.completer import Completer
 from ingestq.worker.config import WorkerConfig
 from ingestq.worker.executor import Executor, Running, StopReason
@@ -41,8 +42,8 @@ from ingestq.worker.periodic import PeriodicScheduler
 from ingestq.worker.probes import NO_PROBES, Probes
 
 if TYPE_CHECKING:  # annotations only (see tests/cli/test_worker_startup.py)
-    from ingestq.core.periodic import Periodic
     from ingestq.store.base import Store
+    from ingestq.tasks.periodic import Periodic
 
 log = logging.getLogger("ingestq.worker")
 

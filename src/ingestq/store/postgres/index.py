@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from ingestq.core.document import (
+from ingestq.errors import StoreError
+from ingestq.model.document import (
     BucketRow,
     ChunkRecord,
     Collection,
@@ -30,9 +31,8 @@ from ingestq.core.document import (
     SearchQuery,
     Vector,
 )
-from ingestq.core.job import Outcome, OutcomeKind
-from ingestq.core.kinds import CANCELLED_BEFORE_INDEXED, INGEST_JOB_KIND
-from ingestq.errors import StoreError
+from ingestq.model.job import Outcome, OutcomeKind
+from ingestq.model.kinds import CANCELLED_BEFORE_INDEXED, INGEST_JOB_KIND
 from ingestq.store.queries import load_queries
 from ingestq.store.vectors import pack_f32, unpack_f32
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from ingestq.core.job import ErrorRecord, Job, JobState, Progress
+from ingestq.model.job import ErrorRecord, Job, JobState, Progress
 
 _STATES = {state.value: state for state in JobState}
 

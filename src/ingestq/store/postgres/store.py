@@ -18,7 +18,15 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from ingestq.core.job import (
+from ingestq.errors import (
+    FeatureUnavailable,
+    InvalidJobState,
+    JobNotFound,
+    QueueFull,
+    SchemaError,
+    StoreError,
+)
+from ingestq.model.job import (
     ERROR_HISTORY_LIMIT,
     FINISHED_STATES,
     ClaimRequest,
@@ -36,15 +44,7 @@ from ingestq.core.job import (
     WorkerBeat,
     WorkerInfo,
 )
-from ingestq.core.kinds import INGEST_JOB_KIND
-from ingestq.errors import (
-    FeatureUnavailable,
-    InvalidJobState,
-    JobNotFound,
-    QueueFull,
-    SchemaError,
-    StoreError,
-)
+from ingestq.model.kinds import INGEST_JOB_KIND
 from ingestq.settings import Settings
 from ingestq.store.postgres import migrator
 from ingestq.store.postgres.connect import (

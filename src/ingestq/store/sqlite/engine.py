@@ -17,7 +17,8 @@ from typing import Any
 
 import apsw
 
-from ingestq.core.job import (
+from ingestq.errors import InvalidJobState, JobNotFound, QueueFull, SchemaError, StoreError, WriterBusy
+from ingestq.model.job import (
     ERROR_HISTORY_LIMIT,
     FINISHED_STATES,
     ClaimRequest,
@@ -35,8 +36,7 @@ from ingestq.core.job import (
     WorkerBeat,
     WorkerInfo,
 )
-from ingestq.core.kinds import CANCELLED_BEFORE_INDEXED, INGEST_JOB_KIND
-from ingestq.errors import InvalidJobState, JobNotFound, QueueFull, SchemaError, StoreError, WriterBusy
+from ingestq.model.kinds import CANCELLED_BEFORE_INDEXED, INGEST_JOB_KIND
 from ingestq.store.queries import load_migrations, load_queries
 from ingestq.store.sqlite import rows
 from ingestq.store.sqlite.rows import claimed_job, dt, dumps, job_from_row, ts

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 if TYPE_CHECKING:
-    from ingestq.core.document import (
+    from ingestq.model.document import (
         BucketRow,
         ChunkRecord,
         Collection,
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
         SearchQuery,
         Vector,
     )
-    from ingestq.core.job import Outcome
+    from ingestq.model.job import Outcome
     from ingestq.store.sqlite.engine import Engine
     from ingestq.store.sqlite.index_engine import IndexEngine
 

@@ -16,7 +16,8 @@ from typing import Any
 
 import apsw
 
-from ingestq.core.document import (
+from ingestq.errors import StoreError
+from ingestq.model.document import (
     BucketRow,
     ChunkRecord,
     Collection,
@@ -29,8 +30,7 @@ from ingestq.core.document import (
     SearchQuery,
     Vector,
 )
-from ingestq.core.job import Outcome
-from ingestq.errors import StoreError
+from ingestq.model.job import Outcome
 from ingestq.store.queries import load_queries
 from ingestq.store.sqlite.engine import Engine
 from ingestq.store.sqlite.rows import dt, dumps, ts

@@ -1,5 +1,5 @@
 -- SQLite dialect of ingestq's named queries (same names as store/postgres/queries.sql).
--- Every query that returns jobs lists the columns in the order of ingestq.core.job.Job's fields.
+-- Every query that returns jobs lists the columns in the order of ingestq.model.job.Job's fields.
 
 -- ===== schema ========================================================================================
 

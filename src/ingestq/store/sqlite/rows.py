@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ingestq.core.job import ErrorRecord, Job, JobState, Progress
+from ingestq.model.job import ErrorRecord, Job, JobState, Progress
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 _STATES = {s.value: s for s in JobState}

@@ -16,7 +16,8 @@ from typing import Literal, ParamSpec, TypeVar
 
 import apsw
 
-from ingestq.core.job import (
+from ingestq.errors import StoreError
+from ingestq.model.job import (
     ClaimRequest,
     HeartbeatReply,
     Job,
@@ -32,7 +33,6 @@ from ingestq.core.job import (
     WorkerBeat,
     WorkerInfo,
 )
-from ingestq.errors import StoreError
 from ingestq.settings import Settings
 from ingestq.store.sqlite.connection import connect, parse_sqlite_url
 from ingestq.store.sqlite.dispatch import Dispatch

@@ -12,7 +12,7 @@ A document is pending only while its ingestion job is queued or running. When th
 indexing (cancelled, queued or running; failed because its workers kept dying), the store settles the
 document in the same transaction: back to indexed if it has a version (those chunks are still served),
 otherwise failed with CANCELLED_BEFORE_INDEXED or the job's last error. A person's retry of such a job
-makes it pending again. That kind and message live in core/kinds.py, which the stores import without
+makes it pending again. That kind and message live in model/kinds.py, which the stores import without
 this module.
 """
 

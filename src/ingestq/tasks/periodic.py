@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ingestq.core.handlers import TaskSpec
-from ingestq.core.job import DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, JsonDict, NewJob
+from ingestq.model.job import DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, JsonDict, NewJob
+from ingestq.tasks.task import TaskSpec
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,11 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Concatenate, Generic, Literal, ParamSpec, Self, TypeVar, overload
 
+from ingestq.client.client import Client, TaskOrKind
 from ingestq.clock import SYSTEM_CLOCK, Clock
-from ingestq.core.client import Client, TaskOrKind
-from ingestq.core.handlers import Registry
-from ingestq.core.job import Job, JsonDict
+from ingestq.model.job import Job, JsonDict
 from ingestq.settings import Settings
+from ingestq.tasks.registry import Registry
 
 P = ParamSpec("P")
 R = TypeVar("R")

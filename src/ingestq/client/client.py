@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, Literal, Self, overload
 
 from ingestq.builtin import builtin_registry
 from ingestq.clock import SYSTEM_CLOCK, Clock
-from ingestq.core.handlers import Registry, TaskSpec, default_registry
-from ingestq.core.job import (
+from ingestq.errors import ConfigError, FeatureUnavailable, InvalidPayload, JobNotFound, SchemaError
+from ingestq.model.job import (
     FINISHED_STATES,
     Job,
     JobFilter,
@@ -28,9 +28,10 @@ from ingestq.core.job import (
     QueueStats,
     WorkerInfo,
 )
-from ingestq.errors import ConfigError, FeatureUnavailable, InvalidPayload, JobNotFound, SchemaError
 from ingestq.settings import Settings
 from ingestq.store import open_store
+from ingestq.tasks.registry import Registry, default_registry
+from ingestq.tasks.task import TaskSpec
 
 if TYPE_CHECKING:
     from ingestq.store import Store

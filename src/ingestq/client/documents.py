@@ -20,8 +20,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from ingestq.core.client import Client
-from ingestq.core.document import (
+from ingestq.client.client import Client
+from ingestq.errors import IngestqError
+from ingestq.model.document import (
     ChunkRecord,
     Document,
     DocumentFilter,
@@ -30,8 +31,7 @@ from ingestq.core.document import (
     Hit,
     SearchQuery,
 )
-from ingestq.core.job import Job, NewJob
-from ingestq.errors import IngestqError
+from ingestq.model.job import Job, NewJob
 from ingestq.pipeline.config import PipelineConfig, build_embedder
 from ingestq.pipeline.embed.base import Embedder
 from ingestq.pipeline.ingest import (

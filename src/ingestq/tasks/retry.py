@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from ingestq.core.job import Job
 from ingestq.errors import JobCancelled, PermanentError, RetryableError, UnknownJobKind
+from ingestq.model.job import Job
 
 MAX_ERROR_CHARS = 2000
 
