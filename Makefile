@@ -38,7 +38,7 @@ fmt: $(STAMP) ## format and auto-fix
 	$(BIN)/ruff check --fix src tests bench
 
 demo: $(STAMP) ## ingest docs/ plus a generated PDF and DOCX with the local model, then search
-	$(BIN)/python -m ingestq.demo
+	$(BIN)/python -m ingestq.cli.demo
 
 bench: $(STAMP) ## run the benchmarks side by side with peers; writes BENCHMARKS.md (BENCH_ARGS="--quick")
 	$(BIN)/python -m bench.run $(BENCH_ARGS)

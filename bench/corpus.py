@@ -30,7 +30,8 @@ from bench.corpus_memory import CHECKPOINT, Memory, sample_memory, smaps_rollup,
 from ingestq.client.client import Client
 from ingestq.client.documents import Documents, Ingested
 from ingestq.model.document import DocumentStatus
-from ingestq.pipeline.ingest import INGEST_QUEUE, IngestRuntime
+from ingestq.pipeline.ingest.kinds import INGEST_QUEUE
+from ingestq.pipeline.ingest.runtime import IngestRuntime
 from ingestq.settings import Settings
 from ingestq.worker import Worker, WorkerConfig
 

@@ -42,7 +42,7 @@ from ingestq.client.client import Client
 from ingestq.client.documents import Documents
 from ingestq.model.job import Job, JobFilter, JobState
 from ingestq.pipeline.embed.sentence_transformers import SentenceTransformerEmbedder, bundled_model_path
-from ingestq.pipeline.ingest import INGEST_KIND
+from ingestq.pipeline.ingest.kinds import INGEST_KIND
 from ingestq.settings import Settings
 
 COLLECTION = "bench"

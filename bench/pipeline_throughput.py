@@ -25,7 +25,8 @@ from ingestq.client.client import Client
 from ingestq.client.documents import Documents
 from ingestq.pipeline.config import PipelineConfig, build_chunker
 from ingestq.pipeline.embed.sentence_transformers import SentenceTransformerEmbedder
-from ingestq.pipeline.ingest import INGEST_QUEUE, IngestRuntime
+from ingestq.pipeline.ingest.kinds import INGEST_QUEUE
+from ingestq.pipeline.ingest.runtime import IngestRuntime
 from ingestq.settings import Settings
 from ingestq.worker import Worker, WorkerConfig
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ingestq.demo import make_pdf, run
+from ingestq.cli.demo import make_pdf, run
 
 
 @pytest.mark.slow

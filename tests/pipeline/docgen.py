@@ -11,7 +11,7 @@ import zipfile
 
 import docx
 
-from ingestq.demo import serialize_pdf
+from ingestq.cli.demo import serialize_pdf
 
 _pdf = serialize_pdf
 

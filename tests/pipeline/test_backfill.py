@@ -14,7 +14,8 @@ from ingestq.client.documents import Documents, ModelMismatch
 from ingestq.errors import PermanentError
 from ingestq.model.document import DocumentStatus
 from ingestq.model.job import Job, JobState
-from ingestq.pipeline.ingest import BACKFILL_KIND, IngestRuntime
+from ingestq.pipeline.ingest.kinds import BACKFILL_KIND
+from ingestq.pipeline.ingest.runtime import IngestRuntime
 from ingestq.settings import Settings
 from ingestq.worker import Worker, WorkerConfig
 

@@ -15,7 +15,7 @@ from ingestq.client.client import Client
 from ingestq.client.documents import DocumentNotFound, Documents, ModelMismatch
 from ingestq.model.document import DocumentStatus
 from ingestq.model.job import Job, JobState
-from ingestq.pipeline.ingest import IngestRuntime
+from ingestq.pipeline.ingest.runtime import IngestRuntime
 from ingestq.settings import Settings
 from ingestq.tasks.retry import ExponentialBackoff
 from ingestq.worker import Probes, Worker, WorkerConfig

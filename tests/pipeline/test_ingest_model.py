@@ -14,7 +14,7 @@ import pytest
 from ingestq.client.client import Client
 from ingestq.client.documents import Documents
 from ingestq.model.job import JobState
-from ingestq.pipeline.ingest import IngestRuntime
+from ingestq.pipeline.ingest.runtime import IngestRuntime
 from ingestq.settings import Settings
 from ingestq.worker import Worker, WorkerConfig
 

@@ -18,7 +18,7 @@ from http_embed_server import EmbedServer
 from ingestq.client.client import Client
 from ingestq.client.documents import Documents
 from ingestq.model.job import Job, JobState, Progress
-from ingestq.pipeline.ingest import INGEST_QUEUE
+from ingestq.pipeline.ingest.kinds import INGEST_QUEUE
 from ingestq.settings import Settings
 
 INGESTQ = str(Path(sys.executable).with_name("ingestq"))

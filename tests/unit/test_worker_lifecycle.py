@@ -269,3 +269,30 @@ async def test_registry_periodic_reaches_the_worker(store: Store) -> None:
     assert worker.counts == {OutcomeKind.SUCCEEDED: 1}
     (job,) = await store.job_list(JobFilter(kinds=(PROBE_KIND,)))
     assert job.payload == {"seconds": 0}
+
+
+async def test_a_deadline_stops_claiming_then_releases_what_is_still_running(store: Store) -> None:
+    clock = ManualClock()
+    registry, _gates = gated_registry()
+    jobs = await insert(store, clock, [NewJob(kind="gated", payload={"key": "never"}) for _ in range(3)])
+    probes = Probes()
+    started = probes.arm("job_started")
+    # one slot: the first job runs (and never finishes), the others wait for the slot
+    worker = Worker(store, registry, WorkerConfig(concurrency=1, shutdown_grace=0), clock, probes)
+    loop = asyncio.get_running_loop()
+    task = asyncio.create_task(worker.run(deadline=loop.time() + 0.2))
+    await started.next()
+    await asyncio.wait_for(task, 10)  # without the deadline the run would wait on the gate forever
+    states = [await state_of(store, job.id) for job in jobs]
+    assert [(s.state, s.attempt, s.lease_owner) for s in states] == [(JobState.QUEUED, 0, None)] * 3
+    assert worker.counts == {OutcomeKind.RELEASED: 1}
+
+
+async def test_a_drain_with_a_deadline_in_the_past_claims_nothing(store: Store) -> None:
+    clock = ManualClock()
+    (job,) = await insert(store, clock, [NewJob(kind=PROBE_KIND)])
+    worker = Worker(store, None, WorkerConfig(shutdown_grace=0), clock)
+    loop = asyncio.get_running_loop()
+    await asyncio.wait_for(worker.run(drain=True, deadline=loop.time() - 1), 10)
+    assert (await state_of(store, job.id)).state is JobState.QUEUED
+    assert worker.counts == {}

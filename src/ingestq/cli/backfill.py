@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
-from ingestq.client.client import Client
-from ingestq.client.documents import Documents
+from ingestq.client.documents import BatchSummary, Documents
+from ingestq.runtime import Runtime
 
-from .common import console, settings_of, with_client
-from .ingest import BatchSummary, print_summary, wait_for_jobs
+from .common import console, settings_of, with_runtime
+from .ingest import print_summary, wait_for_jobs
 
 
 def backfill_command(
@@ -24,14 +24,14 @@ def backfill_command(
     """Queue re-ingestion of every document whose model or chunker settings changed."""
     settings = settings_of(ctx)
 
-    async def action(client: Client) -> tuple[int, BatchSummary | None]:
-        docs = Documents(client, settings)
+    async def action(runtime: Runtime) -> tuple[int, BatchSummary | None]:
+        docs = Documents(runtime.client, settings)
         jobs = await docs.backfill(collection)
         if not wait or not jobs:
             return len(jobs), None
-        return len(jobs), await wait_for_jobs(client, settings, jobs, out=console, label="Backfilling")
+        return len(jobs), await wait_for_jobs(runtime, jobs, out=console, label="Backfilling")
 
-    queued, summary = with_client(ctx, action)
+    queued, summary = with_runtime(ctx, action)
     if summary is None:
         note = " (run `ingestq worker`, or pass --wait)" if queued else ""
         console.print(f"queued {queued} documents for re-ingestion{note}")

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     import typer
     from rich.console import Console
 
+    from ingestq.runtime import Runtime
+
 T = TypeVar("T")
 
 _console: Console | None = None
@@ -82,6 +84,17 @@ def with_client(
         client = await Client.connect(settings, registry=registry, check_schema=check_schema)
         async with client:
             return await action(client)
+
+    return asyncio.run(run())
+
+
+def with_runtime(ctx: typer.Context, action: Callable[[Runtime], Awaitable[T]]) -> T:
+    """Run `action` with a runtime (client, registry, ingestion resources) per the context's Settings."""
+    from ingestq.runtime import Runtime  # the commands that need no worker do not load it
+
+    async def run() -> T:
+        async with await Runtime.open(settings_of(ctx)) as runtime:
+            return await action(runtime)
 
     return asyncio.run(run())
 

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ingestq.client.client import Client
+from ingestq.runtime import Runtime
 from ingestq.settings import Settings
 from ingestq.tasks.registry import Registry
 from ingestq.worker import Worker, WorkerConfig
@@ -31,7 +31,6 @@ from ingestq.worker.config import parse_queues
 
 from .common import load_registry
 from .failures import CliError, echo_err
-from .ingestion import LazyIngestion
 
 EXIT_USAGE = 2
 
@@ -130,16 +129,15 @@ def run_worker(settings: Settings, options: WorkerOptions) -> None:
 
 
 async def _serve(settings: Settings, registry: Registry | None, config: WorkerConfig, *, drain: bool) -> None:
-    client = await Client.connect(settings, registry=registry)
-    async with client, LazyIngestion(client.store, settings) as ingestion:
-        # the pipeline is imported on the first ingestion job (no model, no parser process before)
-        ingest_kinds = ingestion.registry()
-        worker = Worker(client.store, ingest_kinds.merge(registry) if registry else ingest_kinds, config)
+    # the pipeline is imported on the first ingestion job (no model, no parser process before)
+    async with await Runtime.open(settings, registry) as runtime:
+        worker = runtime.worker(config)
+        store = runtime.store
         _install_signal_handlers(worker)
         queues = ",".join(config.queues) if config.queues else "all"
         kinds = len(worker.registry.kinds())
         echo_err(
-            f"ingestq worker {worker.worker_id} started: {client.store.backend}, "
+            f"ingestq worker {worker.worker_id} started: {store.backend}, "
             f"concurrency {config.concurrency}, queues {queues}, {kinds} kinds"
             + (", draining" if drain else "")
         )

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,12 +31,11 @@ from ingestq.model.document import (
     Hit,
     SearchQuery,
 )
-from ingestq.model.job import Job, NewJob
+from ingestq.model.job import Job, JobState, NewJob
 from ingestq.pipeline.config import PipelineConfig, build_embedder
 from ingestq.pipeline.embed.base import Embedder
-from ingestq.pipeline.ingest import (
-    BACKFILL_KIND,
-    INGEST_QUEUE,
+from ingestq.pipeline.ingest.kinds import BACKFILL_KIND, INGEST_QUEUE
+from ingestq.pipeline.ingest.runtime import (
     IngestStore,
     backfill_collection,
     index_store,
@@ -227,3 +226,52 @@ class Documents:
         )
         (inserted,) = await self.store.job_insert_many([job], self.client.clock.now())
         return inserted
+
+    async def summarise(self, jobs: Sequence[Job]) -> BatchSummary:
+        """What became of a batch of ingestion jobs and their documents (read once they finished)."""
+        summary = BatchSummary(total=len(jobs))
+        for job in jobs:
+            result = job.result if isinstance(job.result, dict) else {}
+            summary.chunks += int(result.get("chunks", 0) or 0)
+            summary.embedded += int(result.get("embedded", 0) or 0)
+            summary.reused += int(result.get("reused", 0) or 0)
+            collection = str(job.payload.get("collection", ""))
+            document_id = str(job.payload.get("document_id", job.document_id or ""))
+            doc = await self.store.document_get(collection, document_id)
+            if job.state is JobState.SUCCEEDED:
+                summary.indexed += 1
+            elif job.state is JobState.CANCELLED:
+                summary.cancelled += 1
+            elif doc is not None and doc.status is DocumentStatus.QUARANTINED:
+                summary.quarantined.append((document_id, doc.error or job.last_error or ""))
+            else:
+                reason = (doc.error if doc is not None else None) or job.last_error or "unknown"
+                summary.failed.append((document_id, reason))
+        return summary
+
+
+@dataclass
+class BatchSummary:
+    """A batch of ingestion jobs, once finished: documents indexed, failed (with the reason),
+    quarantined, cancelled; chunks written, embedded and reused from the cache."""
+
+    total: int = 0
+    indexed: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    quarantined: list[tuple[str, str]] = field(default_factory=list)
+    cancelled: int = 0
+    chunks: int = 0
+    embedded: int = 0
+    reused: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "indexed": self.indexed,
+            "failed": [{"document": d, "reason": r} for d, r in self.failed],
+            "quarantined": [{"document": d, "reason": r} for d, r in self.quarantined],
+            "cancelled": self.cancelled,
+            "chunks": self.chunks,
+            "embedded": self.embedded,
+            "reused": self.reused,
+        }

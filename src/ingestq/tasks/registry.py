@@ -56,6 +56,7 @@ class Registry:
         """Enqueue `task` on a cron schedule (UTC) from every worker that loads this registry; the store
         keeps it to one job per slot. Options: name, queue, priority, max_attempts, run_on_start."""
         from ingestq.tasks.periodic import Periodic
+
         job = Periodic(cron, task, dict(payload or {}), **options)
         self.periodic_jobs.append(job)
         return job

@@ -123,10 +123,18 @@ class Worker:
             raise RuntimeError("the worker is not running")
         return await self._heartbeat.beat()
 
-    async def run(self, drain: bool = False) -> None:
+    async def run(self, drain: bool = False, deadline: float | None = None) -> None:
         """Work until `request_stop`, or with `drain=True` until nothing due remains and nothing is in
-        flight. Database errors never end the run: every loop logs them and retries."""
+        flight. Database errors never end the run: every loop logs them and retries.
+
+        `deadline` (on the event loop's clock, `loop.time()`, as `asyncio.timeout_at` takes it): stop
+        claiming then, as `request_stop()` would; in-flight jobs get `shutdown_grace` more seconds to
+        finish, then are released without spending their attempt. So the run ends by deadline + grace:
+        the budget of a cron- or request-driven run ("process the queue for S seconds")."""
         cfg = self.config
+        at_deadline = None
+        if deadline is not None:
+            at_deadline = asyncio.get_running_loop().call_at(deadline, self.request_stop)
         completer = self._completer = Completer(
             self.store,
             self.clock,
@@ -163,6 +171,8 @@ class Worker:
             await self._release_in_flight()
         finally:
             self._stopping = True
+            if at_deadline is not None:
+                at_deadline.cancel()
             if self._executing:  # only after an unexpected error: the normal path released them above
                 self._stop_all(StopReason.SHUTDOWN)
                 tasks = [r.task for r in self._held.values() if r.task is not None and not r.task.done()]

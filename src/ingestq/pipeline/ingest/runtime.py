@@ -38,7 +38,7 @@ from ingestq.model.document import (
     Vector,
 )
 from ingestq.model.job import Job, NewJob, Outcome, OutcomeKind
-from ingestq.model.kinds import CANCELLED_BEFORE_INDEXED, INGEST_JOB_KIND
+from ingestq.model.kinds import CANCELLED_BEFORE_INDEXED
 from ingestq.pipeline.chunk.token import TokenChunker
 from ingestq.pipeline.config import (
     FakeConfig,
@@ -56,6 +56,12 @@ from ingestq.pipeline.embed.batcher import EmbeddingBatcher
 from ingestq.pipeline.embed.cache import embed_with_cache
 from ingestq.pipeline.embed.ratelimit import BucketRateLimiter, BucketState, RateLimits, reserve
 from ingestq.pipeline.errors import NoTextFound
+from ingestq.pipeline.ingest.kinds import (
+    INGEST_KIND,
+    INGEST_MAX_ATTEMPTS,
+    INGEST_QUEUE,
+    register_ingestion,
+)
 from ingestq.pipeline.model import ParseOptions, SourceDocument
 from ingestq.pipeline.sandbox import ParserPool, SandboxLimits
 from ingestq.pipeline.sources import FetchLimits, fetch_url, from_bytes, is_url, read_file
@@ -64,11 +70,6 @@ from ingestq.store.base import IndexStore, Store
 from ingestq.tasks.registry import Registry
 from ingestq.tasks.task import JobContext
 
-INGEST_KIND = INGEST_JOB_KIND
-BACKFILL_KIND = "ingestq.backfill"
-INGEST_QUEUE = "ingest"
-INGEST_MAX_ATTEMPTS = 3
-"""A parser crash, a timeout or an unreachable URL get two more chances; bad input gets none."""
 _EMBED_SLICE = 128  # texts per embed call from one job: progress granularity, not the model's batch
 
 
@@ -287,23 +288,7 @@ class IngestRuntime:
             await self._embedder.aclose()
 
     def registry(self) -> Registry:
-        registry = Registry()
-        registry.task(
-            self.ingest,
-            name=INGEST_KIND,
-            queue=INGEST_QUEUE,
-            max_attempts=INGEST_MAX_ATTEMPTS,
-            backoff_base=2.0,
-            backoff_max=60.0,
-            concurrency=self.settings.ingest_concurrency,
-        )
-        registry.task(
-            self.backfill,
-            name=BACKFILL_KIND,
-            queue=INGEST_QUEUE,
-            concurrency=self.settings.ingest_concurrency,
-        )
-        return registry
+        return register_ingestion(Registry(), self.settings, self.ingest, self.backfill)
 
     # --- ingestq.ingest -----------------------------------------------------------------------------
 

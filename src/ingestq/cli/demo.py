@@ -17,8 +17,8 @@ from rich.console import Console
 
 from ingestq.cli.ingest import print_summary, wait_for_jobs
 from ingestq.cli.search import hits_table
-from ingestq.client.client import Client
 from ingestq.client.documents import Documents
+from ingestq.runtime import Runtime
 from ingestq.settings import Settings
 
 QUESTIONS = (
@@ -142,15 +142,15 @@ async def run(folder: Path, docs_dir: Path | None = None) -> int:
 
     settings = Settings(database_url=f"sqlite:///{database}")
     console.print(f"ingesting {', '.join(str(s) for s in sources)} into {database} (model: all-MiniLM-L6-v2)")
-    async with Client.connect(settings) as client:
-        docs = Documents(client, settings)
+    async with await Runtime.open(settings) as runtime:
+        docs = Documents(runtime.client, settings)
         batch = await docs.ingest(
             sources,
             collection="demo",
             include=["*.md", "*.pdf", "*.docx"],
             exclude=["*report*.md"],  # generated measurement tables, not documentation
         )
-        summary = await wait_for_jobs(client, settings, [b.job for b in batch], out=console)
+        summary = await wait_for_jobs(runtime, [b.job for b in batch], out=console)
         print_summary(summary, console)
         found_all = True
         for question in QUESTIONS:
