@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 .DEFAULT_GOAL := help
 
 help: ## list the targets
-	@grep -hE '^[a-z][a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z][a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -33,6 +33,9 @@ lint: $(STAMP) ## ruff (lint + format check) and mypy --strict
 	$(BIN)/mypy tests/contract/*.py
 	$(BIN)/mypy tests/pipeline/*.py
 
+install-check: ## build the wheel, install it with the stock pip into a fresh venv, parse every media type
+	$(PY) scripts/install_check.py
+
 fmt: $(STAMP) ## format and auto-fix
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
@@ -52,4 +55,4 @@ corpus: $(STAMP) ## ingest all of ../shared/corpora and write the per-file repor
 clean: ## remove .venv, caches and the demo database
 	rm -rf $(VENV) .ingestq .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install test lint fmt demo bench bench-install corpus clean
+.PHONY: help install install-check test lint fmt demo bench bench-install corpus clean
