@@ -131,7 +131,6 @@ def sample_documents() -> dict[MediaType, tuple[str, bytes]]:
     """One small document per media type, made here: (file name, bytes)."""
     import docx
 
-    from ingestq.demo import make_pdf
     from ingestq.pipeline.model import MediaType
 
     word = docx.Document()
@@ -146,12 +145,36 @@ def sample_documents() -> dict[MediaType, tuple[str, bytes]]:
         + "</article></body></html>"
     )
     return {
-        MediaType.PDF: ("herons.pdf", make_pdf([["Herons", "Grey herons wait at the water's edge."]])),
+        MediaType.PDF: ("herons.pdf", text_pdf(["Herons", "Grey herons wait at the water's edge."])),
         MediaType.DOCX: ("herons.docx", buffer.getvalue()),
         MediaType.HTML: ("herons.html", html.encode()),
         MediaType.MARKDOWN: ("herons.md", b"# Herons\n\nGrey herons wait.\n\n- Long legs\n- Dagger bill\n"),
         MediaType.TEXT: ("herons.txt", b"Herons\n\nGrey herons wait motionless at the water's edge.\n"),
     }
+
+
+def text_pdf(lines: list[str]) -> bytes:
+    """A one-page PDF, one Helvetica paragraph per item (ASCII, no parentheses), exact xref table."""
+    shown = b" ".join(b"(%s) Tj T* T*" % line.encode() for line in lines)
+    stream = b"BT /F1 12 Tf 14 TL 72 720 Td " + shown + b" ET"
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 4 0 R >> >>"
+        b" /Contents 5 0 R >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
 
 
 def main() -> int:
