@@ -27,8 +27,8 @@ test: $(STAMP) ## run the whole test suite (starts its own PostgreSQL)
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy --strict
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy
 	$(BIN)/mypy tests/contract/*.py
 	$(BIN)/mypy tests/pipeline/*.py
@@ -37,8 +37,8 @@ install-check: ## build the wheel, install it with the stock pip into a fresh ve
 	$(PY) scripts/install_check.py
 
 fmt: $(STAMP) ## format and auto-fix
-	$(BIN)/ruff format src tests bench
-	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench scripts
+	$(BIN)/ruff check --fix src tests bench scripts
 
 demo: $(STAMP) ## ingest docs/ plus a generated PDF and DOCX with the local model, then search
 	$(BIN)/python -m ingestq.demo
