@@ -13,7 +13,8 @@ help: ## list the targets
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	# The venv's own pip, not upgraded: users install with the pip their python ships (23.x on Debian 12),
+	# and a newer pip here would hide what only it resolves (make install-check tests a plain install).
 	# The CPU build of torch first: left to the resolver, sentence-transformers would pull the newest torch
 	# with gigabytes of CUDA packages. On a machine without this pin's wheel at hand, pick your torch build
 	# first (https://pytorch.org), then run this target again.
