@@ -9,11 +9,12 @@ PYTEST_ARGS ?=
 .DEFAULT_GOAL := help
 
 help: ## list the targets
-	@grep -hE '^[a-z][a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z][a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	# The venv's own pip, not upgraded: users install with the pip their python ships (23.x on Debian 12),
+	# and a newer pip here would hide what only it resolves (make install-check tests a plain install).
 	# The CPU build of torch first: left to the resolver, sentence-transformers would pull the newest torch
 	# with gigabytes of CUDA packages. On a machine without this pin's wheel at hand, pick your torch build
 	# first (https://pytorch.org), then run this target again.
@@ -27,15 +28,18 @@ test: $(STAMP) ## run the whole test suite (starts its own PostgreSQL)
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy --strict
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy
 	$(BIN)/mypy tests/contract/*.py
 	$(BIN)/mypy tests/pipeline/*.py
 
+install-check: ## build the wheel, install it with the stock pip into a fresh venv, parse every media type
+	$(PY) scripts/install_check.py
+
 fmt: $(STAMP) ## format and auto-fix
-	$(BIN)/ruff format src tests bench
-	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench scripts
+	$(BIN)/ruff check --fix src tests bench scripts
 
 demo: $(STAMP) ## ingest docs/ plus a generated PDF and DOCX with the local model, then search
 	$(BIN)/python -m ingestq.cli.demo
@@ -52,4 +56,4 @@ corpus: $(STAMP) ## ingest all of ../shared/corpora and write the per-file repor
 clean: ## remove .venv, caches and the demo database
 	rm -rf $(VENV) .ingestq .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install test lint fmt demo bench bench-install corpus clean
+.PHONY: help install install-check test lint fmt demo bench bench-install corpus clean
