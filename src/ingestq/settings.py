@@ -7,11 +7,18 @@ settings before its first job, and importing pydantic + pydantic-settings cost m
 the worker's start-up together (see bench/analysis.md). The rules are pydantic's lax ones: values from
 the environment or from keyword arguments are coerced to the field's type (`"10"` -> 10, `"yes"` ->
 True), bounds are checked, and the first bad value raises `InvalidSetting` naming the field.
+
+Unknown names are an error, not ignored: a misspelt `Settings(concurency=4)` or `INGESTQ_CONCURENCY=4`
+would otherwise run with the default and nobody would notice. The error suggests the closest field name.
+One exception: variables under `INGESTQ_TEST_` are reserved for the test suite and CI (e.g.
+`INGESTQ_TEST_PG_URL`, the PostgreSQL server the tests use) and are never read as settings, so that a
+CI environment with them set can still run `ingestq`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import os
 import sys
@@ -26,17 +33,33 @@ if TYPE_CHECKING:
 
 DEFAULT_DATABASE_URL = "sqlite:///./.ingestq/ingestq.db"
 ENV_PREFIX = "INGESTQ_"
+TEST_ENV_PREFIX = "INGESTQ_TEST_"
+"""Reserved for the test suite and CI: never read as settings, never an unknown-setting error."""
 
 _TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})
 _FALSE = frozenset({"0", "false", "f", "no", "n", "off"})
 
 
 class InvalidSetting(ValueError):
-    """A setting (environment variable or override) whose value does not fit its field."""
+    """A setting (environment variable or override) whose value does not fit its field, or whose name
+    is not a field. `message` is the whole one-line report (what `str()` gives, what the CLI prints)."""
 
-    def __init__(self, name: str, message: str) -> None:
-        super().__init__(f"invalid setting {name}: {message}")
+    def __init__(self, name: str, message: str, *, unknown: bool = False) -> None:
+        self.message = message if unknown else f"invalid setting {name}: {message}"
+        super().__init__(self.message)
         self.name = name
+
+
+def _unknown(name: str, *, env: bool = False) -> InvalidSetting:
+    """The error for a name that is no field, with the closest field as a suggestion. `env`: the name is
+    an environment variable's, and is reported (and matched) as one."""
+    # A variable is matched without its prefix (the shared INGESTQ_ would make every name look close),
+    # case-insensitively like Settings.__init__, and reported as spelt.
+    bare = name[len(ENV_PREFIX) :].lower() if env else name
+    close = difflib.get_close_matches(bare, [f.name for f in _FIELDS], n=1)
+    suggestion = (ENV_PREFIX + close[0].upper() if env else close[0]) if close else None
+    hint = f" (did you mean {suggestion}?)" if suggestion else ""
+    return InvalidSetting(name, f"unknown setting {name}{hint}", unknown=True)
 
 
 def _bounds(*, ge: float | None = None, gt: float | None = None) -> dict[str, Any]:
@@ -109,7 +132,11 @@ class Settings:
 
     def __init__(self, **overrides: Any) -> None:
         """Defaults, then `INGESTQ_*` environment variables (names are case-insensitive), then
-        `overrides`. Unknown names are ignored, like unknown environment variables."""
+        `overrides`. An unknown name, keyword or `INGESTQ_*` variable (except the reserved
+        `INGESTQ_TEST_*`), raises InvalidSetting."""
+        for name in overrides:
+            if name not in _BY_NAME:
+                raise _unknown(name)
         env = _environment(os.environ)
         for f in _FIELDS:
             if f.name in overrides:
@@ -125,16 +152,25 @@ class Settings:
         copy = object.__new__(type(self))  # not dataclasses.replace: __init__ would read the environment
         copy.__dict__.update(self.__dict__)
         for name, value in (update or {}).items():
-            if name in _BY_NAME:
-                object.__setattr__(copy, name, _coerce(_BY_NAME[name], value))
+            if name not in _BY_NAME:
+                raise _unknown(name)
+            object.__setattr__(copy, name, _coerce(_BY_NAME[name], value))
         return copy
 
 
 def _environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The `INGESTQ_*` variables by field name; an unknown one raises InvalidSetting."""
     prefix = len(ENV_PREFIX)
-    return {
-        key[prefix:].lower(): value for key, value in environ.items() if key.upper().startswith(ENV_PREFIX)
-    }
+    found: dict[str, str] = {}
+    for key, value in environ.items():
+        upper = key.upper()
+        if not upper.startswith(ENV_PREFIX) or upper.startswith(TEST_ENV_PREFIX):
+            continue
+        name = key[prefix:].lower()
+        if name not in _BY_NAME:
+            raise _unknown(key, env=True)
+        found[name] = value
+    return found
 
 
 _FIELDS = dataclasses.fields(Settings)
