@@ -94,6 +94,10 @@ class Settings:
     """A job's lease; heartbeats extend it every lease/3. A killed worker's job is rescued after it."""
     shutdown_grace: float = field(default=30.0, metadata=_bounds(ge=0))
     """On SIGTERM/SIGINT, how long in-flight jobs may run before they are released back to the queue."""
+    probe_marker_dir: str | None = None
+    """Test-only: the directory where `ingestq.probe` jobs may write their `marker` files (a plain file
+    name in the payload). Unset (the default): a probe with a marker fails and writes nothing, so that
+    whoever enqueues jobs cannot make a worker append to its files (see builtin.py, docs/security.md)."""
 
     # retention of finished jobs, seconds (0 or less: keep forever)
     retention_succeeded: float = 24 * 3600.0
