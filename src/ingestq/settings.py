@@ -133,6 +133,12 @@ class Settings:
     fetch_max_redirects: int = field(default=5, metadata=_bounds(ge=0))
     fetch_allow_private: bool = False
     """Let URL ingestion reach loopback, private and link-local addresses (off: SSRF protection)."""
+    ingest_path_roots: tuple[str, ...] | None = None
+    """The directories path ingestion may read (files under them, after symlinks and `..` are resolved),
+    checked where a document is registered and again where a worker reads it. Unset (the default for the
+    library and the CLI): any path the process can read, as a laptop user expects of `ingestq ingest
+    ./docs`. Empty (`INGESTQ_INGEST_PATH_ROOTS=`): no path ingestion at all, uploads and URLs only. The
+    variable separates directories with `os.pathsep` (`:`; `;` on Windows). See docs/security.md."""
 
     def __init__(self, **overrides: Any) -> None:
         """Defaults, then `INGESTQ_*` environment variables (names are case-insensitive), then
@@ -265,6 +271,23 @@ def _float(value: Any) -> float:
     return result
 
 
+def _paths(value: Any) -> tuple[str, ...]:
+    # A variable holds a list the way PATH does; a keyword may also give a sequence of str or Path.
+    if isinstance(value, str):
+        items: list[Any] = value.split(os.pathsep)
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    else:
+        raise ValueError(f"must be directories separated by {os.pathsep!r} or a list, got {value!r}")
+    try:
+        paths = [os.fspath(item) for item in items]
+    except TypeError:
+        raise ValueError(f"must be a list of paths, got {value!r}") from None
+    if not all(isinstance(p, str) for p in paths):
+        raise ValueError(f"must be a list of paths, got {value!r}")
+    return tuple(p for p in paths if p.strip())  # "a::b" or a trailing separator add no root
+
+
 def _str(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError(f"must be a string, got {type(value).__name__}")
@@ -277,4 +300,5 @@ _CONVERTERS: dict[Any, Callable[[Any], Any]] = {
     int: _int,
     float: _float,
     str: _str,
+    tuple[str, ...]: _paths,
 }

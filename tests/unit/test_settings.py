@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -77,3 +78,18 @@ def test_a_bad_value_is_still_one_line() -> None:
         Settings(concurrency="many")
     assert str(caught.value) == "invalid setting concurrency: must be an integer, got 'many'"
     assert caught.value.message == str(caught.value)
+
+
+def test_ingest_path_roots_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().ingest_path_roots is None  # unset: unrestricted
+    monkeypatch.setenv("INGESTQ_INGEST_PATH_ROOTS", os.pathsep.join(["/srv/docs", "", "/data"]))
+    assert Settings().ingest_path_roots == ("/srv/docs", "/data")
+    monkeypatch.setenv("INGESTQ_INGEST_PATH_ROOTS", "")
+    assert Settings().ingest_path_roots == ()  # set but empty: no path ingestion
+    assert Settings(ingest_path_roots=[Path("/a"), "/b"]).ingest_path_roots == ("/a", "/b")
+    with pytest.raises(InvalidSetting, match=r"^invalid setting ingest_path_roots: "):
+        Settings(ingest_path_roots=3)
+
+
+def test_probe_marker_dir_defaults_to_off() -> None:
+    assert Settings().probe_marker_dir is None
