@@ -18,7 +18,6 @@ CI environment with them set can still run `ingestq`.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import os
 import sys
@@ -53,6 +52,8 @@ class InvalidSetting(ValueError):
 def _unknown(name: str, *, env: bool = False) -> InvalidSetting:
     """The error for a name that is no field, with the closest field as a suggestion. `env`: the name is
     an environment variable's, and is reported (and matched) as one."""
+    import difflib  # only on this error path: it compiles regexes at import, and start-up counts
+
     # A variable is matched without its prefix (the shared INGESTQ_ would make every name look close),
     # case-insensitively like Settings.__init__, and reported as spelt.
     bare = name[len(ENV_PREFIX) :].lower() if env else name
