@@ -139,7 +139,8 @@ class Settings:
     checked where a document is registered and again where a worker reads it. Unset (the default for the
     library and the CLI): any path the process can read, as a laptop user expects of `ingestq ingest
     ./docs`. Empty (`INGESTQ_INGEST_PATH_ROOTS=`): no path ingestion at all, uploads and URLs only. The
-    variable separates directories with `os.pathsep` (`:`; `;` on Windows). See docs/security.md."""
+    variable separates directories with `os.pathsep` (`:`; `;` on Windows). Give absolute directories: a
+    relative one is resolved against each process's own working directory. See docs/security.md."""
 
     def __init__(self, **overrides: Any) -> None:
         """Defaults, then `INGESTQ_*` environment variables (names are case-insensitive), then
