@@ -7,6 +7,12 @@ settings before its first job, and importing pydantic + pydantic-settings cost m
 the worker's start-up together (see bench/analysis.md). The rules are pydantic's lax ones: values from
 the environment or from keyword arguments are coerced to the field's type (`"10"` -> 10, `"yes"` ->
 True), bounds are checked, and the first bad value raises `InvalidSetting` naming the field.
+
+Unknown names are an error, not ignored: a misspelt `Settings(concurency=4)` or `INGESTQ_CONCURENCY=4`
+would otherwise run with the default and nobody would notice. The error suggests the closest field name.
+One exception: variables under `INGESTQ_TEST_` are reserved for the test suite and CI (e.g.
+`INGESTQ_TEST_PG_URL`, the PostgreSQL server the tests use) and are never read as settings, so that a
+CI environment with them set can still run `ingestq`.
 """
 
 from __future__ import annotations
@@ -26,17 +32,35 @@ if TYPE_CHECKING:
 
 DEFAULT_DATABASE_URL = "sqlite:///./.ingestq/ingestq.db"
 ENV_PREFIX = "INGESTQ_"
+TEST_ENV_PREFIX = "INGESTQ_TEST_"
+"""Reserved for the test suite and CI: never read as settings, never an unknown-setting error."""
 
 _TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})
 _FALSE = frozenset({"0", "false", "f", "no", "n", "off"})
 
 
 class InvalidSetting(ValueError):
-    """A setting (environment variable or override) whose value does not fit its field."""
+    """A setting (environment variable or override) whose value does not fit its field, or whose name
+    is not a field. `message` is the whole one-line report (what `str()` gives, what the CLI prints)."""
 
-    def __init__(self, name: str, message: str) -> None:
-        super().__init__(f"invalid setting {name}: {message}")
+    def __init__(self, name: str, message: str, *, unknown: bool = False) -> None:
+        self.message = message if unknown else f"invalid setting {name}: {message}"
+        super().__init__(self.message)
         self.name = name
+
+
+def _unknown(name: str, *, env: bool = False) -> InvalidSetting:
+    """The error for a name that is no field, with the closest field as a suggestion. `env`: the name is
+    an environment variable's, and is reported (and matched) as one."""
+    import difflib  # only on this error path: it compiles regexes at import, and start-up counts
+
+    # A variable is matched without its prefix (the shared INGESTQ_ would make every name look close),
+    # case-insensitively like Settings.__init__, and reported as spelt.
+    bare = name[len(ENV_PREFIX) :].lower() if env else name
+    close = difflib.get_close_matches(bare, [f.name for f in _FIELDS], n=1)
+    suggestion = (ENV_PREFIX + close[0].upper() if env else close[0]) if close else None
+    hint = f" (did you mean {suggestion}?)" if suggestion else ""
+    return InvalidSetting(name, f"unknown setting {name}{hint}", unknown=True)
 
 
 def _bounds(*, ge: float | None = None, gt: float | None = None) -> dict[str, Any]:
@@ -71,6 +95,10 @@ class Settings:
     """A job's lease; heartbeats extend it every lease/3. A killed worker's job is rescued after it."""
     shutdown_grace: float = field(default=30.0, metadata=_bounds(ge=0))
     """On SIGTERM/SIGINT, how long in-flight jobs may run before they are released back to the queue."""
+    probe_marker_dir: str | None = None
+    """Test-only: the directory where `ingestq.probe` jobs may write their `marker` files (a plain file
+    name in the payload). Unset (the default): a probe with a marker fails and writes nothing, so that
+    whoever enqueues jobs cannot make a worker append to its files (see builtin.py, docs/security.md)."""
 
     # retention of finished jobs, seconds (0 or less: keep forever)
     retention_succeeded: float = 24 * 3600.0
@@ -106,10 +134,21 @@ class Settings:
     fetch_max_redirects: int = field(default=5, metadata=_bounds(ge=0))
     fetch_allow_private: bool = False
     """Let URL ingestion reach loopback, private and link-local addresses (off: SSRF protection)."""
+    ingest_path_roots: tuple[str, ...] | None = None
+    """The directories path ingestion may read (files under them, after symlinks and `..` are resolved),
+    checked where a document is registered and again where a worker reads it. Unset (the default for the
+    library and the CLI): any path the process can read, as a laptop user expects of `ingestq ingest
+    ./docs`. Empty (`INGESTQ_INGEST_PATH_ROOTS=`): no path ingestion at all, uploads and URLs only. The
+    variable separates directories with `os.pathsep` (`:`; `;` on Windows). Give absolute directories: a
+    relative one is resolved against each process's own working directory. See docs/security.md."""
 
     def __init__(self, **overrides: Any) -> None:
         """Defaults, then `INGESTQ_*` environment variables (names are case-insensitive), then
-        `overrides`. Unknown names are ignored, like unknown environment variables."""
+        `overrides`. An unknown name, keyword or `INGESTQ_*` variable (except the reserved
+        `INGESTQ_TEST_*`), raises InvalidSetting."""
+        for name in overrides:
+            if name not in _BY_NAME:
+                raise _unknown(name)
         env = _environment(os.environ)
         for f in _FIELDS:
             if f.name in overrides:
@@ -125,16 +164,25 @@ class Settings:
         copy = object.__new__(type(self))  # not dataclasses.replace: __init__ would read the environment
         copy.__dict__.update(self.__dict__)
         for name, value in (update or {}).items():
-            if name in _BY_NAME:
-                object.__setattr__(copy, name, _coerce(_BY_NAME[name], value))
+            if name not in _BY_NAME:
+                raise _unknown(name)
+            object.__setattr__(copy, name, _coerce(_BY_NAME[name], value))
         return copy
 
 
 def _environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The `INGESTQ_*` variables by field name; an unknown one raises InvalidSetting."""
     prefix = len(ENV_PREFIX)
-    return {
-        key[prefix:].lower(): value for key, value in environ.items() if key.upper().startswith(ENV_PREFIX)
-    }
+    found: dict[str, str] = {}
+    for key, value in environ.items():
+        upper = key.upper()
+        if not upper.startswith(ENV_PREFIX) or upper.startswith(TEST_ENV_PREFIX):
+            continue
+        name = key[prefix:].lower()
+        if name not in _BY_NAME:
+            raise _unknown(key, env=True)
+        found[name] = value
+    return found
 
 
 _FIELDS = dataclasses.fields(Settings)
@@ -225,6 +273,23 @@ def _float(value: Any) -> float:
     return result
 
 
+def _paths(value: Any) -> tuple[str, ...]:
+    # A variable holds a list the way PATH does; a keyword may also give a sequence of str or Path.
+    if isinstance(value, str):
+        items: list[Any] = value.split(os.pathsep)
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    else:
+        raise ValueError(f"must be directories separated by {os.pathsep!r} or a list, got {value!r}")
+    try:
+        paths = [os.fspath(item) for item in items]
+    except TypeError:
+        raise ValueError(f"must be a list of paths, got {value!r}") from None
+    if not all(isinstance(p, str) for p in paths):
+        raise ValueError(f"must be a list of paths, got {value!r}")
+    return tuple(p for p in paths if p.strip())  # "a::b" or a trailing separator add no root
+
+
 def _str(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError(f"must be a string, got {type(value).__name__}")
@@ -237,4 +302,5 @@ _CONVERTERS: dict[Any, Callable[[Any], Any]] = {
     int: _int,
     float: _float,
     str: _str,
+    tuple[str, ...]: _paths,
 }

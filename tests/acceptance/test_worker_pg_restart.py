@@ -59,10 +59,13 @@ def test_workers_finish_every_job_across_a_restart(server: RestartableServer, tm
     marker = tmp_path / "marker"
     logs = [tmp_path / f"worker{i}.log" for i in range(2)]
     jobs = insert(
-        url, [NewJob(kind=PROBE_KIND, payload={"marker": str(marker), "seconds": 0.02}) for _ in range(400)]
+        url, [NewJob(kind=PROBE_KIND, payload={"marker": marker.name, "seconds": 0.02}) for _ in range(400)]
     )
     workers = [
-        start_worker(url, "--once", "--concurrency", "4", "--poll-interval", "0.2", log=log) for log in logs
+        start_worker(
+            url, "--once", "--concurrency", "4", "--poll-interval", "0.2", log=log, marker_dir=tmp_path
+        )
+        for log in logs
     ]
     # Both must be connected first: a worker that cannot reach the database at start exits at once.
     for log in logs:

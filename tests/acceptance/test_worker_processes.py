@@ -1,6 +1,7 @@
 """Real `ingestq worker` processes, real signals, a real database per backend.
 
-Jobs are `ingestq.probe` with a marker file: each attempt appends `start <id> <attempt>` and, when it
+Jobs are `ingestq.probe` with a marker file (in tmp_path, which the workers are told to allow with
+INGESTQ_PROBE_MARKER_DIR): each attempt appends `start <id> <attempt>` and, when it
 finishes, `done <id> <attempt>`. Tests wait for marker lines (never a fixed sleep) and then check where
 every job ended up.
 """
@@ -21,14 +22,17 @@ pytestmark = pytest.mark.slow
 
 
 def probe(marker: Path, **payload: object) -> NewJob:
-    return NewJob(kind=PROBE_KIND, payload={"marker": str(marker), **payload})
+    # the payload names a file only; the worker's marker directory (start_worker's marker_dir) holds it
+    return NewJob(kind=PROBE_KIND, payload={"marker": marker.name, **payload})
 
 
 def test_several_workers_run_every_job_exactly_once(database_url: str, tmp_path: Path) -> None:
     marker = tmp_path / "marker"
     jobs = insert(database_url, [probe(marker) for _ in range(3000)])
     workers = [
-        start_worker(database_url, "--once", "--concurrency", "16", log=tmp_path / "worker.log")
+        start_worker(
+            database_url, "--once", "--concurrency", "16", log=tmp_path / "worker.log", marker_dir=tmp_path
+        )
         for _ in range(3)
     ]
     codes = [w.wait(120) for w in workers]
@@ -88,7 +92,7 @@ def test_sigterm_releases_an_unfinished_job_without_burning_its_attempt(
 ) -> None:
     marker, log = tmp_path / "marker", tmp_path / "worker.log"
     (job,) = insert(database_url, [probe(marker, seconds=600)])
-    worker = start_worker(database_url, "--grace", "0.2", log=log)
+    worker = start_worker(database_url, "--grace", "0.2", log=log, marker_dir=tmp_path)
     wait_for_line(marker, ("start", job.id, 1), procs=[worker])
     assert stop(worker) == 0
     released = get(database_url, job.id)
@@ -99,7 +103,7 @@ def test_sigterm_releases_an_unfinished_job_without_burning_its_attempt(
 def test_sigterm_lets_a_short_job_finish(database_url: str, tmp_path: Path) -> None:
     marker = tmp_path / "marker"
     (job,) = insert(database_url, [probe(marker, seconds=0.5)])
-    worker = start_worker(database_url, "--grace", "60", log=tmp_path / "worker.log")
+    worker = start_worker(database_url, "--grace", "60", log=tmp_path / "worker.log", marker_dir=tmp_path)
     wait_for_line(marker, ("start", job.id, 1), procs=[worker])
     assert stop(worker) == 0
     assert ("done", job.id, 1) in marker_lines(marker)
@@ -109,7 +113,7 @@ def test_sigterm_lets_a_short_job_finish(database_url: str, tmp_path: Path) -> N
 def test_a_second_signal_stops_at_once(database_url: str, tmp_path: Path) -> None:
     marker = tmp_path / "marker"
     jobs = insert(database_url, [probe(marker, seconds=600) for _ in range(3)])
-    worker = start_worker(database_url, "--grace", "600", log=tmp_path / "worker.log")
+    worker = start_worker(database_url, "--grace", "600", log=tmp_path / "worker.log", marker_dir=tmp_path)
     for job in jobs:
         wait_for_line(marker, ("start", job.id, 1), procs=[worker])
     worker.send_signal(signal.SIGTERM)
@@ -173,3 +177,16 @@ def test_sigterm_does_not_wait_for_a_stuck_sync_handler(database_url: str, tmp_p
     assert stop(worker, timeout=20) == 0
     released = get(database_url, job.id)
     assert (released.state, released.attempt) == (JobState.QUEUED, 0)
+
+
+def test_a_production_worker_refuses_probe_markers(database_url: str, tmp_path: Path) -> None:
+    # No INGESTQ_PROBE_MARKER_DIR: whoever enqueues a probe cannot make the worker append to a file.
+    target, log = tmp_path / "appended", tmp_path / "worker.log"
+    (job,) = insert(database_url, [NewJob(kind=PROBE_KIND, payload={"marker": str(target)})])
+    worker = start_worker(database_url, "--once", log=log)
+    assert worker.wait(60) == 0, log.read_text()[-2000:]
+    failed = get(database_url, job.id)
+    assert (failed.state, failed.attempt) == (JobState.FAILED, 1)
+    assert failed.last_error is not None
+    assert "probe markers are off" in failed.last_error
+    assert not target.exists()

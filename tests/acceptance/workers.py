@@ -20,23 +20,24 @@ INGESTQ = str(Path(sys.executable).parent / "ingestq")
 
 
 def start_worker(
-    url: str, *args: str, cwd: Path | None = None, log: Path | None = None
+    url: str, *args: str, cwd: Path | None = None, log: Path | None = None, marker_dir: Path | None = None
 ) -> subprocess.Popen[bytes]:
-    """`ingestq --db URL worker ARGS`, stderr (its log) to `log` so a failure can show it."""
+    """`ingestq --db URL worker ARGS`, stderr (its log) to `log` so a failure can show it. `marker_dir`
+    lets its `ingestq.probe` jobs write marker files there (they are refused otherwise)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if marker_dir is not None:
+        env["INGESTQ_PROBE_MARKER_DIR"] = str(marker_dir)
     if log is None:
         return subprocess.Popen(
             [INGESTQ, "--db", url, "worker", *args],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             cwd=cwd,
+            env=env,
         )
     with open(log, "ab") as out:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(
-            [INGESTQ, "--db", url, "worker", *args],
-            stdout=out,
-            stderr=out,
-            cwd=cwd,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            [INGESTQ, "--db", url, "worker", *args], stdout=out, stderr=out, cwd=cwd, env=env
         )
 
 

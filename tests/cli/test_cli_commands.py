@@ -111,6 +111,21 @@ def test_user_errors_are_one_line(tmp_path: Path) -> None:
     assert "Missing argument" in fails(*db, "jobs", "show")
 
 
+def test_a_misspelt_setting_is_one_line_with_a_suggestion(tmp_path: Path) -> None:
+    # Both entry paths: Typer's (stats) and the worker's fast path, which builds Settings without Typer.
+    db = ("--db", f"sqlite:///{tmp_path / 'q.db'}")
+    env = _env(INGESTQ_CONCURENCY="4")
+    expected = "error: unknown setting INGESTQ_CONCURENCY (did you mean INGESTQ_CONCURRENCY?)"
+    assert fails(*db, "stats", env=env) == expected
+    assert fails(*db, "worker", "--once", env=env) == expected
+    assert fails(*db, "worker", "--once", "--concurrency", "2", env=env) == expected
+
+
+def test_reserved_test_variables_do_not_stop_the_cli(tmp_path: Path) -> None:
+    env = _env(INGESTQ_TEST_PG_URL="postgresql://postgres@127.0.0.1:1/unused")
+    ingestq("--db", f"sqlite:///{tmp_path / 'q.db'}", "stats", env=env)
+
+
 def test_any_kind_and_app_registry(tmp_path: Path) -> None:
     (tmp_path / "myapp_tasks.py").write_text(
         "import ingestq\n\n@ingestq.task(queue='mail')\ndef send(to: str) -> None:\n    pass\n"

@@ -75,3 +75,16 @@ def test_bad_input_is_one_line(tmp_path: Path) -> None:
     assert proc.stderr.strip() == f"error: {tmp_path / 'missing'}: no such file or directory"
     proc = run(*db, "search", "anything", ok=False)
     assert proc.stderr.strip().startswith("error: collection 'default' does not exist")
+
+
+def test_a_path_outside_the_ingest_roots_is_one_line(index_database_url: str, tmp_path: Path) -> None:
+    allowed, outside = tmp_path / "allowed", tmp_path / "outside.md"
+    allowed.mkdir()
+    outside.write_text("# Outside\n")
+    proc = run(
+        "--db", index_database_url, "ingest", str(outside), ok=False, INGESTQ_INGEST_PATH_ROOTS=str(allowed)
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == (
+        f"error: {outside}: outside the directories ingestion may read (INGESTQ_INGEST_PATH_ROOTS)"
+    )

@@ -109,12 +109,14 @@ class Documents:
     ) -> list[Ingested]:
         """Register files, directories (recursive, globs), URLs and uploaded bytes `(name, data)`, and
         queue their ingestion in one go. A file's id is its absolute path, a URL's the URL, an upload's
-        `name@sha256-prefix`. Raises SourceError (one line) for a path that does not exist."""
+        `name@sha256-prefix`. Raises SourceError (one line) for a path that does not exist, PathRefused
+        for one outside `ingest_path_roots` (nothing is registered then)."""
         name = self._collection(collection)
         meta = dict(metadata or {})
         urls = [str(s) for s in sources if is_url(str(s))]
         paths = [s for s in sources if not is_url(str(s))]
-        files = await asyncio.to_thread(expand_paths, paths, include, exclude) if paths else []
+        roots = self.settings.ingest_path_roots
+        files = await asyncio.to_thread(expand_paths, paths, include, exclude, roots) if paths else []
         refs = [DocumentRef(name, str(p), str(p), None, meta) for p in files]
         refs += [DocumentRef(name, url, url, None, meta) for url in urls]
         now = self.client.clock.now()

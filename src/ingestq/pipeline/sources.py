@@ -2,6 +2,14 @@
 
 Every source ends as a `SourceDocument` (bytes + a name hint + the source string), bounded in size.
 
+Paths are risky when whoever names them is not whoever runs the worker (a client of the HTTP API): a
+path is the worker's whole filesystem. `roots` (Settings.ingest_path_roots) confines them: a path is
+resolved first (symlinks and `..` followed, with `Path.resolve`), then must lie under a resolved root.
+The check runs where documents are registered (`expand_paths`) and again where a worker reads one
+(`read_file`), since a document row may come from an older client, a reprocess or another
+configuration. A refused path is a PermanentError (never retried) whose message names the path as given,
+not what it resolves to, and says nothing about whether it exists. See docs/security.md.
+
 URL fetching is the risky one: a URL given by a user must not reach the worker's own network (cloud
 metadata at 169.254.169.254, a database on 127.0.0.1, anything on 10/8). So every hop is resolved
 here, each resolved address is checked, and the request is sent to that checked address (the name
@@ -38,6 +46,10 @@ class SourceTooLarge(SourceError):
     pass
 
 
+class PathRefused(SourceError):
+    """The path is outside the directories path ingestion may read (Settings.ingest_path_roots)."""
+
+
 class FetchRefused(SourceError):
     """The URL points at an address ingestq will not contact (loopback, private, link-local...)."""
 
@@ -67,8 +79,28 @@ def is_url(source: str) -> bool:
 # --- files and directories ------------------------------------------------------------------------
 
 
-def read_file(path: str | Path, max_bytes: int) -> SourceDocument:
-    p = Path(path)
+def check_path(path: str | Path, roots: Sequence[str] | None) -> Path:
+    """`path` resolved (symlinks and `..` followed), or PathRefused unless it lies under one of `roots`
+    (resolved the same way). `roots` None: no restriction (the path comes back as given)."""
+    if roots is None:
+        return Path(path)
+    if not roots:
+        raise PathRefused(f"{path}: path ingestion is disabled here (INGESTQ_INGEST_PATH_ROOTS is empty)")
+    # resolve, not the strict kind: a missing file is refused like an existing one, so the answer tells
+    # nothing about what exists outside the roots
+    resolved = Path(path).expanduser().resolve()
+    for root in roots:
+        if resolved.is_relative_to(Path(root).expanduser().resolve()):
+            return resolved
+    raise PathRefused(f"{path}: outside the directories ingestion may read (INGESTQ_INGEST_PATH_ROOTS)")
+
+
+def read_file(path: str | Path, max_bytes: int, roots: Sequence[str] | None = None) -> SourceDocument:
+    """The file's bytes, bounded by `max_bytes`; a path outside `roots` (when given) is refused before
+    anything is read (see check_path)."""
+    # the resolved path is what is opened: a symlink swapped in after the check cannot redirect it
+    # (a directory swapped in above it can, which only whoever writes inside a root can do)
+    p = check_path(path, roots)
     try:
         size = p.stat().st_size
         if not p.is_file():
@@ -87,7 +119,7 @@ def read_file(path: str | Path, max_bytes: int) -> SourceDocument:
         raise SourceError(f"{p}: cannot read ({exc.strerror or exc})") from None
     if len(data) > max_bytes:  # grew since stat
         raise SourceTooLarge(f"{p}: file is over the {_size(max_bytes)} limit")
-    return SourceDocument(data=data, name=p.name, source=str(p))
+    return SourceDocument(data=data, name=p.name, source=str(Path(path)))  # as given, not as resolved
 
 
 def _matches(relative: str, patterns: Sequence[str]) -> bool:
@@ -96,14 +128,20 @@ def _matches(relative: str, patterns: Sequence[str]) -> bool:
 
 
 def expand_paths(
-    paths: Iterable[str | Path], include: Sequence[str] = (), exclude: Sequence[str] = ()
+    paths: Iterable[str | Path],
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    roots: Sequence[str] | None = None,
 ) -> list[Path]:
     """Files named directly, plus every file under each directory (recursive, sorted, hidden entries
     skipped). Globs match the path relative to its directory, or the file name alone: `*.md`,
-    `guides/*`. Include filters directory contents only: a file named explicitly is always kept."""
+    `guides/*`. Include filters directory contents only: a file named explicitly is always kept.
+    With `roots`, each path is checked before it is looked at, and each file found (resolved) again:
+    a symlink inside a root that leads out of it is refused, not skipped."""
     found: list[Path] = []
     seen: set[Path] = set()
     for raw in paths:
+        check_path(raw, roots)  # before exists(): a refusal must not reveal what exists outside
         root = Path(raw).expanduser()
         if not root.exists():
             raise SourceError(f"{root}: no such file or directory")
@@ -121,6 +159,8 @@ def expand_paths(
             if exclude and _matches(relative, exclude):
                 continue
             resolved = path.resolve()
+            if from_dir:  # a file named directly was checked above
+                check_path(path, roots)
             if resolved not in seen:
                 seen.add(resolved)
                 found.append(resolved)

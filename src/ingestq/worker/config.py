@@ -23,6 +23,7 @@ class WorkerConfig:
     progress_interval: float = 0.5  # at most one progress write per job per interval
     completer_batch: int = 1000
     maintenance: bool = True  # rescuer, cleaner and periodic scheduler
+    probe_marker_dir: str | None = None  # see Settings.probe_marker_dir (test-only)
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -46,6 +47,7 @@ class WorkerConfig:
             poll_interval=settings.poll_interval,
             lease_seconds=settings.lease_seconds,
             shutdown_grace=settings.shutdown_grace,
+            probe_marker_dir=settings.probe_marker_dir,
             retention=Retention(
                 succeeded=keep(settings.retention_succeeded),
                 failed=keep(settings.retention_failed),

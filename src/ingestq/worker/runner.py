@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from ingestq.builtin import builtin_registry
+from ingestq.builtin import builtin_kinds
 from ingestq.clock import SYSTEM_CLOCK, Clock
 from ingestq.model.job import ClaimRequest, HeartbeatReply, Job, JobFilter, JobState, Outcome, OutcomeKind
 from ingestq.settings import Settings
@@ -71,7 +71,9 @@ class Worker:
         self.config = config or WorkerConfig()
         self.store = store
         # Like Client: without a registry, the tasks registered with @ingestq.task (and the built-in kinds).
-        self.registry = builtin_registry.merge(registry if registry is not None else default_registry)
+        self.registry = builtin_kinds(self.config.probe_marker_dir).merge(
+            registry if registry is not None else default_registry
+        )
         self.clock = clock
         self.probes = probes or NO_PROBES
         self.periodic = (*self.registry.periodic_jobs, *periodic)

@@ -426,7 +426,9 @@ class IngestRuntime:
             return from_bytes(data, name, limit, source=doc.source)
         if is_url(doc.source):
             return await fetch_url(doc.source, self.fetch_limits)
-        return await asyncio.to_thread(read_file, doc.source, limit)
+        # checked again here, not only at registration: the row may predate the roots, or come from a
+        # client configured otherwise
+        return await asyncio.to_thread(read_file, doc.source, limit, self.settings.ingest_path_roots)
 
     async def _finalize(self, attempt: _Attempt, collection: str, document_id: str, outcome: Outcome) -> bool:
         now = self.clock.now()
