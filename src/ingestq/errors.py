@@ -6,9 +6,22 @@ line: the CLI prints `str(error)` and exits non-zero, it never shows a traceback
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 
 class IngestqError(Exception):
     """Base of every error ingestq raises on purpose."""
+
+
+class Unavailable(IngestqError):
+    """A resource this worker needs for the job is not available on this machine (a parser process that
+    cannot start, an embedder that does not answer): not the job's fault. The worker gives the job back
+    without spending its attempt and stops claiming its kind until `recheck()` succeeds."""
+
+    def __init__(self, reason: str, recheck: Callable[[], Awaitable[None]]) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.recheck = recheck
 
 
 class ConfigError(IngestqError):

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
@@ -45,8 +45,9 @@ DoneCallback = Callable[[list[Outcome], set[int]], None]
 
 
 class Claimer(Protocol):
-    def reserve(self) -> ClaimRequest | None:
-        """Free slots to fill with this write (reserved until `claimed`), or None to write only."""
+    def reserve(self, finishing: Sequence[Outcome]) -> ClaimRequest | None:
+        """Free slots to fill with this write (reserved until `claimed`), or None to write only.
+        `finishing`: the outcomes this write commits, whose jobs' slots it frees."""
         ...
 
     def claimed(self, request: ClaimRequest, jobs: list[Job] | None) -> None:
@@ -127,7 +128,6 @@ class Completer:
                 applied = await self._write(batch)
                 if applied is None:
                     return
-                self._on_done(batch, applied)
                 self._probes.hit("completed", applied)
             self._idle.set()
             if self._closing:
@@ -140,6 +140,9 @@ class Completer:
             written = await self._write_plain(plain)
             if written is None:
                 return None
+            # Each outcome is reported as soon as it is committed: its job's slot frees then, not after
+            # the batch's finalizers.
+            self._on_done(plain, written)
             applied |= written
         for outcome in batch:
             finalizer = self._finalizers.get(outcome.job_id)
@@ -151,8 +154,9 @@ class Completer:
             if ok is None:
                 return None
             self._finalizers.pop(outcome.job_id, None)
-            if ok:
-                applied.add(outcome.job_id)
+            done = {outcome.job_id} if ok else set()
+            self._on_done([outcome], done)
+            applied |= done
         return applied
 
     async def _write_plain(self, outcomes: list[Outcome]) -> set[int] | None:
@@ -161,7 +165,7 @@ class Completer:
         failures = 0
         delay = 0.05
         while True:
-            claim = self._claimer.reserve() if self._claimer is not None else None
+            claim = self._claimer.reserve(pending) if self._claimer is not None else None
             try:
                 if claim is None:
                     written = await self._store.job_finish_many(pending, self._clock.now())

@@ -13,12 +13,13 @@ import inspect
 import json
 import logging
 import re
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from ingestq.clock import Clock
-from ingestq.errors import JobCancelled, UnknownJobKind
+from ingestq.errors import JobCancelled, Unavailable, UnknownJobKind
 from ingestq.model.job import Job, Outcome, OutcomeKind, Progress
 from ingestq.tasks.registry import Registry
 from ingestq.tasks.retry import BadPayload, ExponentialBackoff, RetryPolicy, error_message
@@ -65,6 +66,7 @@ class Executor:
         self._retry_policy = retry_policy
         self._policies: dict[str, RetryPolicy] = {}
         self.threads: ThreadPoolExecutor | None = None  # where sync handlers run (the worker's pool)
+        self.on_unavailable: Callable[[Job, Unavailable], None] | None = None
 
     def policy_for(self, spec: TaskSpec[Any, Any] | None) -> RetryPolicy:
         if self._retry_policy is not None:
@@ -98,6 +100,11 @@ class Executor:
         except (Exception, SystemExit) as exc:
             if run.stop_reason is not None:
                 return self._stopped(run)
+            if isinstance(exc, Unavailable):
+                # The machine's fault, not the job's: give it back with its attempt.
+                if self.on_unavailable is not None:
+                    self.on_unavailable(job, exc)
+                return self._outcome(job, OutcomeKind.RELEASED, error=exc.reason)
             if isinstance(exc, JobCancelled) or run.ctx.cancel_requested:
                 # A person asked to cancel: even if the handler stopped with some other error, honour
                 # the request rather than scheduling a retry nobody wants.

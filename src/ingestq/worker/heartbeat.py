@@ -53,6 +53,7 @@ class Heartbeat:
         self._on_lost = on_lost
         self._probes = probes
         self.interval = lease_seconds / 3
+        self.unavailable: str | None = None  # why some kinds are not claimed now (shown in the workers table)
 
     async def beat(self) -> HeartbeatReply:
         """One heartbeat; applies the reply (stops lost jobs, forwards cancel requests)."""

@@ -11,6 +11,16 @@ would sit idle under a lease while another worker could run it, and a crash woul
 It claims only kinds its registry knows, so mixed fleets (workers with different --app) share queues.
 When outcomes are waiting to be written, the loop leaves the claim to the completer, which makes both
 in one transaction (the Worker is its `Claimer`); slots reserved by a claim in flight count as taken.
+
+A job holds its slot from its claim until its outcome is committed (`_held`), not only while its handler
+runs: a job whose finalizer (a document's index write) waits in the completer still counts. Otherwise a
+fast handler with a slow finalizer lets the claim loop run ahead of the writes without bound, and the
+held jobs' leases expire behind the backlog (issue 8: 2,541 ingestion jobs running under a cap of 64).
+
+A handler that raises `Unavailable` (this machine cannot serve the kind now: a parser process that cannot
+start) gives its job back without spending the attempt; the worker stops claiming that kind, gives back
+the other jobs of the kind it holds, shows the reason on its heartbeat, and calls the error's `recheck`
+with backoff until it passes. Other kinds run on.
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from ingestq.builtin import builtin_kinds
 from ingestq.clock import SYSTEM_CLOCK, Clock
+from ingestq.errors import Unavailable
 from ingestq.model.job import ClaimRequest, HeartbeatReply, Job, JobFilter, JobState, Outcome, OutcomeKind
 from ingestq.settings import Settings
 from ingestq.tasks.registry import Registry, default_registry
@@ -48,6 +59,8 @@ if TYPE_CHECKING:  # annotations only (see tests/cli/test_worker_startup.py)
 log = logging.getLogger("ingestq.worker")
 
 ORPHAN_PAGE = 500
+RECHECK_FIRST = 1.0  # seconds before an unavailable kind's first recheck; doubles up to RECHECK_MAX
+RECHECK_MAX = 30.0
 
 
 def make_worker_id() -> str:
@@ -81,12 +94,16 @@ class Worker:
         self.counts: Counter[OutcomeKind] = Counter()
         self.abandoned_threads = 0  # sync handlers still running in threads after their job was stopped
         self._executor = Executor(self.registry, clock, self.worker_id, retry_policy)
-        # Kinds with a concurrency of their own (TaskSpec.concurrency) and their slots taken: running, or
-        # reserved by a claim in flight (as many as that claim may return of the kind).
+        self._executor.on_unavailable = self._on_unavailable
+        # Kinds this machine cannot serve now (Unavailable), with the reason, and their recheck tasks.
+        self._unavailable: dict[str, str] = {}
+        self._rechecks: set[asyncio.Task[None]] = set()
+        # Kinds with a concurrency of their own (TaskSpec.concurrency) and their slots taken: held (claimed,
+        # outcome not yet committed), or reserved by a claim in flight (as many as it may return of the kind).
         self._caps = {k: spec.concurrency for k, spec in self.registry.tasks.items() if spec.concurrency}
         self._kind_taken = dict.fromkeys(self._caps, 0)
-        self._held: dict[int, Running] = {}
-        self._executing = 0
+        self._held: dict[int, Running] = {}  # claimed, outcome not yet committed: each holds a slot
+        self._executing = 0  # held jobs whose handler is still running
         self._wake = asyncio.Event()
         self._stopping = False
         self._hard = False
@@ -175,6 +192,8 @@ class Worker:
             self._stopping = True
             if at_deadline is not None:
                 at_deadline.cancel()
+            for recheck in self._rechecks:
+                recheck.cancel()
             if self._executing:  # only after an unexpected error: the normal path released them above
                 self._stop_all(StopReason.SHUTDOWN)
                 tasks = [r.task for r in self._held.values() if r.task is not None and not r.task.done()]
@@ -207,9 +226,11 @@ class Worker:
         try:
             while not self._stopping:
                 self._wake.clear()
-                free = cfg.concurrency - self._executing - self._reserved
+                free = cfg.concurrency - len(self._held) - self._reserved
                 if self._completer.will_claim and not self._claim_failed:
                     pass  # its write claims for the free slots (reserve below): one transaction, not two
+                elif drain and not self._held and self._unavailable and self._sized(request, 1) is None:
+                    return  # a drain: nothing left that this machine can run now
                 elif free > 0 and (self._maybe_more or drain) and self._sized(request, free) is not None:
                     # Cleared before the claim, so a wake-up that arrives while it runs is not lost.
                     self._maybe_more = False
@@ -271,9 +292,9 @@ class Worker:
     def _sized(self, request: ClaimRequest, free: int) -> ClaimRequest | None:
         """The claim for `free` slots: kinds at their cap left out, the others capped at their room.
         None when no kind the worker runs has room."""
-        if not self._caps:
+        if not self._caps and not self._unavailable:
             return replace(request, limit=free)
-        full: list[str] = []
+        full: list[str] = list(self._unavailable)
         limits: dict[str, int] = {}
         for kind, cap in self._caps.items():
             room = cap - self._kind_taken[kind]
@@ -307,8 +328,16 @@ class Worker:
         return any(counts[kind] >= n for kind, n in req.kind_limits.items())
 
     # --- Claimer: the completer claims with its writes -------------------------------------------------
-    def reserve(self) -> ClaimRequest | None:
-        free = self.config.concurrency - self._executing - self._reserved
+    def reserve(self, finishing: Sequence[Outcome] = ()) -> ClaimRequest | None:
+        # The `finishing` outcomes commit in the same transaction as this claim: their jobs' slots are
+        # free for it (those still held for that attempt; a lost job's slot is already free).
+        held = self._held
+        freed = 0
+        for outcome in finishing:
+            run = held.get(outcome.job_id)
+            if run is not None and run.job.attempt == outcome.attempt:
+                freed += 1
+        free = self.config.concurrency - len(held) - self._reserved + freed
         if self._stopping or self._scanning or self._request is None or free <= 0:
             return None
         if not (self._maybe_more or self._drain):
@@ -337,7 +366,7 @@ class Worker:
             # Claimed while the worker began to stop: give them back at once, unrun.
             assert self._completer is not None
             for job in jobs:
-                self._held[job.id] = Running(job, JobContext(job))
+                self._hold(Running(job, JobContext(job)))
                 self._completer.add(Outcome(job.id, self.worker_id, job.attempt, OutcomeKind.RELEASED))
             return
         self._start_all(jobs)
@@ -363,8 +392,7 @@ class Worker:
         if orphans and self._completer is not None:
             log.warning("releasing %d jobs claimed while the connection failed", len(orphans))
             for job in orphans:
-                run = Running(job, JobContext(job))  # held until the release is written
-                self._held[job.id] = run
+                self._hold(Running(job, JobContext(job)))  # held until the release is written
                 self._completer.add(Outcome(job.id, self.worker_id, job.attempt, OutcomeKind.RELEASED))
         return True
 
@@ -386,11 +414,21 @@ class Worker:
     def _start(self, job: Job) -> None:
         loop = asyncio.get_running_loop()
         run = Running(job, JobContext(job, self._progress.sink(job.id), loop))
-        self._held[job.id] = run
+        self._hold(run)
         self._executing += 1
-        if job.kind in self._kind_taken:
-            self._kind_taken[job.kind] += 1
         run.task = loop.create_task(self._execute(run))
+
+    def _hold(self, run: Running) -> None:
+        self._held[run.job.id] = run
+        if run.job.kind in self._kind_taken:
+            self._kind_taken[run.job.kind] += 1
+
+    def _unhold(self, job_id: int) -> Running | None:
+        """Free the job's slot (its outcome is committed, or it is lost to another worker)."""
+        run = self._held.pop(job_id, None)
+        if run is not None and run.job.kind in self._kind_taken:
+            self._kind_taken[run.job.kind] -= 1
+        return run
 
     async def _execute(self, run: Running) -> None:
         self.probes.hit("job_started", run.job.id)
@@ -405,8 +443,6 @@ class Worker:
             outcome = Outcome(run.job.id, self.worker_id, run.job.attempt, OutcomeKind.RELEASED)
         finally:
             self._executing -= 1
-            if run.job.kind in self._kind_taken:
-                self._kind_taken[run.job.kind] -= 1
             self._wake.set()
         if run.stop_reason is not None and (outcome is None or outcome.kind is OutcomeKind.RELEASED):
             spec = self.registry.tasks.get(run.job.kind)
@@ -414,7 +450,7 @@ class Worker:
                 # A thread cannot be cancelled: the sync handler runs on, its job already given back.
                 self.abandoned_threads += 1
         if outcome is None:
-            self._held.pop(run.job.id, None)
+            self._unhold(run.job.id)
             return
         self.probes.hit("job_finished", outcome)
         assert self._completer is not None
@@ -426,7 +462,7 @@ class Worker:
         for outcome in outcomes:
             run = held.get(outcome.job_id)
             if run is not None and run.job.attempt == outcome.attempt:
-                del held[outcome.job_id]
+                self._unhold(outcome.job_id)
             if outcome.job_id in applied:
                 kind = outcome.kind
                 counts[kind] = counts.get(kind, 0) + 1
@@ -442,7 +478,7 @@ class Worker:
         self._wake.set()
 
     def _on_lost(self, job_id: int) -> None:
-        run = self._held.pop(job_id, None)
+        run = self._unhold(job_id)
         if run is None:
             return
         if run.task is not None and not run.task.done():
@@ -450,6 +486,62 @@ class Worker:
         elif self._completer is not None:
             self._completer.drop(job_id)
         self.probes.hit("lost", job_id)
+
+    # --- kinds this machine cannot serve now -----------------------------------------------------------
+    def _on_unavailable(self, job: Job, error: Unavailable) -> None:
+        """A handler raised Unavailable: its job is being given back (the executor's outcome)."""
+        kind = job.kind
+        if kind in self._unavailable:
+            return
+        log.warning("not claiming %s until this machine can run it again: %s", kind, error.reason)
+        self._unavailable[kind] = error.reason
+        self._show_unavailable()
+        loop = asyncio.get_running_loop()
+        # On the next turn: a job claimed in this batch whose task has not started yet would be cancelled
+        # before its first line, and never report back (asyncio runs the tasks already scheduled first).
+        loop.call_soon(self._give_back, kind)
+        recheck = loop.create_task(self._recheck(kind, error))
+        self._rechecks.add(recheck)
+        recheck.add_done_callback(self._rechecks.discard)
+
+    def _give_back(self, kind: str) -> None:
+        """Stop the held jobs of `kind`: each is released with its attempt, as at shutdown."""
+        if kind not in self._unavailable:
+            return
+        for run in list(self._held.values()):
+            if run.job.kind == kind and run.task is not None and not run.task.done():
+                run.stop(StopReason.SHUTDOWN)
+
+    async def _recheck(self, kind: str, error: Unavailable) -> None:
+        delay = RECHECK_FIRST
+        while not self._stopping:
+            await asyncio.sleep(delay)  # cancelled when the run ends
+            try:
+                await error.recheck()
+            except Exception as exc:
+                reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+                self._unavailable[kind] = reason
+                self._show_unavailable()
+                delay = min(delay * 2, RECHECK_MAX)
+                log.warning("%s still unavailable (next check in %.0fs): %s", kind, delay, reason)
+                continue
+            log.info("%s available again: claiming it", kind)
+            del self._unavailable[kind]
+            self._show_unavailable()
+            self._maybe_more = True
+            self._wake.set()
+            return
+
+    def _show_unavailable(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.unavailable = (
+                "; ".join(f"{kind}: {reason}" for kind, reason in sorted(self._unavailable.items())) or None
+            )
+
+    @property
+    def unavailable(self) -> dict[str, str]:
+        """Kinds this worker does not claim now, with the reason (a copy)."""
+        return dict(self._unavailable)
 
     # --- shutdown --------------------------------------------------------------------------------------
     async def _release_in_flight(self) -> None:
@@ -503,8 +595,16 @@ class Worker:
                 log.warning("maintenance pass failed: %s", exc)
             return []
         cleaner = Cleaner(self.store, self.clock, cfg.retention, probes=self.probes)
+
+        async def rescue() -> None:
+            # Beat first: the leases of this worker's own jobs are fresh when the rescuer looks, so it
+            # never takes a live job of ours for a dead worker's, however late the heartbeat task runs.
+            if self._heartbeat is not None:
+                await self._heartbeat.beat()
+            await rescuer.run_once()
+
         tasks = [
-            asyncio.create_task(every(cfg.rescue_every, rescuer.run_once, stop), name="ingestq-rescuer"),
+            asyncio.create_task(every(cfg.rescue_every, rescue, stop), name="ingestq-rescuer"),
             asyncio.create_task(every(cfg.prune_interval, cleaner.run_once, stop), name="ingestq-cleaner"),
         ]
         if scheduler is not None:
