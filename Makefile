@@ -27,12 +27,13 @@ install: $(STAMP) ## create .venv and install ingestq with its dev tools
 test: $(STAMP) ## run the whole test suite (starts its own PostgreSQL)
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff (lint + format check) and mypy --strict
+lint: $(STAMP) ## ruff (lint + format check), mypy --strict and the layer contract (imports flow down, no cycles)
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy
 	$(BIN)/mypy tests/contract/*.py
 	$(BIN)/mypy tests/pipeline/*.py
+	$(BIN)/pytest -q -p no:cacheprovider tests/unit/test_layers.py
 
 install-check: ## build the wheel, install it with the stock pip into a fresh venv, parse every media type
 	$(PY) scripts/install_check.py

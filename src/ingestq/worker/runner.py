@@ -33,13 +33,12 @@ import socket
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ingestq.builtin import builtin_kinds
 from ingestq.clock import SYSTEM_CLOCK, Clock
 from ingestq.errors import Unavailable
-from ingestq.model.job import ClaimRequest, HeartbeatReply, Job, JobFilter, JobState, Outcome, OutcomeKind
+from ingestq.model.job import ClaimRequest, HeartbeatReply, Job, Outcome, OutcomeKind
 from ingestq.settings import Settings
 from ingestq.tasks.registry import Registry, default_registry
 from ingestq.tasks.retry import RetryPolicy
@@ -49,8 +48,10 @@ from ingestq.worker.config import WorkerConfig
 from ingestq.worker.executor import Executor, Running, StopReason
 from ingestq.worker.heartbeat import Heartbeat, ProgressThrottle
 from ingestq.worker.maintenance import Cleaner, Rescuer, every
+from ingestq.worker.orphans import orphaned_claims
 from ingestq.worker.periodic import PeriodicScheduler
 from ingestq.worker.probes import NO_PROBES, Probes
+from ingestq.worker.slots import Slots
 
 if TYPE_CHECKING:  # annotations only (see tests/cli/test_worker_startup.py)
     from ingestq.store.base import Store
@@ -58,7 +59,6 @@ if TYPE_CHECKING:  # annotations only (see tests/cli/test_worker_startup.py)
 
 log = logging.getLogger("ingestq.worker")
 
-ORPHAN_PAGE = 500
 RECHECK_FIRST = 1.0  # seconds before an unavailable kind's first recheck; doubles up to RECHECK_MAX
 RECHECK_MAX = 30.0
 
@@ -95,13 +95,9 @@ class Worker:
         self.abandoned_threads = 0  # sync handlers still running in threads after their job was stopped
         self._executor = Executor(self.registry, clock, self.worker_id, retry_policy)
         self._executor.on_unavailable = self._on_unavailable
-        # Kinds this machine cannot serve now (Unavailable), with the reason, and their recheck tasks.
-        self._unavailable: dict[str, str] = {}
-        self._rechecks: set[asyncio.Task[None]] = set()
-        # Kinds with a concurrency of their own (TaskSpec.concurrency) and their slots taken: held (claimed,
-        # outcome not yet committed), or reserved by a claim in flight (as many as it may return of the kind).
-        self._caps = {k: spec.concurrency for k, spec in self.registry.tasks.items() if spec.concurrency}
-        self._kind_taken = dict.fromkeys(self._caps, 0)
+        self._rechecks: set[asyncio.Task[None]] = set()  # of kinds this machine cannot serve now
+        caps = {k: spec.concurrency for k, spec in self.registry.tasks.items() if spec.concurrency}
+        self._slots = Slots(self.config.concurrency, caps)
         self._held: dict[int, Running] = {}  # claimed, outcome not yet committed: each holds a slot
         self._executing = 0  # held jobs whose handler is still running
         self._wake = asyncio.Event()
@@ -111,7 +107,6 @@ class Worker:
         self._maybe_more = True
         self._completer: Completer | None = None
         self._claim_failed = False
-        self._reserved = 0  # slots a claim in flight (ours or the completer's) will fill
         self._scanning = False  # looking for orphaned claims: no claim may run meanwhile
         self._drain = False
         self._request: ClaimRequest | None = None
@@ -221,17 +216,18 @@ class Worker:
             kinds=self.registry.kinds(),
         )
         self._drain = drain
+        slots = self._slots
         jobs_wait: asyncio.Task[None] | None = None
         assert self._completer is not None
         try:
             while not self._stopping:
                 self._wake.clear()
-                free = cfg.concurrency - len(self._held) - self._reserved
+                free = self._slots.free()
                 if self._completer.will_claim and not self._claim_failed:
                     pass  # its write claims for the free slots (reserve below): one transaction, not two
-                elif drain and not self._held and self._unavailable and self._sized(request, 1) is None:
+                elif drain and not self._held and slots.unavailable and slots.size(request, 1) is None:
                     return  # a drain: nothing left that this machine can run now
-                elif free > 0 and (self._maybe_more or drain) and self._sized(request, free) is not None:
+                elif free > 0 and (self._maybe_more or drain) and slots.size(request, free) is not None:
                     # Cleared before the claim, so a wake-up that arrives while it runs is not lost.
                     self._maybe_more = False
                     found = await self._claim(request, free)
@@ -265,10 +261,10 @@ class Worker:
 
     async def _claim(self, request: ClaimRequest, free: int) -> tuple[int, bool] | None:
         """(jobs claimed, whether more may be due); None if the store failed."""
-        req = self._sized(request, free)
+        req = self._slots.size(request, free)
         if req is None:
             return 0, False
-        self._reserve(req)
+        self._slots.reserve(req)
         try:
             jobs = await self.store.job_claim(req, self.clock.now())
         except Exception as exc:
@@ -277,8 +273,8 @@ class Worker:
             await self._pause(self.config.poll_interval)
             return None
         finally:
-            self._unreserve(req)
-        if self._claim_failed and not self._reserved:
+            self._slots.unreserve(req)
+        if self._claim_failed and not self._slots.reserved:
             # (With a claim of the completer in flight, its jobs would look orphaned: look next time.)
             self._scanning = True
             try:
@@ -286,46 +282,7 @@ class Worker:
             finally:
                 self._scanning = False
         self._start_all(jobs)
-        return len(jobs), len(jobs) == req.limit or self._capped(req, jobs)
-
-    # --- kinds with their own concurrency -------------------------------------------------------------
-    def _sized(self, request: ClaimRequest, free: int) -> ClaimRequest | None:
-        """The claim for `free` slots: kinds at their cap left out, the others capped at their room.
-        None when no kind the worker runs has room."""
-        if not self._caps and not self._unavailable:
-            return replace(request, limit=free)
-        full: list[str] = list(self._unavailable)
-        limits: dict[str, int] = {}
-        for kind, cap in self._caps.items():
-            room = cap - self._kind_taken[kind]
-            if room <= 0:
-                full.append(kind)
-            elif room < free:
-                limits[kind] = room
-        kinds = request.kinds
-        if full and kinds is not None:
-            kinds = tuple(k for k in kinds if k not in full)
-            if not kinds:
-                return None
-        return replace(request, limit=free, kinds=kinds, kind_limits=limits or None)
-
-    def _reserve(self, req: ClaimRequest, sign: int = 1) -> None:
-        self._reserved += sign * req.limit
-        if self._caps:
-            limits = req.kind_limits or {}
-            for kind in self._caps if req.kinds is None else req.kinds:
-                if kind in self._caps:
-                    self._kind_taken[kind] += sign * limits.get(kind, req.limit)
-
-    def _unreserve(self, req: ClaimRequest) -> None:
-        self._reserve(req, -1)
-
-    def _capped(self, req: ClaimRequest, jobs: list[Job]) -> bool:
-        """True if a kind's cap may have cut this claim short (jobs of other kinds may be waiting)."""
-        if not req.kind_limits or len(jobs) >= req.limit:
-            return False
-        counts = Counter(job.kind for job in jobs)
-        return any(counts[kind] >= n for kind, n in req.kind_limits.items())
+        return len(jobs), self._slots.maybe_more(req, jobs)
 
     # --- Claimer: the completer claims with its writes -------------------------------------------------
     def reserve(self, finishing: Sequence[Outcome] = ()) -> ClaimRequest | None:
@@ -337,27 +294,27 @@ class Worker:
             run = held.get(outcome.job_id)
             if run is not None and run.job.attempt == outcome.attempt:
                 freed += 1
-        free = self.config.concurrency - len(held) - self._reserved + freed
+        free = self._slots.free(freed)
         if self._stopping or self._scanning or self._request is None or free <= 0:
             return None
         if not (self._maybe_more or self._drain):
             return None
-        req = self._sized(self._request, free)
+        req = self._slots.size(self._request, free)
         if req is None:
             return None
         self._maybe_more = False  # as in the fetch loop: a wake-up during the write is not lost
-        self._reserve(req)
+        self._slots.reserve(req)
         return req
 
     def claimed(self, request: ClaimRequest, jobs: list[Job] | None) -> None:
-        self._unreserve(request)
+        self._slots.unreserve(request)
         self._wake.set()
         if jobs is None:
             # Maybe claimed after all (the reply was lost): the fetch loop claims next and looks.
             self._claim_failed = True
             self._maybe_more = True
             return
-        if len(jobs) == request.limit or self._capped(request, jobs):
+        if self._slots.maybe_more(request, jobs):
             self._maybe_more = True
         if not jobs:
             self.probes.hit("idle")
@@ -375,17 +332,8 @@ class Worker:
         """After a failed claim: find jobs the store gave us although the reply never arrived (the
         connection broke after the commit) and give them back at once, instead of leaving them running
         until their lease expires. Returns False if the store could not be asked (try again later)."""
-        orphans: list[Job] = []
-        before: int | None = None
         try:
-            while True:
-                page = await self.store.job_list(
-                    JobFilter(states=(JobState.RUNNING,), before_id=before, limit=ORPHAN_PAGE)
-                )
-                orphans += [j for j in page if j.lease_owner == self.worker_id and j.id not in self._held]
-                if len(page) < ORPHAN_PAGE:
-                    break
-                before = page[-1].id
+            orphans = await orphaned_claims(self.store, self.worker_id, self._held)
         except Exception as exc:
             log.warning("could not look for orphaned claims: %s", exc)
             return False
@@ -420,14 +368,13 @@ class Worker:
 
     def _hold(self, run: Running) -> None:
         self._held[run.job.id] = run
-        if run.job.kind in self._kind_taken:
-            self._kind_taken[run.job.kind] += 1
+        self._slots.take(run.job.kind)
 
     def _unhold(self, job_id: int) -> Running | None:
         """Free the job's slot (its outcome is committed, or it is lost to another worker)."""
         run = self._held.pop(job_id, None)
-        if run is not None and run.job.kind in self._kind_taken:
-            self._kind_taken[run.job.kind] -= 1
+        if run is not None:
+            self._slots.give_back(run.job.kind)
         return run
 
     async def _execute(self, run: Running) -> None:
@@ -491,10 +438,10 @@ class Worker:
     def _on_unavailable(self, job: Job, error: Unavailable) -> None:
         """A handler raised Unavailable: its job is being given back (the executor's outcome)."""
         kind = job.kind
-        if kind in self._unavailable:
+        if kind in self._slots.unavailable:
             return
         log.warning("not claiming %s until this machine can run it again: %s", kind, error.reason)
-        self._unavailable[kind] = error.reason
+        self._slots.unavailable[kind] = error.reason
         self._show_unavailable()
         loop = asyncio.get_running_loop()
         # On the next turn: a job claimed in this batch whose task has not started yet would be cancelled
@@ -506,7 +453,7 @@ class Worker:
 
     def _give_back(self, kind: str) -> None:
         """Stop the held jobs of `kind`: each is released with its attempt, as at shutdown."""
-        if kind not in self._unavailable:
+        if kind not in self._slots.unavailable:
             return
         for run in list(self._held.values()):
             if run.job.kind == kind and run.task is not None and not run.task.done():
@@ -520,13 +467,13 @@ class Worker:
                 await error.recheck()
             except Exception as exc:
                 reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
-                self._unavailable[kind] = reason
+                self._slots.unavailable[kind] = reason
                 self._show_unavailable()
                 delay = min(delay * 2, RECHECK_MAX)
                 log.warning("%s still unavailable (next check in %.0fs): %s", kind, delay, reason)
                 continue
             log.info("%s available again: claiming it", kind)
-            del self._unavailable[kind]
+            del self._slots.unavailable[kind]
             self._show_unavailable()
             self._maybe_more = True
             self._wake.set()
@@ -534,14 +481,13 @@ class Worker:
 
     def _show_unavailable(self) -> None:
         if self._heartbeat is not None:
-            self._heartbeat.unavailable = (
-                "; ".join(f"{kind}: {reason}" for kind, reason in sorted(self._unavailable.items())) or None
-            )
+            reasons = sorted(self._slots.unavailable.items())
+            self._heartbeat.unavailable = "; ".join(f"{kind}: {why}" for kind, why in reasons) or None
 
     @property
     def unavailable(self) -> dict[str, str]:
         """Kinds this worker does not claim now, with the reason (a copy)."""
-        return dict(self._unavailable)
+        return dict(self._slots.unavailable)
 
     # --- shutdown --------------------------------------------------------------------------------------
     async def _release_in_flight(self) -> None:
