@@ -134,6 +134,11 @@ class Settings:
     fetch_max_redirects: int = field(default=5, metadata=_bounds(ge=0))
     fetch_allow_private: bool = False
     """Let URL ingestion reach loopback, private and link-local addresses (off: SSRF protection)."""
+
+    # HTTP service (`ingestq serve`, ingestq.api)
+    api_tokens: SecretStr | None = None
+    """Bearer tokens with their roles, `admin:<token>,read:<token>` (each at least 16 characters). Unset:
+    the service answers on a loopback address only, and every request is admin."""
     ingest_path_roots: tuple[str, ...] | None = None
     """The directories path ingestion may read (files under them, after symlinks and `..` are resolved),
     checked where a document is registered and again where a worker reads it. Unset (the default for the

@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "jobs": ("ingestq.cli.jobs", "jobs_app"),
     "queues": ("ingestq.cli.queues", "queues_app"),
     "search": ("ingestq.cli.search", "search_command"),
+    "serve": ("ingestq.cli.serve", "serve_command"),
     "stats": ("ingestq.cli.stats", "stats"),
     "worker": ("ingestq.cli.worker", "worker_command"),
 }

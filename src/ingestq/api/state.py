@@ -1,0 +1,80 @@
+"""What a request handler reaches: the service's runtime (client, registry, settings) and its tokens.
+
+The runtime is opened once per process by the lifespan (`ingestq_lifespan`) and kept on the
+application's state; handlers get it through the `get_runtime` / `get_client` dependencies, so a host
+application that mounts the router uses the very same objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from ingestq.api.auth import Role, Tokens
+from ingestq.api.errors import ApiError
+from ingestq.client.client import Client
+from ingestq.runtime import Runtime
+
+
+@dataclass
+class ServiceState:
+    runtime: Runtime
+    tokens: Tokens
+
+
+STATE_KEY = "ingestq"
+
+
+def service_state(request: Request) -> ServiceState:
+    state: ServiceState | None = getattr(request.app.state, STATE_KEY, None)
+    if state is None:
+        raise RuntimeError(
+            "ingestq is not started on this application: pass lifespan=ingestq_lifespan() to FastAPI"
+        )
+    return state
+
+
+def get_runtime(request: Request) -> Runtime:
+    return service_state(request).runtime
+
+
+def get_client(request: Request) -> Client:
+    return service_state(request).runtime.client
+
+
+IngestqRuntime = Annotated[Runtime, Depends(get_runtime)]
+IngestqClient = Annotated[Client, Depends(get_client)]
+
+
+def _presented_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+def _role(request: Request) -> Role:
+    role = service_state(request).tokens.role_of(_presented_token(request))
+    if role is None:
+        raise ApiError(
+            401, "unauthorized", "a valid bearer token is required", {"WWW-Authenticate": "Bearer"}
+        )
+    return role
+
+
+def require_read(request: Request) -> Role:
+    return _role(request)
+
+
+def require_admin(request: Request) -> Role:
+    role = _role(request)
+    if role < Role.ADMIN:
+        raise ApiError(403, "forbidden", "this token may only read")
+    return role
+
+
+Reader = Depends(require_read)
+Admin = Depends(require_admin)

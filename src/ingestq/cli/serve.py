@@ -1,0 +1,37 @@
+"""`ingestq serve [--host H] [--port P] [--with-worker]`: the HTTP service (FastAPI on uvicorn)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .common import settings_of
+from .errors import CliError
+
+
+def serve_command(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option("--host", help="Address to bind (non-loopback needs a token).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port (0: any free port).")] = 8000,
+    with_worker: Annotated[
+        bool, typer.Option("--with-worker", help="Also run a worker in this process (one-box setups).")
+    ] = False,
+) -> None:
+    """Serve the HTTP API, health checks and metrics."""
+    import uvicorn
+
+    from ingestq.api.app import create_app
+    from ingestq.api.auth import Tokens, check_exposure
+    from ingestq.errors import ConfigError
+
+    settings = settings_of(ctx)
+    secret = settings.api_tokens
+    try:
+        check_exposure(host, Tokens.parse(secret.get_secret_value() if secret is not None else None))
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    app = create_app(settings, with_worker=with_worker)
+    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False, server_header=False)
