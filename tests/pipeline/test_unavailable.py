@@ -85,3 +85,20 @@ async def test_the_health_check_raises_unavailable_until_mended(broken: Path, tm
             await runtime.health_check()
     finally:
         await store.close()
+
+
+def test_a_child_that_dies_before_it_can_say_why_is_unavailable_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A child that fails before the sandbox's own code runs (here its stdlib import of multiprocessing)
+    cannot report the error: the reason names the exit status and where the traceback went."""
+    folder = tmp_path / "broken"
+    shadow(folder, "multiprocessing", "broken on purpose")
+    monkeypatch.setenv("PYTHONPATH", pythonpath(folder))
+    with ParserPool(1) as pool, pytest.raises(ParserUnavailable) as info:
+        pool.parse(DOC)
+    assert str(info.value) == (
+        "parser process failed to start: exited unexpectedly with status 1; "
+        "see the parser process's traceback in the worker's log"
+    )
+    assert pool.stats.crashed == 0

@@ -430,9 +430,10 @@ class ParserPool:
                 "the machine is overloaded or a parser library hangs on import"
             )
         else:
+            death = child.describe_death().removeprefix("parser process ")
             reason = (
-                f"parser process failed to start: {child.describe_death()}; "
-                "see the parser process's traceback in the worker's log"
+                f"parser process failed to start: {death}; see the parser process's traceback in the "
+                "worker's log"
             )
         child.kill()
         raise ParserUnavailable(reason)
