@@ -99,6 +99,12 @@ class Runtime:
     def store(self) -> Store:
         return self.client.store
 
+    async def check_ingestion(self) -> None:
+        """Raise `ingestq.errors.Unavailable` (one line: cause and fix) unless this machine can ingest: a
+        parser process starts and parses, and the embedder is built (the local model loads). Builds the
+        ingestion runtime, whose parser child and model then serve the first jobs."""
+        await self.ingestion.runtime().health_check()
+
     def worker_config(self, **overrides: Any) -> WorkerConfig:
         """The settings' worker options with `overrides` (None values are ignored)."""
         return WorkerConfig.from_settings(self.settings, **overrides)

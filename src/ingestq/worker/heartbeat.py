@@ -53,7 +53,8 @@ class Heartbeat:
         self._on_lost = on_lost
         self._probes = probes
         self.interval = lease_seconds / 3
-        self.unavailable: str | None = None  # why some kinds are not claimed now (shown in the workers table)
+        self.unavailable: str | None = None
+        """Sent with every beat: why this worker stopped claiming some kinds (shown by `ingestq stats`)."""
 
     async def beat(self) -> HeartbeatReply:
         """One heartbeat; applies the reply (stops lost jobs, forwards cancel requests)."""
@@ -68,6 +69,7 @@ class Heartbeat:
             concurrency=self._concurrency,
             job_ids=tuple(snapshot),
             lease_seconds=self._lease,
+            unavailable=self.unavailable,
         )
         reply = await self._store.worker_heartbeat(beat, self._clock.now())
         for job_id in reply.lost:

@@ -14,6 +14,16 @@ chunker settings.
 
 The runtime (embedder, chunker, batcher, parser pool) is built lazily from Settings, so a worker that
 never sees an ingestion job never loads a model or starts a parser process.
+
+Faults of the machine are not the document's: a parser process that cannot start, a local model that does
+not load or an embedder that cannot be built raise `ingestq.errors.Unavailable` (one line, `<cause>;
+<fix>`, with `health_check` as its `recheck`), so the worker gives the job back without spending its
+attempt and pauses ingestion until the check passes. `ingestq worker` runs `health_check` before its
+first claim. A remote embedding service that is down is not such a fault here: the HTTP embedders retry
+it within the call and then raise `EmbedServiceUnavailable`, a `RetryableError` with the server's
+`retry_after`, because rate limits and short outages are its normal weather and the job's backoff fits
+them; the health check builds a remote embedder (so a bad URL or a missing key shows at start-up) but
+does not call the service.
 """
 
 from __future__ import annotations
@@ -27,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ingestq.clock import SYSTEM_CLOCK, Clock
-from ingestq.errors import ConfigError, PermanentError, RetryableError
+from ingestq.errors import ConfigError, PermanentError, RetryableError, Unavailable
 from ingestq.model.document import (
     BucketRow,
     ChunkRecord,
@@ -54,8 +64,9 @@ from ingestq.pipeline.detect import detect
 from ingestq.pipeline.embed.base import Embedder
 from ingestq.pipeline.embed.batcher import EmbeddingBatcher
 from ingestq.pipeline.embed.cache import embed_with_cache
+from ingestq.pipeline.embed.errors import EmbedderConfigError, EmbedderUnavailable
 from ingestq.pipeline.embed.ratelimit import BucketRateLimiter, BucketState, RateLimits, reserve
-from ingestq.pipeline.errors import NoTextFound
+from ingestq.pipeline.errors import NoTextFound, ParserUnavailable
 from ingestq.pipeline.ingest.kinds import (
     INGEST_KIND,
     INGEST_MAX_ATTEMPTS,
@@ -290,6 +301,26 @@ class IngestRuntime:
     def registry(self) -> Registry:
         return register_ingestion(Registry(), self.settings, self.ingest, self.backfill)
 
+    # --- health -------------------------------------------------------------------------------------
+
+    async def health_check(self) -> None:
+        """Raise `Unavailable` unless ingestion can run on this machine: a parser child starts and parses a
+        tiny document, and the embedder is built (the local model is loaded and embeds one text). The
+        `recheck` of every `Unavailable` this runtime raises, and `ingestq worker`'s start-up check."""
+        try:
+            async with self._parse_slots:
+                await asyncio.to_thread(self.pool.check)
+            embedder = self.embedder
+            if isinstance(self.config.embedder, SentenceTransformersConfig):
+                await embedder.embed(["ingestq model check"])
+        except Unavailable:
+            raise
+        except (ParserUnavailable, EmbedderUnavailable, EmbedderConfigError) as exc:
+            raise self._unavailable(exc) from exc
+
+    def _unavailable(self, exc: Exception) -> Unavailable:
+        return Unavailable(_one_line(str(exc) or type(exc).__name__), self.health_check)
+
     # --- ingestq.ingest -----------------------------------------------------------------------------
 
     async def ingest(
@@ -299,6 +330,8 @@ class IngestRuntime:
         ctx.finalize_with(functools.partial(self._finalize, attempt, collection, document_id))
         try:
             return await self._ingest(ctx, attempt, collection, document_id, force)
+        except (ParserUnavailable, EmbedderUnavailable, EmbedderConfigError) as exc:
+            raise self._unavailable(exc) from exc  # this machine's fault: the document stays pending
         except Exception as exc:
             attempt.reason = _one_line(str(exc) or type(exc).__name__)
             raise
