@@ -98,3 +98,27 @@ def test_a_worker_whose_local_model_does_not_load_exits_with_one_line(tmp_path: 
         "shared object file: No such file or directory; repair torch and sentence-transformers in the "
         "worker's Python environment"
     ]
+
+
+def test_ingest_wait_on_a_machine_that_cannot_parse_says_why_and_keeps_the_documents(tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    shadow(broken, "trafilatura", LXML_CLEAN)
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"doc{i}.md").write_text(f"# Document {i}\n\nText {i}.\n")
+    env = {
+        **os.environ,
+        "INGESTQ_DATABASE_URL": f"sqlite:///{tmp_path / 'q.db'}",
+        "INGESTQ_EMBEDDER": "fake",
+        "PYTHONPATH": pythonpath(broken),
+    }
+    proc = subprocess.run(
+        [INGESTQ, "ingest", str(folder), "--wait"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, proc.stderr
+    assert "parser process failed to start: ImportError" in errors[0]
+    assert "Traceback" not in proc.stderr
+    assert [(j.state.value, j.attempt) for j in _jobs(tmp_path)] == [("queued", 0)] * 3
