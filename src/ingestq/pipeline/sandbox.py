@@ -415,16 +415,19 @@ class ParserPool:
         with self.stats.lock:
             self.stats.children_started += 1
         reply: object = None
+        timed_out = False
         try:
             if child.conn.poll(_START_TIMEOUT):
                 reply = child.conn.recv()
+            else:
+                timed_out = True
         except (EOFError, OSError):
-            pass
+            pass  # the pipe closed: the child is exiting (it may not be reaped yet, so do not ask alive())
         if reply == "ready":
             return child
         if isinstance(reply, tuple) and len(reply) == 2 and reply[0] == "failed":
             reason = str(reply[1])  # the child's own `start_failure`
-        elif child.alive():
+        elif timed_out and child.alive():
             reason = (
                 f"parser process failed to start: not ready within {_START_TIMEOUT:g} s; "
                 "the machine is overloaded or a parser library hangs on import"
