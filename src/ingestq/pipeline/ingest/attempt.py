@@ -14,7 +14,7 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ingestq.errors import PermanentError, RetryableError
 from ingestq.model.document import ChunkRecord, Document, DocumentStatus, IndexWrite, Vector
@@ -30,7 +30,16 @@ from ingestq.pipeline.sources import fetch_url, from_bytes, is_url, read_file
 from ingestq.tasks.task import JobContext
 
 if TYPE_CHECKING:
-    from ingestq.pipeline.ingest.runtime import IngestRuntime
+    from ingestq.clock import Clock
+    from ingestq.pipeline.chunk.token import TokenChunker
+    from ingestq.pipeline.config import PipelineConfig
+    from ingestq.pipeline.embed.base import Embedder
+    from ingestq.pipeline.embed.batcher import EmbeddingBatcher
+    from ingestq.pipeline.ingest.enqueue import IngestStore
+    from ingestq.pipeline.model import ParseOptions
+    from ingestq.pipeline.sandbox import ParserPool
+    from ingestq.pipeline.sources import FetchLimits
+    from ingestq.settings import Settings
 
 EMBED_SLICE = 128  # texts per embed call from one job: progress granularity, not the model's batch
 
@@ -50,11 +59,37 @@ def serves(doc: Document, content_hash: str, model_id: str, settings_hash: str) 
     )
 
 
+class Resources(Protocol):
+    """What an attempt uses of the worker's shared ingestion resources (IngestRuntime provides them)."""
+
+    settings: Settings
+    config: PipelineConfig
+    clock: Clock
+    fetch_limits: FetchLimits
+    parse_options: ParseOptions
+    parse_slots: asyncio.Semaphore
+
+    @property
+    def store(self) -> IngestStore: ...
+
+    @property
+    def embedder(self) -> Embedder: ...
+
+    @property
+    def chunker(self) -> TokenChunker: ...
+
+    @property
+    def batcher(self) -> EmbeddingBatcher: ...
+
+    @property
+    def pool(self) -> ParserPool: ...
+
+
 class IngestAttempt:
     """What one attempt does, and what it learned for its finalizer."""
 
     def __init__(
-        self, runtime: IngestRuntime, ctx: JobContext, collection: str, document_id: str, force: bool
+        self, runtime: Resources, ctx: JobContext, collection: str, document_id: str, force: bool
     ) -> None:
         self.runtime = runtime
         self.ctx = ctx
