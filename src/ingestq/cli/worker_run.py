@@ -57,6 +57,8 @@ class WorkerOptions:
     app: str | None = None
     grace: float | None = None
     disable_ocr: bool = False
+    http_port: int | None = None
+    http_host: str | None = None
 
 
 # Option -> (field, type, minimum): the same options and bounds as `worker_command`'s (a unit test
@@ -73,6 +75,8 @@ FAST_OPTIONS: dict[str, tuple[str, type, float | None]] = {
     "-a": ("app", str, None),
     "--grace": ("grace", float, 0),
     "--disable-ocr": ("disable_ocr", bool, None),
+    "--http-port": ("http_port", int, 0),
+    "--http-host": ("http_host", str, None),
 }
 
 
@@ -135,10 +139,24 @@ def run_worker(settings: Settings, options: WorkerOptions) -> None:
         sys.exit(EXIT_USAGE)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(_serve(settings, registry, config, drain=options.once))
+    endpoint = None
+    if options.http_port is not None:
+        endpoint = (options.http_host or "127.0.0.1", options.http_port)
+    try:
+        asyncio.run(_serve(settings, registry, config, drain=options.once, endpoint=endpoint))
+    except CliError as exc:
+        echo_err(f"error: {exc}")
+        sys.exit(EXIT_USAGE)
 
 
-async def _serve(settings: Settings, registry: Registry | None, config: WorkerConfig, *, drain: bool) -> None:
+async def _serve(
+    settings: Settings,
+    registry: Registry | None,
+    config: WorkerConfig,
+    *,
+    drain: bool,
+    endpoint: tuple[str, int] | None = None,
+) -> None:
     # the pipeline is imported by the start-up check, or on the first ingestion job
     unavailable: str | None = None
     worker: Worker | None = None
@@ -149,7 +167,7 @@ async def _serve(settings: Settings, registry: Registry | None, config: WorkerCo
             except Unavailable as exc:
                 unavailable = exc.reason
         if unavailable is None:
-            worker = await _run(runtime, config, drain=drain)
+            worker = await _run(runtime, config, drain=drain, endpoint=endpoint)
     if unavailable is not None:
         echo_err(f"error: {unavailable}")
         sys.exit(EXIT_UNAVAILABLE)
@@ -175,17 +193,36 @@ async def _needs_ingestion_check(runtime: Runtime, config: WorkerConfig, *, drai
     return False
 
 
-async def _run(runtime: Runtime, config: WorkerConfig, *, drain: bool) -> Worker:
+async def _run(
+    runtime: Runtime, config: WorkerConfig, *, drain: bool, endpoint: tuple[str, int] | None
+) -> Worker:
     worker = runtime.worker(config)
     store = runtime.store
     _install_signal_handlers(worker)
+    endpoints = None
+    if endpoint is not None:
+        from ingestq.worker.http import WorkerEndpoints  # only workers that serve them load prometheus
+        from ingestq.worker.metrics import WorkerMetrics
+
+        worker.metrics = WorkerMetrics()
+        endpoints = WorkerEndpoints(worker, worker.metrics)
+        host, port = endpoint
+        try:
+            port = await endpoints.start(host, port)
+        except OSError as exc:
+            raise CliError(f"--http-port {port}: cannot listen on {host}: {exc.strerror or exc}") from None
+        echo_err(f"serving /healthz, /readyz and /metrics on http://{host}:{port}")
     queues = ",".join(config.queues) if config.queues else "all"
     kinds = len(worker.registry.kinds())
     echo_err(
         f"ingestq worker {worker.worker_id} started: {store.backend}, "
         f"concurrency {config.concurrency}, queues {queues}, {kinds} kinds" + (", draining" if drain else "")
     )
-    await worker.run(drain=drain)
+    try:
+        await worker.run(drain=drain)
+    finally:
+        if endpoints is not None:
+            await endpoints.close()
     done = ", ".join(f"{n} {kind}" for kind, n in sorted(worker.counts.items())) or "no jobs"
     echo_err(f"ingestq worker {worker.worker_id} stopped: {done}")
     return worker
