@@ -96,7 +96,8 @@ def job_version(job: Job) -> str:
 
 class JobDetail(JobOut):
     position: int | None = Field(
-        description="1-based place among the due queued jobs of its queue; null unless queued and due"
+        description="1-based place in claim order among the queued jobs of its queue (a job not yet due "
+        "comes after every due one); null unless queued"
     )
 
 
