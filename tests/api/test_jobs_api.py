@@ -165,8 +165,15 @@ def test_reading_needs_a_token_and_changing_needs_admin(sqlite_url: str, tmp_pat
 
 
 # --- client mistakes: 404 / 409 / 422, never a 5xx -----------------------------------------------------
-def test_client_mistakes_are_4xx_in_the_error_shape(sqlite_url: str, tmp_path: Path) -> None:
-    with serving(sqlite_url, tmp_path / "serve.log") as service, api(service) as http:
+def deep(levels: int) -> Any:
+    value: Any = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
+def test_client_mistakes_are_4xx_in_the_error_shape(database_url: str, tmp_path: Path) -> None:
+    with serving(database_url, tmp_path / "serve.log") as service, api(service) as http:
         job = enqueue(http)
         mistakes: list[tuple[str, str, Any, int, str]] = [
             ("GET", "/v1/jobs/987654", None, 404, "not_found"),
@@ -198,6 +205,31 @@ def test_client_mistakes_are_4xx_in_the_error_shape(sqlite_url: str, tmp_path: P
                 "invalid_request",
             ),
             ("POST", "/v1/jobs", {"kind": PROBE, "queue": ""}, 422, "invalid_request"),
+            # what a job cannot hold on PostgreSQL (NUL) or a response could not show (deep nesting)
+            ("POST", "/v1/jobs", {"kind": PROBE, "payload": {"a": deep(100)}}, 422, "invalid_request"),
+            ("POST", "/v1/jobs", {"kind": PROBE, "payload": {"a": "x\x00y"}}, 422, "invalid_request"),
+            ("POST", "/v1/jobs", {"kind": PROBE, "payload": {"a\x00": 1}}, 422, "invalid_request"),
+            ("POST", "/v1/jobs", {"kind": PROBE, "dedupe_key": "k\x00"}, 422, "invalid_request"),
+            ("POST", "/v1/jobs", {"kind": PROBE, "queue": "q\x00"}, 422, "invalid_request"),
+            (
+                "POST",
+                "/v1/jobs",
+                {"kind": PROBE, "run_at": "0001-01-01T00:00:00+05:00"},
+                422,
+                "invalid_request",
+            ),
+            (
+                "POST",
+                "/v1/jobs",
+                {"kind": PROBE, "run_at": "9999-12-31T23:59:59-05:00"},
+                422,
+                "invalid_request",
+            ),
+            ("GET", "/v1/jobs?queue=%00", None, 422, "invalid_request"),
+            ("GET", "/v1/jobs?kind=", None, 422, "invalid_request"),
+            ("GET", "/v1/jobs?document_id=a%00", None, 422, "invalid_request"),
+            ("PUT", "/v1/queues/a%00b", {"max_depth": 1}, 422, "invalid_request"),
+            ("POST", "/v1/jobs/bulk/cancel", {"filter": {"queues": ["\x00"]}}, 422, "invalid_request"),
             ("POST", "/v1/jobs", {"kind": PROBE, "surprise": 1}, 422, "invalid_request"),
             ("POST", "/v1/jobs/bulk/retry", {"ids": [1], "filter": {}}, 422, "invalid_request"),
             ("POST", "/v1/jobs/bulk/retry", {}, 422, "invalid_request"),
@@ -227,8 +259,14 @@ def test_client_mistakes_are_4xx_in_the_error_shape(sqlite_url: str, tmp_path: P
         )
         assert nan.status_code == 422, nan.text
         assert nan.json()["error"]["code"] == "invalid_payload"
-        # none of the refused enqueues inserted anything
-        assert states(http) == {"queued": 1}
+        too_deep = b'{"kind": "ingestq.probe", "payload": {"a": ' + b"[" * 5000 + b"]" * 5000 + b"}}"
+        refused = http.post("/v1/jobs", content=too_deep, headers={"content-type": "application/json"})
+        assert 400 <= refused.status_code < 500, refused.text
+        assert refused.json()["error"]["status"] == refused.status_code
+        fine = enqueue(http, payload={"a": deep(60), "b": "\u00e9"}, run_at="9998-06-01T00:00:00+02:00")
+        assert fine["run_at"].startswith("9998-05-31T22:00:00")
+        # none of the refused enqueues inserted anything, and every job can be listed
+        assert states(http) == {"queued": 2}
     assert "Traceback" not in service.logged()
 
 

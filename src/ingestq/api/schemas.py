@@ -9,10 +9,10 @@ turned into a 5xx by a value the database cannot hold.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ingestq.model.job import Job, JobFilter, JobState, QueueConfig, QueueStats, WorkerInfo
 
@@ -23,8 +23,41 @@ MAX_DELAY = 366 * 24 * 3600.0  # a year: later than that is a mistake, not a sch
 MAX_LIST_LIMIT = 500
 MAX_BULK_IDS = 1000
 
+MAX_JSON_DEPTH = 64  # nesting of a payload: deeper is refused (responses could not even show it)
+EARLIEST, LATEST = 1970, 9998  # years a run_at may fall in (UTC)
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL, so neither backend takes it
+
 JobId = Annotated[int, Field(ge=1, le=INT64)]
-Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME)]
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME, pattern=NO_NUL)]
+
+
+def check_json(value: Any, what: str) -> None:
+    """Refuse what a job cannot hold on every backend, or what a response could not show: nesting deeper
+    than MAX_JSON_DEPTH, NUL characters. Iterative, so a hostile document cannot exhaust the stack."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise ValueError(f"{what} contains a NUL character, which cannot be stored")
+            continue
+        if not isinstance(item, dict | list):
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise ValueError(f"{what} is nested more than {MAX_JSON_DEPTH} levels deep")
+        if isinstance(item, dict):
+            stack.extend((key, depth) for key in item)
+            stack.extend((child, depth + 1) for child in item.values())
+        else:
+            stack.extend((child, depth + 1) for child in item)
+
+
+def name_error(values: list[str] | None, what: str) -> str | None:
+    """Why a list of names from a query string is refused (None: it is fine)."""
+    for value in values or ():
+        if not value or len(value) > MAX_NAME or "\x00" in value:
+            return f"{what}: each value must have 1 to {MAX_NAME} characters and no NUL"
+    return None
 
 
 class _Out(BaseModel):
@@ -122,6 +155,25 @@ class EnqueueIn(BaseModel):
     max_attempts: int | None = Field(default=None, ge=1, le=1000)
     dedupe_key: Name | None = None
     document_id: Name | None = None
+
+    @field_validator("payload")
+    @classmethod
+    def _storable(cls, payload: dict[str, Any]) -> dict[str, Any]:
+        check_json(payload, "payload")
+        return payload
+
+    @field_validator("run_at")
+    @classmethod
+    def _sane_time(cls, run_at: datetime | None) -> datetime | None:
+        if run_at is None:
+            return None
+        try:
+            utc = run_at.astimezone(UTC)
+        except OverflowError:
+            utc = None
+        if utc is None or not EARLIEST <= utc.year <= LATEST:
+            raise ValueError(f"run_at must fall between the years {EARLIEST} and {LATEST} (UTC)")
+        return utc
 
     @model_validator(mode="after")
     def _one_schedule(self) -> Self:

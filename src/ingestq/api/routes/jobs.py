@@ -31,6 +31,7 @@ from ingestq.api.schemas import (
     JobPage,
     error_responses,
     job_version,
+    name_error,
 )
 from ingestq.api.state import Admin, IngestqClient, IngestqRuntime, Reader
 from ingestq.builtin import builtin_registry
@@ -133,6 +134,11 @@ async def list_jobs(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 50,
 ) -> JobPage:
+    documents = [document_id] if document_id is not None else None
+    for values, what in ((queue, "queue"), (kind, "kind"), (documents, "document_id")):
+        problem = name_error(values, what)
+        if problem is not None:
+            raise ApiError(422, "invalid_request", problem)
     flt = JobFilter(
         states=tuple(state) if state else None,
         queues=tuple(queue) if queue else None,

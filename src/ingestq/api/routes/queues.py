@@ -12,6 +12,7 @@ from fastapi import APIRouter, Path
 from ingestq.api.errors import ApiError, ShapedRoute
 from ingestq.api.schemas import (
     MAX_NAME,
+    NO_NUL,
     QueueIn,
     QueueOut,
     QueueStatsOut,
@@ -25,7 +26,7 @@ from ingestq.model.job import JobState
 
 router = APIRouter(route_class=ShapedRoute, responses=error_responses(401, 403, 422, 503), tags=["queues"])
 
-QueueName = Annotated[str, Path(min_length=1, max_length=MAX_NAME, description="Queue name")]
+QueueName = Annotated[str, Path(min_length=1, max_length=MAX_NAME, pattern=NO_NUL, description="Queue name")]
 
 
 @router.get(
