@@ -77,7 +77,7 @@ def test_enqueue_is_201_and_a_dedupe_match_is_200_with_the_same_job(
         assert first.status_code == 201, first.text
         job = first.json()
         assert job["deduplicated"] is False
-        assert first.headers["location"] == f"/v1/jobs/{job['id']}"
+        assert first.headers["location"] == f"{service.url}/v1/jobs/{job['id']}"
         assert (job["state"], job["kind"], job["payload"], job["position"]) == (
             "queued",
             PROBE,

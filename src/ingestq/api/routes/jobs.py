@@ -88,7 +88,9 @@ async def _position(client: Client, job: Job) -> int | None:
     },
     dependencies=[Admin],
 )
-async def enqueue(body: EnqueueIn, runtime: IngestqRuntime, response: Response) -> EnqueuedJob:
+async def enqueue(
+    body: EnqueueIn, runtime: IngestqRuntime, request: Request, response: Response
+) -> EnqueuedJob:
     if body.kind not in allowed_kinds(runtime):
         raise ApiError(422, "unknown_kind", f"job kind {body.kind!r} is not registered in this service")
     client = runtime.client
@@ -112,7 +114,8 @@ async def enqueue(body: EnqueueIn, runtime: IngestqRuntime, response: Response) 
     (job,) = await client.store.job_insert_many([new], now)
     deduplicated = abs(job.created_at - now) > timedelta(microseconds=1)
     response.status_code = 200 if deduplicated else 201
-    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    # url_for: right under whatever prefix a host application mounted the router
+    response.headers["Location"] = str(request.url_for("get_job", job_id=job.id))
     return EnqueuedJob.of(job, position=await _position(client, job), deduplicated=deduplicated)
 
 
@@ -287,8 +290,11 @@ async def _bulk_ids(client: Client, action: Action, ids: list[int], dry_run: boo
         )
     matched = changed = 0
     for job_id in dict.fromkeys(ids):  # each id once, in the order given
-        job = await client.store.job_get(job_id)
-        if job is None or not _applies(action, job):
+        try:
+            job = await client.get(job_id)
+        except JobNotFound:
+            continue
+        if not _applies(action, job):
             continue
         matched += 1
         if not dry_run and await _apply(client, action, job):
