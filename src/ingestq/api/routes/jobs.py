@@ -222,7 +222,8 @@ async def _wait_for_change(
         "request; purge: succeeded, failed and cancelled). `dry_run: true` returns `matched` and changes "
         f"nothing. One request changes at most {BULK_MAX_CHANGES} jobs and a dry run counts at most "
         f"{BULK_MAX_COUNT}: `more: true` says the cap was reached (call again for the rest). Purge takes a "
-        "filter of states and queues only (the store deletes finished jobs by state and queue)."
+        "filter of states and queues only: the store deletes finished jobs by state and queue, one statement "
+        "per queue, not capped."
     ),
     response_model=BulkOut,
     dependencies=[Admin],
@@ -319,12 +320,12 @@ async def _bulk_filter(client: Client, action: Action, body: BulkIn, dry_run: bo
         matched, more = await _count(client, action, flt.to_filter, states)
         return BulkOut(action=action, dry_run=True, matched=matched, changed=None, more=more)
     if action == "purge":
-        matched, _ = await _count(client, action, flt.to_filter, states)
+        # One DELETE per queue (the store's purge): what matched is what it deleted.
         deleted = 0
         scopes: list[str | None] = list(dict.fromkeys(flt.queues)) if flt.queues else [None]
         for queue in scopes:
             deleted += await client.purge(states, queue=queue)
-        return BulkOut(action="purge", dry_run=False, matched=matched, changed=deleted, more=False)
+        return BulkOut(action="purge", dry_run=False, matched=deleted, changed=deleted, more=False)
     matched = changed = 0
     more = False
 
