@@ -122,3 +122,34 @@ def test_bulk_work_stops_at_its_cap_and_says_more(tmp_path: Path, monkeypatch: p
         assert (second["matched"], second["changed"], second["more"]) == (2, 2, False)
         states = [j["state"] for j in http.get("/v1/jobs").json()["jobs"]]
         assert states == ["cancelled"] * 5
+
+
+def test_a_host_application_mounts_the_router_with_its_own_kinds(tmp_path: Path) -> None:
+    from fastapi import FastAPI
+
+    from ingestq.api import ingestq_lifespan, router
+    from ingestq.tasks.registry import Registry
+
+    ran: list[str] = []
+    tasks = Registry()
+
+    @tasks.task(name="app.greet")
+    async def greet(name: str) -> str:
+        ran.append(name)
+        return f"hello {name}"
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'q.db'}")
+    app = FastAPI(lifespan=ingestq_lifespan(settings, tasks))
+    app.include_router(router, prefix="/ingestq")
+    with TestClient(app) as http:
+        made = http.post("/ingestq/v1/jobs", json={"kind": "app.greet", "payload": {"name": "ada"}})
+        assert made.status_code == 201, made.text
+        assert made.headers["location"] == f"http://testserver/ingestq/v1/jobs/{made.json()['id']}"
+        unknown = http.post("/ingestq/v1/jobs", json={"kind": "app.other", "payload": {}})
+        assert unknown.status_code == 422
+        assert unknown.json()["error"]["code"] == "unknown_kind"
+        result = http.post("/ingestq/v1/process", params={"budget": 10}).json()
+        assert (result["processed"], result["succeeded"]) == (1, 1)
+        assert ran == ["ada"]
+        job = http.get(made.headers["location"]).json()
+        assert (job["state"], job["result"]) == ("succeeded", "hello ada")
