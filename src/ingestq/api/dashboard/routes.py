@@ -197,7 +197,14 @@ def _error_page(request: Request, status: int, message: str) -> Response:
     except Exception:
         base = "/dashboard"
     html = _templates.get_template("error.html").render(
-        base=base, viewer=None, notice=None, status=status, message=message, request_path=request.url.path
+        base=base,
+        viewer=None,
+        notice=None,
+        status=status,
+        message=message,
+        request_path=request.url.path,
+        poll_seconds=POLL_SECONDS,
+        csrf_field=CSRF_FIELD,
     )
     return HTMLResponse(html, status_code=status)
 
@@ -634,3 +641,9 @@ async def search_page(request: Request) -> Response:
         hits=hits,
         error=error,
     )
+
+
+# Last: any other path under the dashboard is a 404 page with the same headers (not the API's JSON).
+@dashboard_router.get("/{rest:path}")
+async def not_found(request: Request, rest: str) -> Response:
+    return _error_page(request, 404, "No such page.")
