@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import concurrent.futures
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 from ingestq.client.client import Client
 from ingestq.client.documents import Documents
@@ -13,9 +15,17 @@ from ingestq.pipeline.ingest.kinds import INGEST_QUEUE
 from ingestq.pipeline.ingest.runtime import register_and_enqueue
 from ingestq.settings import Settings
 
+T = TypeVar("T")
+
 
 def settings(url: str) -> Settings:
     return Settings(database_url=url, embedder="fake")
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run `coro` on a loop of its own in another thread (Playwright's sync API holds this thread's)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 async def _enqueue(url: str, kind: str, n: int, queue: str) -> list[int]:
@@ -25,8 +35,7 @@ async def _enqueue(url: str, kind: str, n: int, queue: str) -> list[int]:
 
 
 def enqueue(url: str, kind: str = "demo.work", n: int = 1, queue: str = "default") -> list[int]:
-    result: list[int] = asyncio.run(_enqueue(url, kind, n, queue))
-    return result
+    return _run(_enqueue(url, kind, n, queue))
 
 
 async def _fail(url: str, kind: str, n: int, queue: str, error: str) -> list[int]:
@@ -43,8 +52,7 @@ def fail(
     url: str, kind: str = "demo.work", n: int = 1, queue: str = "mail", error: str = "boom"
 ) -> list[int]:
     """`n` jobs of `kind` that failed with `error` (one attempt each)."""
-    result: list[int] = asyncio.run(_fail(url, kind, n, queue, error))
-    return result
+    return _run(_fail(url, kind, n, queue, error))
 
 
 async def _states(url: str, ids: list[int]) -> list[JobState]:
@@ -53,8 +61,7 @@ async def _states(url: str, ids: list[int]) -> list[JobState]:
 
 
 def states(url: str, ids: list[int]) -> list[JobState]:
-    result: list[JobState] = asyncio.run(_states(url, ids))
-    return result
+    return _run(_states(url, ids))
 
 
 async def _document(url: str, doc_id: str, title: str, body: str, metadata: dict[str, Any]) -> None:
@@ -97,4 +104,4 @@ async def _document(url: str, doc_id: str, title: str, body: str, metadata: dict
 
 def document(url: str, doc_id: str, title: str, body: str, metadata: dict[str, Any] | None = None) -> None:
     """An indexed document with one chunk, written as a worker would (no worker needed)."""
-    asyncio.run(_document(url, doc_id, title, body, metadata or {}))
+    _run(_document(url, doc_id, title, body, metadata or {}))
