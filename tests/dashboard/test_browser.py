@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 import seed
-from served import ADMIN, READER, Served, served_fixture  # noqa: F401 (a fixture)
+from served import ADMIN, ENV, READER, Served, served_fixture  # noqa: F401 (a fixture)
+from service import serving
 
 from ingestq.model.job import JobState
 
@@ -287,3 +288,26 @@ def test_job_detail_shows_payload_errors_and_screenshots(page: Page, served: Ser
     small.goto(served.url + "/dashboard/jobs")
     small.screenshot(path=str(out / "jobs-phone.png"), full_page=True)
     phone.close()
+
+
+def test_upload_shows_the_document_go_from_pending_to_indexed(page: Page, tmp_path: Path) -> None:
+    """A served dashboard with its own worker: the upload lands on the document's page, which refreshes
+    itself until the worker has indexed it."""
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    with serving(url, tmp_path / "serve.log", "--with-worker", env=ENV) as service:
+        served = Served(service, url)
+        sign_in(page, served)
+        page.goto(served.url + "/dashboard/documents")
+        sample = tmp_path / "herons.md"
+        sample.write_text("# Herons <em>wait</em>\n\nGrey herons wait motionless at the water's edge.\n")
+        page.set_input_files("#upload-file", str(sample))
+        page.click("#upload-form button[type=submit]")
+        page.wait_for_url("**/dashboard/document?*")
+        assert "pending" in page.inner_text("#document-live .chip") or "indexed" in page.inner_text(
+            "#document-live .chip"
+        )
+        page.evaluate("window.__sameDocument = true")
+        sync_api.expect(page.locator("#document-live .chip").first).to_have_text("indexed", timeout=60_000)
+        assert page.evaluate("window.__sameDocument") is True
+        assert "Grey herons wait motionless" in page.inner_text(".chunk-text")
+        assert page.dialogs == []

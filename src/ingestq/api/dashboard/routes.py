@@ -10,12 +10,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.routing import APIRoute
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, UploadFile
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from ingestq.api.auth import Role
@@ -54,6 +55,7 @@ NOTICES = {
     "none": "No job was selected.",
     "reprocessed": "Document queued for reprocessing.",
     "deleted": "Document deleted.",
+    "uploaded": "Uploaded: the document is pending until a worker has indexed it.",
     "signedout": "Signed out.",
 }
 
@@ -213,16 +215,19 @@ async def _guard(request: Request) -> tuple[Viewer, FormData]:
     """What every POST passes: the same origin, a session, the CSRF token, the right to act."""
     if not same_origin(request):
         raise _Refused(403, "Refused: this request did not come from the dashboard's own pages.")
-    form = await request.form()
     try:
         viewer = _viewer(request)
     except _Redirect:
         raise _Refused(403, "Refused: sign in first.") from None
-    presented = request.headers.get(CSRF_HEADER) or _text(form, CSRF_FIELD)
-    if viewer.new_cookie is not None or not csrf_matches(viewer.session, presented):
+    if viewer.new_cookie is not None:  # no session yet: there cannot be a CSRF token either
         raise _Refused(403, "Refused: the form's CSRF token is missing or stale; reload the page.")
     if not viewer.can_act:
         raise _Refused(403, "Refused: this dashboard is read-only for you.")
+    # The body is read only once the cookie checks passed (an upload is spooled to disk, not memory).
+    form = await request.form(max_files=1, max_fields=2 * BULK_CAP)
+    presented = request.headers.get(CSRF_HEADER) or _text(form, CSRF_FIELD)
+    if not csrf_matches(viewer.session, presented):
+        raise _Refused(403, "Refused: the form's CSRF token is missing or stale; reload the page.")
     return viewer, form
 
 
@@ -581,26 +586,51 @@ async def documents_page(request: Request) -> Response:
     )
 
 
-@dashboard_router.get("/document", name="dashboard_document")
-async def document_page(request: Request) -> Response:
-    viewer = _viewer(request)
+async def _document_context(request: Request) -> dict[str, Any]:
     collection = request.query_params.get("collection") or None
     document_id = request.query_params.get("id") or ""
     documents = _state(request).documents
     doc = await documents.get(document_id, collection)
     chunks = await documents.chunks(doc.id, doc.collection)
     jobs = await _client(request).list(JobFilter(document_id=doc.id, limit=20))
-    return _render(
-        request,
-        "document.html",
-        viewer,
-        page="documents",
-        doc=doc,
-        chunks=chunks[:100],
-        chunk_total=len(chunks),
-        jobs=jobs,
-        self_query=urlencode({"collection": doc.collection, "id": doc.id}),
-    )
+    return {
+        "doc": doc,
+        "chunks": chunks[:100],
+        "chunk_total": len(chunks),
+        "jobs": jobs,
+        "pending": doc.status is DocumentStatus.PENDING,
+        "self_query": urlencode({"collection": doc.collection, "id": doc.id}),
+    }
+
+
+@dashboard_router.get("/document", name="dashboard_document")
+async def document_page(request: Request) -> Response:
+    viewer = _viewer(request)
+    return _render(request, "document.html", viewer, page="documents", **await _document_context(request))
+
+
+@dashboard_router.get("/document/live")
+async def document_fragment(request: Request) -> Response:
+    viewer = _viewer(request)
+    return _render(request, "_document_live.html", viewer, **await _document_context(request))
+
+
+@dashboard_router.post("/documents/upload")
+async def document_upload(request: Request) -> Response:
+    viewer, form = await _guard(request)
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        raise _Refused(400, "Choose a file to upload.")
+    limit = service_state(request).runtime.settings.upload_max_bytes
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        raise _Refused(413, f"The file is larger than the {limit} byte upload limit.")
+    name = PurePosixPath(upload.filename.replace("\\", "/")).name or "upload"
+    collection = _text(form, "collection").strip() or None
+    (ingested,) = await _state(request).documents.ingest(uploads=[(name, data)], collection=collection)
+    doc = ingested.document
+    query = urlencode({"collection": doc.collection, "id": doc.id})
+    raise _Redirect(f"{viewer.base}/document?{query}&notice=uploaded")
 
 
 @dashboard_router.post("/document/reprocess")
