@@ -271,6 +271,7 @@ def test_job_detail_shows_payload_errors_and_screenshots(page: Page, served: Ser
         "job": f"/dashboard/jobs/{job}",
         "bulk-confirm": "/dashboard/jobs/bulk?action=retry&state=failed",
         "failures": "/dashboard/failures",
+        "queues": "/dashboard/queues",
         "documents": "/dashboard/documents",
         "document": "/dashboard/document?collection=default&id=hostile-doc",
         "search": "/dashboard/search?q=quarterly+report",

@@ -233,3 +233,33 @@ def test_missing_things_are_a_404_page(served: Served, path: str) -> None:
         answer = client.get(path)
         assert answer.status_code == 404
         assert answer.headers["content-type"].startswith("text/html")
+
+
+def test_queue_max_depth_is_set_from_the_queues_page(served: Served) -> None:
+    seed.enqueue(served.database_url, kind="depth.kind", queue="depthq")
+    with signed_in(served, ADMIN) as client:
+        token = csrf_of(client)
+        saved = client.post(
+            "/dashboard/queues/max-depth", data={"queue": "depthq", "max_depth": "7", "_csrf": token}
+        )
+        assert saved.status_code == 303
+        page = client.get("/dashboard/queues")
+        assert 'value="7"' in page.text
+        bad = client.post(
+            "/dashboard/queues/max-depth", data={"queue": "depthq", "max_depth": "-1", "_csrf": token}
+        )
+        assert bad.status_code == 400
+        cleared = client.post(
+            "/dashboard/queues/max-depth", data={"queue": "depthq", "max_depth": "", "_csrf": token}
+        )
+        assert cleared.status_code == 303
+        assert 'value="7"' not in client.get("/dashboard/queues").text
+    with signed_in(served, READER) as client:
+        page = client.get("/dashboard/queues")
+        assert "depthq" in page.text
+        assert "max-depth" not in page.text
+        refused = client.post(
+            "/dashboard/queues/max-depth",
+            data={"queue": "depthq", "max_depth": "1", "_csrf": csrf_of(client)},
+        )
+        assert refused.status_code == 403

@@ -57,6 +57,7 @@ NOTICES = {
     "deleted": "Document deleted.",
     "uploaded": "Uploaded: the document is pending until a worker has indexed it.",
     "signedout": "Signed out.",
+    "queue": "Queue limit saved.",
 }
 
 _templates = environment()
@@ -506,6 +507,34 @@ async def _job_context(request: Request, job_id: int) -> dict[str, Any]:
         "retryable": RETRYABLE,
         "cancellable": CANCELLABLE,
     }
+
+
+# --- queues -------------------------------------------------------------------------------------------
+
+
+@dashboard_router.get("/queues", name="dashboard_queues")
+async def queues_page(request: Request) -> Response:
+    viewer = _viewer(request)
+    client = _client(request)
+    stats = {s.queue: s for s in await client.stats()}
+    limits = {q.name: q.max_depth for q in await client.queues()}
+    names = sorted(set(stats) | set(limits))
+    rows = []
+    for name in names:
+        counts = stats[name].counts if name in stats else {}
+        depth = counts.get(JobState.QUEUED, 0) + counts.get(JobState.RUNNING, 0)
+        rows.append({"name": name, "depth": depth, "max_depth": limits.get(name), "stats": stats.get(name)})
+    return _render(request, "queues.html", viewer, page="queues", rows=rows)
+
+
+@dashboard_router.post("/queues/max-depth")
+async def queue_max_depth(request: Request) -> Response:
+    viewer, form = await _guard(request)
+    raw = _text(form, "max_depth").strip()
+    if raw and not raw.isdigit():
+        raise _Refused(400, "The maximum depth is a whole number of jobs, or empty for no limit.")
+    await _client(request).configure_queue(_text(form, "queue"), int(raw) if raw else None)
+    raise _Redirect(f"{viewer.base}/queues?notice=queue")
 
 
 # --- failures -----------------------------------------------------------------------------------------
