@@ -23,7 +23,7 @@ from ingestq.clock import SYSTEM_CLOCK, Clock
 from ingestq.model.job import FINISHED_STATES, Job, JobState
 from ingestq.pipeline.ingest.kinds import register_ingestion
 from ingestq.settings import Settings
-from ingestq.tasks.registry import Registry
+from ingestq.tasks.registry import Registry, default_registry
 from ingestq.tasks.task import JobContext
 from ingestq.worker import Worker, WorkerConfig
 
@@ -78,8 +78,9 @@ class Runtime:
         self.client = client
         self.settings = settings
         self.ingestion = LazyIngestion(client.store, settings, client.clock)
-        ingest_kinds = self.ingestion.registry()
-        self.registry = ingest_kinds.merge(registry) if registry is not None else ingest_kinds
+        # like Client and Worker: without a registry, the tasks registered with @ingestq.task
+        app = registry if registry is not None else default_registry
+        self.registry = self.ingestion.registry().merge(app)
 
     @classmethod
     async def open(

@@ -11,8 +11,8 @@ from ingestq.client.client import Client
 from ingestq.client.documents import Documents
 from ingestq.model.document import ChunkRecord, DocumentRef, IndexWrite
 from ingestq.model.job import ClaimRequest, JobState, Outcome, OutcomeKind
-from ingestq.pipeline.ingest.kinds import INGEST_QUEUE
 from ingestq.pipeline.ingest.enqueue import register_and_enqueue
+from ingestq.pipeline.ingest.kinds import INGEST_QUEUE
 from ingestq.settings import Settings
 
 T = TypeVar("T")
