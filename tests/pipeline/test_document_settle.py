@@ -16,10 +16,10 @@ from ingestq.client.client import Client
 from ingestq.client.documents import Documents
 from ingestq.model.document import DocumentStatus
 from ingestq.model.job import ClaimRequest, JobState
-from ingestq.model.kinds import CANCELLED_BEFORE_INDEXED
 from ingestq.pipeline.ingest import INGEST_QUEUE, IngestRuntime
 from ingestq.settings import Settings
 from ingestq.store.base import IndexStore
+from ingestq.store.common import CANCELLED_BEFORE_INDEXED
 from ingestq.worker import Worker, WorkerConfig
 
 

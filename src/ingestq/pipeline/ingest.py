@@ -38,7 +38,7 @@ from ingestq.model.document import (
     Vector,
 )
 from ingestq.model.job import Job, NewJob, Outcome, OutcomeKind
-from ingestq.model.kinds import CANCELLED_BEFORE_INDEXED, INGEST_JOB_KIND
+from ingestq.model.kinds import INGEST_JOB_KIND
 from ingestq.pipeline.chunk.token import TokenChunker
 from ingestq.pipeline.config import (
     FakeConfig,
@@ -61,6 +61,7 @@ from ingestq.pipeline.sandbox import ParserPool, SandboxLimits
 from ingestq.pipeline.sources import FetchLimits, fetch_url, from_bytes, is_url, read_file
 from ingestq.settings import Settings
 from ingestq.store.base import IndexStore, Store
+from ingestq.store.common import CANCELLED_BEFORE_INDEXED
 from ingestq.tasks.registry import Registry
 from ingestq.tasks.task import JobContext
 

@@ -32,7 +32,6 @@ from ingestq.model.document import (
     Vector,
 )
 from ingestq.model.job import Outcome, OutcomeKind
-from ingestq.model.kinds import CANCELLED_BEFORE_INDEXED, INGEST_JOB_KIND
 from ingestq.store.queries import load_queries
 from ingestq.store.vectors import pack_f32, unpack_f32
 
@@ -127,30 +126,6 @@ class PostgresIndexMixin:
         async with self._connection() as conn:
             cur = await conn.execute(sql, params)
             return await cur.fetchall()
-
-    async def _settle_documents(self, conn: Conn, job_ids: Sequence[int], now: datetime) -> None:
-        """Documents of ingestion jobs that just ended without their finalizer leave `pending`, in the
-        caller's transaction."""
-        params = {
-            "ids": list(job_ids),
-            "kind": INGEST_JOB_KIND,
-            "cancelled": CANCELLED_BEFORE_INDEXED,
-            "now": now,
-        }
-        await self._without_index_schema_ok(conn, Q["documents_settle_after_job"], params)
-
-    async def _document_pending_again(self, conn: Conn, job_id: int, now: datetime) -> None:
-        params = {"id": job_id, "kind": INGEST_JOB_KIND, "now": now}
-        await self._without_index_schema_ok(conn, Q["document_pending_after_retry"], params)
-
-    async def _without_index_schema_ok(self, conn: Conn, sql: str, params: dict[str, Any]) -> None:
-        """Run a documents statement from a queue operation. Without pgvector the documents table does not
-        exist and there is nothing to update; the savepoint keeps the queue operation's transaction usable."""
-        try:
-            async with conn.transaction():
-                await conn.execute(sql, params)
-        except psycopg.errors.UndefinedTable:
-            pass
 
     async def _collection_row(self, name: str) -> tuple[Any, ...] | None:
         found = await self._rows(Q["collection_get"], {"name": name})

@@ -308,6 +308,36 @@ RETURNING id, queue, kind, payload, priority, state, run_at, attempt, max_attemp
           lease_expires_at, cancel_requested, progress, result, last_error, errors, document_id, created_at,
           started_at, finished_at
 
+-- name: documents_settle_after_job
+-- A job that concerns a document (document_id set, the collection in its payload) and ended without its
+-- handler's finalizer (cancelled while queued, or cancelled or failed by the lease rescue) must not leave
+-- that document pending forever: back to indexed when an indexed version is still served, else failed
+-- with a reason. Only a pending document moves: one that a newer job already settled is left alone. The
+-- store does not know which kinds ingest; a job without a document_id matches no document. Without
+-- pgvector the documents table is missing: the caller runs this in a savepoint.
+UPDATE ingestq_documents d
+SET status = CASE WHEN j.state = 'cancelled' AND d.version > 0 THEN 'indexed' ELSE 'failed' END,
+    error = CASE WHEN j.state = 'cancelled' AND d.version > 0 THEN NULL
+                 WHEN j.state = 'cancelled' THEN %(cancelled)s
+                 ELSE coalesce(j.last_error, 'failed') END,
+    updated_at = %(now)s
+FROM ingestq_jobs j
+WHERE j.id = ANY(%(ids)s)
+  AND j.state IN ('cancelled', 'failed')
+  AND d.collection = j.payload->>'collection'
+  AND d.id = j.document_id
+  AND d.status = 'pending'
+
+-- name: document_pending_after_retry
+-- A person's retry of a job that concerns a document: the document is pending again until the job ends.
+UPDATE ingestq_documents d
+SET status = 'pending', error = NULL, updated_at = %(now)s
+FROM ingestq_jobs j
+WHERE j.id = %(id)s
+  AND j.state = 'queued'
+  AND d.collection = j.payload->>'collection'
+  AND d.id = j.document_id
+
 -- name: job_rescue_stale
 -- Expired leases (ingestq_jobs_running index): back to queued due now with the attempt counted, or
 -- failed when none is left. A job whose cancel was requested is cancelled rather than run again. SKIP

@@ -80,7 +80,3 @@ def job_from_row(row: Sequence[Any]) -> Job:
         started_at,
         finished_at,
     )
-
-
-def claim_order_key(job: Job) -> tuple[int, datetime, int]:
-    return (-job.priority, job.run_at, job.id)

@@ -44,8 +44,8 @@ from ingestq.model.job import (
     WorkerBeat,
     WorkerInfo,
 )
-from ingestq.model.kinds import INGEST_JOB_KIND
 from ingestq.settings import Settings
+from ingestq.store.common import CANCELLED_BEFORE_INDEXED, LEASE_LOST, NOT_INITIALISED, claim_order_key
 from ingestq.store.postgres import migrator
 from ingestq.store.postgres.connect import (
     check_idle_connection,
@@ -57,7 +57,7 @@ from ingestq.store.postgres.connect import (
 )
 from ingestq.store.postgres.index import PostgresIndexMixin
 from ingestq.store.postgres.listener import Listener
-from ingestq.store.postgres.rows import claim_order_key, job_from_row, progress_to_json
+from ingestq.store.postgres.rows import job_from_row, progress_to_json
 from ingestq.store.queries import load_queries
 
 Q = load_queries("ingestq.store.postgres")
@@ -68,10 +68,8 @@ POOL_TIMEOUT_S = 15.0
 """How long an operation waits for a pooled connection (e.g. while the server restarts) before it
 raises StoreError; the worker treats that as a transient failure and tries again."""
 RECONNECT_TIMEOUT_S = 5.0
-RESCUE_MESSAGE = "lease expired: worker lost"
 _DEDUPE_ROUNDS = 3
 _REQUEUING = (OutcomeKind.RETRY, OutcomeKind.RELEASED)
-NOT_INITIALISED = "database is not initialised: run `ingestq db migrate`"
 # Tables of migration 2, which needs pgvector: on a server without it the queue works and these are
 # missing, which deserves a better message than "not initialised".
 INDEX_TABLES = frozenset(
@@ -315,7 +313,7 @@ class PostgresStore(PostgresIndexMixin):
             row = await (await conn.execute(Q["job_cancel"], {"id": job_id, "now": now})).fetchone()
             if row is not None:
                 cancelled = job_from_row(row)
-                if cancelled.state is JobState.CANCELLED and cancelled.kind == INGEST_JOB_KIND:
+                if cancelled.state is JobState.CANCELLED and cancelled.document_id is not None:
                     await self._settle_documents(conn, [cancelled.id], now)
                 return cancelled
         job = await self.job_get(job_id)
@@ -327,15 +325,16 @@ class PostgresStore(PostgresIndexMixin):
         try:
             async with self._connection() as conn, conn.transaction():
                 row = await (await conn.execute(Q["job_retry"], {"id": job_id, "now": now})).fetchone()
-                if row is not None and row[2] == INGEST_JOB_KIND:
+                retried = None if row is None else job_from_row(row)
+                if retried is not None and retried.document_id is not None:
                     await self._document_pending_again(conn, job_id, now)
         except pg_errors.UniqueViolation:
             raise InvalidJobState(
                 f"job {job_id} cannot be retried: another unfinished job holds its dedupe key"
             ) from None
-        if row is not None:
+        if retried is not None:
             await self._notify()
-            return job_from_row(row)
+            return retried
         job = await self.job_get(job_id)
         if job is None:
             raise JobNotFound(job_id)
@@ -344,7 +343,7 @@ class PostgresStore(PostgresIndexMixin):
         )
 
     async def job_rescue_stale(self, now: datetime) -> list[int]:
-        params = {"now": now, "message": RESCUE_MESSAGE, "history": ERROR_HISTORY_LIMIT}
+        params = {"now": now, "message": LEASE_LOST, "history": ERROR_HISTORY_LIMIT}
         async with self._connection() as conn, conn.transaction():
             moved = await (await conn.execute(Q["job_rescue_stale"], params)).fetchall()
             ended = [job_id for job_id, state in moved if state != JobState.QUEUED.value]
@@ -353,6 +352,15 @@ class PostgresStore(PostgresIndexMixin):
         if any(state == JobState.QUEUED.value for _, state in moved):
             await self._notify()
         return sorted(job_id for job_id, _ in moved)
+
+    async def _settle_documents(self, conn: Conn, job_ids: Sequence[int], now: datetime) -> None:
+        """Documents of jobs that just ended without their finalizer leave `pending`, in the caller's
+        transaction (see documents_settle_after_job)."""
+        params = {"ids": list(job_ids), "cancelled": CANCELLED_BEFORE_INDEXED, "now": now}
+        await _without_index_schema_ok(conn, Q["documents_settle_after_job"], params)
+
+    async def _document_pending_again(self, conn: Conn, job_id: int, now: datetime) -> None:
+        await _without_index_schema_ok(conn, Q["document_pending_after_retry"], {"id": job_id, "now": now})
 
     async def _notify(self) -> None:
         async with self._connection() as conn:
@@ -499,6 +507,16 @@ class PostgresStore(PostgresIndexMixin):
     @property
     def listener(self) -> Listener:
         return self._listener
+
+
+async def _without_index_schema_ok(conn: Conn, sql: str, params: dict[str, Any]) -> None:
+    """Run a documents statement from a queue operation. Without pgvector the documents table does not
+    exist and there is nothing to update; the savepoint keeps the queue operation's transaction usable."""
+    try:
+        async with conn.transaction():
+            await conn.execute(sql, params)
+    except pg_errors.UndefinedTable:
+        pass
 
 
 def claim_statement(req: ClaimRequest, now: datetime) -> tuple[str, dict[str, Any]]:

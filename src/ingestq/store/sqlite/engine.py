@@ -36,7 +36,7 @@ from ingestq.model.job import (
     WorkerBeat,
     WorkerInfo,
 )
-from ingestq.model.kinds import CANCELLED_BEFORE_INDEXED, INGEST_JOB_KIND
+from ingestq.store.common import CANCELLED_BEFORE_INDEXED, LEASE_LOST, NOT_INITIALISED, claim_order_key
 from ingestq.store.queries import load_migrations, load_queries
 from ingestq.store.sqlite import rows
 from ingestq.store.sqlite.rows import claimed_job, dt, dumps, job_from_row, ts
@@ -60,8 +60,6 @@ _CAPPED = "id, kind, priority, run_at"  # what claim_capped reads of each candid
 Q = _with_claims(load_queries(PACKAGE))
 MIGRATIONS = load_migrations(PACKAGE)
 LATEST_VERSION = MIGRATIONS[-1][0]
-LEASE_LOST_ERROR = "lease expired: worker lost"
-NOT_INITIALISED = "database is not initialised: run `ingestq db migrate`"
 
 _OUTCOME_QUERY = {  # one statement per kind and batch, like job_succeed
     OutcomeKind.RETRY: "job_retry_later",
@@ -82,10 +80,6 @@ _MISSING_TABLE = re.compile(r"no such table: (ingestq_\w+)")
 
 def _json_list(values: Sequence[str] | None) -> str | None:
     return None if values is None else dumps(list(values))
-
-
-def _claim_order(job: Job) -> tuple[int, datetime, int]:
-    return (-job.priority, job.run_at, job.id)
 
 
 class Engine:
@@ -358,7 +352,7 @@ class Engine:
             sql, params["queues"] = Q["job_claim_queues" + capped], _json_list(req.queues)
         owner, lease, started = req.worker_id, dt(lease_until), dt(now_ts)
         claimed = [claimed_job(r, owner, lease, started) for r in cur.execute(sql, params)]
-        claimed.sort(key=_claim_order)
+        claimed.sort(key=claim_order_key)
         return claimed
 
     def job_finish_many(self, outcomes: Sequence[Outcome], now: datetime) -> set[int]:
@@ -423,7 +417,7 @@ class Engine:
 
     def job_rescue_stale(self, now: datetime) -> tuple[list[int], bool]:
         """(ids moved, whether any went back to the queue)."""
-        params = {"now": ts(now), "error": LEASE_LOST_ERROR, "limit": ERROR_HISTORY_LIMIT}
+        params = {"now": ts(now), "error": LEASE_LOST, "limit": ERROR_HISTORY_LIMIT}
         with self._write() as cur:
             moved: list[Any] = cur.execute(Q["job_rescue_stale"], params).fetchall()
             ended = [job_id for job_id, state, _ in moved if state != "queued"]
@@ -435,13 +429,9 @@ class Engine:
         return sorted(r[0] for r in moved), any(r[1] == "queued" for r in moved)
 
     def _settle_documents(self, cur: apsw.Cursor, job_ids: Sequence[int], now: datetime) -> None:
-        """Documents of ingestion jobs that just ended without their finalizer leave `pending`."""
-        params = {
-            "ids": dumps(list(job_ids)),
-            "kind": INGEST_JOB_KIND,
-            "cancelled": CANCELLED_BEFORE_INDEXED,
-            "now": ts(now),
-        }
+        """Documents of jobs that just ended without their finalizer leave `pending` (see
+        documents_settle_after_job)."""
+        params = {"ids": dumps(list(job_ids)), "cancelled": CANCELLED_BEFORE_INDEXED, "now": ts(now)}
         cur.execute(Q["documents_settle_after_job"], params)
 
     # --- jobs: what a person does -----------------------------------------------------------------------
@@ -457,7 +447,7 @@ class Engine:
             if job.state is JobState.QUEUED:
                 cur.execute(Q["job_cancel_queued"], {"id": job_id, "now": ts(now)})
                 self._count_finished(cur, Counter({(job.queue, JobState.CANCELLED.value): 1}))
-                if job.kind == INGEST_JOB_KIND:
+                if job.document_id is not None:
                     self._settle_documents(cur, [job_id], now)
             elif job.state is JobState.RUNNING:
                 cur.execute(Q["job_cancel_running"], {"id": job_id})
@@ -481,9 +471,8 @@ class Engine:
                     )
             cur.execute(Q["job_retry_by_person"], {"id": job_id, "now": ts(now)})
             self._count_finished(cur, Counter({(job.queue, job.state.value): 1}), removed=True)
-            if job.kind == INGEST_JOB_KIND:
-                params = {"id": job_id, "kind": INGEST_JOB_KIND, "now": ts(now)}
-                cur.execute(Q["document_pending_after_retry"], params)
+            if job.document_id is not None:
+                cur.execute(Q["document_pending_after_retry"], {"id": job_id, "now": ts(now)})
             return self._get_or_raise(cur, job_id)
 
     def job_position(self, job_id: int, now: datetime) -> int | None:

@@ -301,10 +301,11 @@ UPDATE ingestq_jobs SET cancel_requested = 1
 WHERE id = :id AND state = 'running'
 
 -- name: documents_settle_after_job
--- An ingestion job that ended without its handler's finalizer (cancelled while queued, or cancelled or
--- failed by the lease rescue) must not leave its document pending forever: back to indexed when an
--- indexed version is still served, else failed with a reason. Only a pending document moves: one that
--- a newer job already settled is left alone.
+-- A job that concerns a document (document_id set, the collection in its payload) and ended without its
+-- handler's finalizer (cancelled while queued, or cancelled or failed by the lease rescue) must not leave
+-- that document pending forever: back to indexed when an indexed version is still served, else failed
+-- with a reason. Only a pending document moves: one that a newer job already settled is left alone. The
+-- store does not know which kinds ingest; a job without a document_id matches no document.
 UPDATE ingestq_documents AS d
 SET status = CASE WHEN j.state = 'cancelled' AND d.version > 0 THEN 'indexed' ELSE 'failed' END,
     error = CASE WHEN j.state = 'cancelled' AND d.version > 0 THEN NULL
@@ -313,19 +314,17 @@ SET status = CASE WHEN j.state = 'cancelled' AND d.version > 0 THEN 'indexed' EL
     updated_at = :now
 FROM ingestq_jobs AS j
 WHERE j.id IN (SELECT value FROM json_each(:ids))
-  AND j.kind = :kind
   AND j.state IN ('cancelled', 'failed')
   AND d.collection = json_extract(j.payload, '$.collection')
   AND d.id = j.document_id
   AND d.status = 'pending'
 
 -- name: document_pending_after_retry
--- A person's retry of an ingestion job: its document is pending again until the job ends.
+-- A person's retry of a job that concerns a document: the document is pending again until the job ends.
 UPDATE ingestq_documents AS d
 SET status = 'pending', error = NULL, updated_at = :now
 FROM ingestq_jobs AS j
 WHERE j.id = :id
-  AND j.kind = :kind
   AND j.state = 'queued'
   AND d.collection = json_extract(j.payload, '$.collection')
   AND d.id = j.document_id
