@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from ingestq.store.postgres.connect import connect_kwargs
-from ingestq.store.postgres.store import FINISH_AND_CLAIM, Q
+from ingestq.store.postgres.statements import FINISH_AND_CLAIM, Q
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 FINISHED = 20_000

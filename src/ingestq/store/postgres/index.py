@@ -32,6 +32,8 @@ from ingestq.model.document import (
     Vector,
 )
 from ingestq.model.job import Outcome, OutcomeKind
+from ingestq.store.postgres.statements import Q as QUEUE_Q
+from ingestq.store.postgres.statements import finish_params
 from ingestq.store.queries import load_queries
 from ingestq.store.vectors import pack_f32, unpack_f32
 
@@ -239,10 +241,6 @@ class PostgresIndexMixin:
 
     async def _fence(self, conn: Conn, outcome: Outcome, now: datetime) -> None:
         """Apply the job's outcome with the queue's own statement; raise _Fenced if it did not apply."""
-        # imported here: store.py imports this module to mix it in
-        from ingestq.store.postgres.store import Q as QUEUE_Q
-        from ingestq.store.postgres.store import finish_params
-
         cur = await conn.execute(QUEUE_Q["job_finish_many"], finish_params([outcome], now))
         if outcome.job_id not in {r[0] for r in await cur.fetchall()}:
             raise _Fenced

@@ -8,7 +8,6 @@ pipeline mode: the client does not wait for one result before sending the next s
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta
@@ -58,9 +57,7 @@ from ingestq.store.postgres.connect import (
 from ingestq.store.postgres.index import PostgresIndexMixin
 from ingestq.store.postgres.listener import Listener
 from ingestq.store.postgres.rows import job_from_row, progress_to_json
-from ingestq.store.queries import load_queries
-
-Q = load_queries("ingestq.store.postgres")
+from ingestq.store.postgres.statements import FINISH_AND_CLAIM, Q, claim_statement, dump_json, finish_params
 
 Conn = psycopg.AsyncConnection[tuple[Any, ...]]
 
@@ -519,60 +516,7 @@ async def _without_index_schema_ok(conn: Conn, sql: str, params: dict[str, Any])
         pass
 
 
-def claim_statement(req: ClaimRequest, now: datetime) -> tuple[str, dict[str, Any]]:
-    """The claim query for `req` (the one that walks the right index) and its parameters."""
-    params: dict[str, Any] = {
-        "now": now,
-        "limit": req.limit,
-        "worker_id": req.worker_id,
-        "lease_expires_at": now + timedelta(seconds=req.lease_seconds),
-        "kinds": list(req.kinds) if req.kinds is not None else None,
-        "caps": json.dumps(dict(req.kind_limits)) if req.kind_limits else None,
-    }
-    if req.queues is None:
-        return Q["job_claim"], params
-    if len(req.queues) == 1:
-        params["queue"] = req.queues[0]
-        return Q["job_claim_queue"], params
-    params["queues"] = list(req.queues)
-    return Q["job_claim_queues"], params
-
-
-FINISH_AND_CLAIM = {
-    Q[name]: Q["job_finish_and_claim"].replace("{finish}", Q["job_finish_many"]).replace("{claim}", Q[name])
-    for name in ("job_claim", "job_claim_queue", "job_claim_queues")
-}
-
-
-def finish_params(outcomes: Sequence[Outcome], now: datetime) -> dict[str, Any]:
-    """Parameters of job_finish_many (also run by the index store inside its commit transaction): the
-    outcomes as one JSON document, keys left out being NULL in SQL."""
-    rows: list[dict[str, Any]] = []
-    for o in outcomes:
-        row: dict[str, Any] = {
-            "id": o.job_id,
-            "lease_owner": o.lease_owner,
-            "attempt": o.attempt,
-            "kind": o.kind.value,
-        }
-        if o.kind is OutcomeKind.SUCCEEDED and o.result is not None:
-            row["result"] = o.result
-        if o.error is not None:
-            row["error"] = o.error
-        if o.run_at is not None:
-            row["run_at"] = o.run_at.isoformat()
-        rows.append(row)
-    return {"outcomes": _dump_json(rows, "result"), "now": now, "history": ERROR_HISTORY_LIMIT}
-
-
 # --- insert ---------------------------------------------------------------------------------------------
-
-
-def _dump_json(value: Any, what: str) -> str:
-    try:
-        return json.dumps(value, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"job {what} is not JSON-serialisable: {exc}") from None
 
 
 def _insert_params(jobs: Sequence[NewJob], now: datetime) -> dict[str, Any]:
@@ -596,7 +540,7 @@ def _insert_params(jobs: Sequence[NewJob], now: datetime) -> dict[str, Any]:
         if j.document_id is not None:
             row["document_id"] = j.document_id
         rows.append(row)
-    return {"jobs": _dump_json(rows, "payload"), "now": now}
+    return {"jobs": dump_json(rows, "payload"), "now": now}
 
 
 def _new_job(job_id: int, new: NewJob, now: datetime) -> Job:
