@@ -275,7 +275,7 @@ HOT_QUERIES = [
     "stats_oldest_due",
     "stats_running_by_worker",
     "job_get_unfinished_by_dedupe_key",
-    "worker_extend_leases",
+    "job_extend_leases",
     "job_prune",
 ]
 

@@ -1,4 +1,5 @@
--- Named queries of the PostgreSQL index store (documents, chunks, vectors, full text, cache, buckets).
+-- Named queries of the PostgreSQL index store (documents, chunks, vectors, full text, cache, buckets); the
+-- same operation has the same name as in store/sqlite/index_queries.sql (see tests/unit/test_queries.py).
 -- Vector statements are templates: {coll_id} and {dim} are replaced by integers read from
 -- ingestq_collections (never caller text), so the planner sees the partial HNSW index's own predicate
 -- and cast and can use it.

@@ -612,7 +612,7 @@ async def _check_depths(conn: Conn, limits: dict[str, int]) -> None:
     as read by queue_lock_limited, whose row locks the caller holds."""
     if not limits:
         return
-    cur = await conn.execute(Q["queue_depth_many"], {"queues": list(limits)})
+    cur = await conn.execute(Q["queue_depth"], {"queues": list(limits)})
     depth: dict[str, int] = {name: n for name, n in await cur.fetchall()}
     for name, max_depth in limits.items():
         if depth[name] > max_depth:
@@ -651,7 +651,7 @@ async def _resolve_dedupes(
     conn: Conn, jobs: Sequence[NewJob], pending: list[int], results: list[Job | None], now: datetime
 ) -> list[int]:
     keys = sorted({key for i in pending if (key := jobs[i].dedupe_key) is not None})
-    cur = await conn.execute(Q["job_get_by_dedupe_keys"], {"keys": keys})
+    cur = await conn.execute(Q["job_get_unfinished_by_dedupe_key"], {"keys": keys})
     existing = {job.dedupe_key: job for job in map(job_from_row, await cur.fetchall())}
     missing = [i for i in pending if jobs[i].dedupe_key not in existing]
     for i in pending:

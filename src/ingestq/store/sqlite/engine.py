@@ -166,7 +166,7 @@ class Engine:
             # One transaction per migration; the version is re-read under the write lock so that two
             # processes migrating at once apply each migration exactly once.
             with self._write() as cur:
-                cur.execute(Q["migrations_table"])
+                cur.execute(Q["migrations_create_table"])
                 found: list[Any] = cur.execute(Q["schema_version"]).fetchall()
                 current = int(found[0][0])
                 self._check_not_newer(current)
@@ -174,7 +174,7 @@ class Engine:
                     continue
                 cur.execute(sql)
                 cur.execute(
-                    Q["migration_record"], {"version": version, "name": name, "applied_at": time.time()}
+                    Q["migrations_record"], {"version": version, "name": name, "applied_at": time.time()}
                 )
                 applied.append(version)
         if applied:
@@ -469,7 +469,7 @@ class Engine:
                         f"job {job_id} cannot be retried: job {row[0]} with the same dedupe key "
                         f"{job.dedupe_key!r} is {row[5]}"
                     )
-            cur.execute(Q["job_retry_by_person"], {"id": job_id, "now": ts(now)})
+            cur.execute(Q["job_retry"], {"id": job_id, "now": ts(now)})
             self._count_finished(cur, Counter({(job.queue, job.state.value): 1}), removed=True)
             if job.document_id is not None:
                 cur.execute(Q["document_pending_after_retry"], {"id": job_id, "now": ts(now)})
@@ -580,7 +580,7 @@ class Engine:
             held: list[Any] = []
             if beat.job_ids:
                 held = cur.execute(
-                    Q["worker_extend_leases"],
+                    Q["job_extend_leases"],
                     {
                         "job_ids": dumps(list(beat.job_ids)),
                         "worker_id": beat.worker_id,

@@ -271,11 +271,11 @@ class IndexEngine:
             with self.e._write() as cur:
                 if outcome.job_id not in self.e.apply_outcomes(cur, [outcome], now):
                     raise _Fenced
-                cur.execute(Q["document_upsert_for_commit"], {**key, "now": now_ts})
+                cur.execute(Q["document_lock_for_commit"], {**key, "now": now_ts})
                 doc_key = _all(cur, Q["document_key"], key)[0][0]
                 self._drop_chunks(cur, doc_key, vec_table_id)
                 rowids = [
-                    r[0] for r in cur.executemany(Q["chunk_insert"], [(doc_key, *r) for r in chunk_rows])
+                    r[0] for r in cur.executemany(Q["chunks_insert"], [(doc_key, *r) for r in chunk_rows])
                 ]
                 if rowids:
                     cur.executemany(_sql("vec_insert", vec_table_id), list(zip(rowids, vectors, strict=True)))
@@ -352,7 +352,7 @@ class IndexEngine:
     def rate_bucket_update(self, key: str, update: Callable[[BucketRow | None], BucketRow]) -> BucketRow:
         # BEGIN IMMEDIATE holds the write lock from the read to the write: other processes wait.
         with self.e._write() as cur:
-            found = _all(cur, Q["rate_bucket_get"], {"key": key})
+            found = _all(cur, Q["rate_bucket_lock"], {"key": key})
             current = None if not found else BucketRow(found[0][0], found[0][1], dt(found[0][2]))
             new = update(current)
             cur.execute(

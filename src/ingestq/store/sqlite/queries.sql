@@ -1,9 +1,10 @@
--- SQLite dialect of ingestq's named queries (same names as store/postgres/queries.sql).
+-- SQLite dialect of ingestq's named queries: the same operation has the same name as in
+-- store/postgres/queries.sql (tests/unit/test_queries.py lists the dialect-only names and why).
 -- Every query that returns jobs lists the columns in the order of ingestq.model.job.Job's fields.
 
 -- ===== schema ========================================================================================
 
--- name: migrations_table
+-- name: migrations_create_table
 CREATE TABLE IF NOT EXISTS ingestq_migrations (
     version    INTEGER PRIMARY KEY,
     name       TEXT NOT NULL,
@@ -16,7 +17,7 @@ SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'ingestq_migr
 -- name: schema_version
 SELECT coalesce(max(version), 0) FROM ingestq_migrations
 
--- name: migration_record
+-- name: migrations_record
 INSERT INTO ingestq_migrations (version, name, applied_at) VALUES (:version, :name, :applied_at)
 
 -- ===== jobs: insert and read =========================================================================
@@ -329,7 +330,7 @@ WHERE j.id = :id
   AND d.collection = json_extract(j.payload, '$.collection')
   AND d.id = j.document_id
 
--- name: job_retry_by_person
+-- name: job_retry
 -- Due now, with at least one attempt left.
 UPDATE ingestq_jobs
 SET state = 'queued', run_at = :now, finished_at = NULL, cancel_requested = 0, lease_owner = NULL,
@@ -409,7 +410,7 @@ ON CONFLICT (worker_id) DO UPDATE SET
     concurrency = excluded.concurrency, lease_seconds = excluded.lease_seconds,
     heartbeat_at = excluded.heartbeat_at
 
--- name: worker_extend_leases
+-- name: job_extend_leases
 -- Extends only what the worker still owns; ids missing from the result were lost.
 UPDATE ingestq_jobs SET lease_expires_at = :lease_until
 WHERE id IN (SELECT value FROM json_each(:job_ids)) AND state = 'running' AND lease_owner = :worker_id
