@@ -44,7 +44,13 @@ from ingestq.model.job import (
     WorkerInfo,
 )
 from ingestq.settings import Settings
-from ingestq.store.common import CANCELLED_BEFORE_INDEXED, LEASE_LOST, NOT_INITIALISED, claim_order_key
+from ingestq.store.common import (
+    CANCELLED_BEFORE_INDEXED,
+    LEASE_LOST,
+    NOT_INITIALISED,
+    claim_order_key,
+    queued_job,
+)
 from ingestq.store.postgres import migrator
 from ingestq.store.postgres.connect import (
     check_idle_connection,
@@ -543,33 +549,6 @@ def _insert_params(jobs: Sequence[NewJob], now: datetime) -> dict[str, Any]:
     return {"jobs": dump_json(rows, "payload"), "now": now}
 
 
-def _new_job(job_id: int, new: NewJob, now: datetime) -> Job:
-    # positional, in Job's field order: built once per enqueued job, and keywords cost a third more
-    return Job(
-        job_id,
-        new.queue,
-        new.kind,
-        new.payload,
-        new.priority,
-        JobState.QUEUED,
-        new.run_at or now,
-        0,  # attempt
-        new.max_attempts,
-        new.dedupe_key,
-        None,  # lease_owner
-        None,  # lease_expires_at
-        False,  # cancel_requested
-        None,  # progress
-        None,  # result
-        None,  # last_error
-        (),  # errors
-        new.document_id,
-        now,  # created_at
-        None,  # started_at
-        None,  # finished_at
-    )
-
-
 async def _insert(conn: Conn, jobs: Sequence[NewJob], now: datetime) -> list[Job]:
     """Insert inside the caller's transaction: backpressure lock, the batch insert and the notification
     go out together (pipeline), so a batch without dedupe conflicts costs one round trip plus COMMIT."""
@@ -589,9 +568,9 @@ async def _insert(conn: Conn, jobs: Sequence[NewJob], now: datetime) -> list[Job
     pending: list[int] = []
     for i, j in enumerate(jobs):
         if j.dedupe_key is None:
-            results[i] = _new_job(next(plain), j, now)
+            results[i] = queued_job(next(plain), j, j.run_at or now, now)
         elif j.dedupe_key in by_key:
-            results[i] = _new_job(by_key[j.dedupe_key], j, now)
+            results[i] = queued_job(by_key[j.dedupe_key], j, j.run_at or now, now)
         else:
             pending.append(i)
     # inputs met an unfinished job holding their key (or an earlier input of this batch did)
@@ -631,7 +610,9 @@ async def _insert_now(conn: Conn, jobs: Sequence[NewJob], now: datetime) -> list
     if limited:
         return None
     if len(ids) == len(jobs):  # no dedupe conflict: sorted ids are in input order
-        return [_new_job(job_id, j, now) for job_id, j in zip(sorted(ids), jobs, strict=True)]
+        return [
+            queued_job(job_id, j, j.run_at or now, now) for job_id, j in zip(sorted(ids), jobs, strict=True)
+        ]
     # A dedupe key met an unfinished job. Only a single job gets here (see job_insert_many), and its
     # key's holder may finish before we read it: resolve like _insert, in a transaction of its own.
     async with conn.transaction():
@@ -668,7 +649,7 @@ async def _resolve_dedupes(
     for i in missing:
         key = jobs[i].dedupe_key
         if key in by_key:
-            results[i] = _new_job(by_key[key], jobs[i], now)
+            results[i] = queued_job(by_key[key], jobs[i], jobs[i].run_at or now, now)
         else:
             still.append(i)
     return still

@@ -36,7 +36,13 @@ from ingestq.model.job import (
     WorkerBeat,
     WorkerInfo,
 )
-from ingestq.store.common import CANCELLED_BEFORE_INDEXED, LEASE_LOST, NOT_INITIALISED, claim_order_key
+from ingestq.store.common import (
+    CANCELLED_BEFORE_INDEXED,
+    LEASE_LOST,
+    NOT_INITIALISED,
+    claim_order_key,
+    queued_job,
+)
 from ingestq.store.queries import load_migrations, load_queries
 from ingestq.store.sqlite import rows
 from ingestq.store.sqlite.rows import claimed_job, dt, dumps, job_from_row, ts
@@ -625,28 +631,6 @@ class Engine:
 
 
 def _new_job(job_id: int, job: NewJob, run_at: float, now_ts: float) -> Job:
-    """The Job just inserted, built from what was written (no read back)."""
-    created = rows.dt(now_ts)
-    return Job(
-        id=job_id,
-        queue=job.queue,
-        kind=job.kind,
-        payload=job.payload,
-        priority=job.priority,
-        state=JobState.QUEUED,
-        run_at=created if run_at == now_ts else rows.dt(run_at),
-        attempt=0,
-        max_attempts=job.max_attempts,
-        dedupe_key=job.dedupe_key,
-        lease_owner=None,
-        lease_expires_at=None,
-        cancel_requested=False,
-        progress=None,
-        result=None,
-        last_error=None,
-        errors=(),
-        document_id=job.document_id,
-        created_at=created,
-        started_at=None,
-        finished_at=None,
-    )
+    """The Job just inserted, from what was written: times as the store will read them back."""
+    created = dt(now_ts)
+    return queued_job(job_id, job, created if run_at == now_ts else dt(run_at), created)

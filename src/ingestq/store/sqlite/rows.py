@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +12,6 @@ from ingestq.model.job import ErrorRecord, Job, JobState, Progress
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 _STATES = {s.value: s for s in JobState}
 _loads = json.loads
-_scan_json: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 _RUNNING = JobState.RUNNING
 _fromts = datetime.fromtimestamp
 
@@ -27,19 +26,11 @@ def dt(value: float) -> datetime:
     return datetime.fromtimestamp(value, UTC)
 
 
-def opt_dt(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, UTC)
-
-
 def dumps(value: Any, what: str = "value") -> str:
     try:
         return _dumps(value)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"job {what} is not JSON-serialisable: {exc}") from None
-
-
-def opt_dumps(value: Any, what: str = "value") -> str | None:
-    return None if value is None else dumps(value, what)
 
 
 def progress_json(progress: Progress) -> str:
@@ -87,28 +78,18 @@ def job_from_row(row: Sequence[Any]) -> Job:
     )
 
 
-def _payload(text: str) -> Any:
-    """json.loads for the payloads this store wrote itself (compact, nothing before or after): the C
-    scanner under json.loads without its wrapper, about 1 us less per claimed job. Anything else (a row
-    written by hand) takes json.loads and its errors."""
-    try:
-        value, end = _scan_json(text, 0)
-    except StopIteration:
-        return _loads(text)
-    return value if end == len(text) else _loads(text)
-
-
 def claimed_job(row: Sequence[Any], owner: str, lease_expires_at: datetime, started_at: datetime) -> Job:
     """A row of the claim statements' columns, as the Job its claim made: the fields the claim set itself
     come from the caller instead of the row (building claimed jobs is the store's main cost per job)."""
     (id_, queue, kind, payload, priority, run_at, attempt, max_attempts, dedupe_key, progress) = row[:10]
     (result, last_error, errors, document_id, created) = row[10:]
-    # Positional, in field order: a frozen dataclass's keyword call costs a quarter more.
+    # Positional, in field order: a frozen dataclass's keyword call costs a quarter more. The one
+    # positional builder of this backend; tests/unit/test_job_rows.py pins the order.
     return Job(
         id_,
         queue,
         kind,
-        _payload(payload),
+        _loads(payload),
         priority,
         _RUNNING,
         _fromts(run_at, UTC),
