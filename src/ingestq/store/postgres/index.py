@@ -15,8 +15,6 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import psycopg
-
 from ingestq.errors import StoreError
 from ingestq.model.document import (
     BucketRow,
@@ -39,6 +37,7 @@ from ingestq.store.index_common import (
     document_from_row,
     hit_from_row,
 )
+from ingestq.store.postgres.pool import Conn
 from ingestq.store.postgres.statements import Q as QUEUE_Q
 from ingestq.store.postgres.statements import finish_params
 from ingestq.store.queries import load_queries
@@ -50,8 +49,6 @@ _WORD = re.compile(r"\w+")
 EF_SEARCH_FILTERED = 200
 EF_SEARCH_MAX = 1000  # pgvector's upper bound
 _BUCKET_ROUNDS = 5
-
-Conn = psycopg.AsyncConnection[tuple[Any, ...]]
 
 
 def tsquery(text: str) -> str | None:
