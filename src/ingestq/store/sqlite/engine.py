@@ -8,7 +8,6 @@ front makes a busy database wait (busy_timeout) instead of failing on a read-to-
 from __future__ import annotations
 
 import re
-import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -43,7 +42,7 @@ from ingestq.store.common import (
     claim_order_key,
     queued_job,
 )
-from ingestq.store.queries import load_migrations, load_queries
+from ingestq.store.queries import load_queries
 from ingestq.store.sqlite import rows
 from ingestq.store.sqlite.rows import claimed_job, dt, dumps, job_from_row, ts
 
@@ -64,8 +63,6 @@ def _with_claims(queries: dict[str, str]) -> dict[str, str]:
 
 _CAPPED = "id, kind, priority, run_at"  # what claim_capped reads of each candidate
 Q = _with_claims(load_queries(PACKAGE))
-MIGRATIONS = load_migrations(PACKAGE)
-LATEST_VERSION = MIGRATIONS[-1][0]
 
 _OUTCOME_QUERY = {  # one statement per kind and batch, like job_succeed
     OutcomeKind.RETRY: "job_retry_later",
@@ -147,48 +144,6 @@ class Engine:
     def _read_jobs(self, sql: str, params: Any) -> list[Job]:
         with self._errors():
             return [job_from_row(r) for r in self.conn.execute(sql, params)]
-
-    # --- schema -----------------------------------------------------------------------------------------
-    def _applied_version(self) -> int:
-        if not self._read(Q["migrations_table_exists"])[0][0]:
-            return 0
-        return int(self._read(Q["schema_version"])[0][0])
-
-    def _check_not_newer(self, version: int) -> None:
-        if version > LATEST_VERSION:
-            raise SchemaError(
-                f"database schema version {version} is newer than this ingestq ({LATEST_VERSION}); "
-                "upgrade ingestq"
-            )
-
-    def schema_version(self) -> tuple[int, int]:
-        version = self._applied_version()
-        self._check_not_newer(version)
-        return version, LATEST_VERSION
-
-    def migrate(self) -> list[int]:
-        applied: list[int] = []
-        for version, name, sql in MIGRATIONS:
-            # One transaction per migration; the version is re-read under the write lock so that two
-            # processes migrating at once apply each migration exactly once.
-            with self._write() as cur:
-                cur.execute(Q["migrations_create_table"])
-                found: list[Any] = cur.execute(Q["schema_version"]).fetchall()
-                current = int(found[0][0])
-                self._check_not_newer(current)
-                if current >= version:
-                    continue
-                cur.execute(sql)
-                cur.execute(
-                    Q["migrations_record"], {"version": version, "name": name, "applied_at": time.time()}
-                )
-                applied.append(version)
-        if applied:
-            with self._errors():
-                self.conn.execute("ANALYZE sqlite_schema")  # reload the planner statistics just written
-        else:
-            self._check_not_newer(self._applied_version())
-        return applied
 
     # --- jobs: insert and read --------------------------------------------------------------------------
     def job_insert_many(self, jobs: Sequence[NewJob], now: datetime) -> list[Job]:

@@ -34,6 +34,7 @@ from ingestq.model.job import (
     WorkerInfo,
 )
 from ingestq.settings import Settings
+from ingestq.store.sqlite import migrator
 from ingestq.store.sqlite.connection import connect, parse_sqlite_url
 from ingestq.store.sqlite.dispatch import Dispatch
 from ingestq.store.sqlite.engine import Engine
@@ -134,10 +135,10 @@ class SqliteStore(SqliteIndexMixin):
         await dispatch.close(engine.close if engine is not None else lambda: None)
 
     async def migrate(self) -> list[int]:
-        return await self._run(self._e.migrate)
+        return await self._run(migrator.migrate, self._e)
 
     async def schema_version(self) -> tuple[int, int]:
-        return await self._run(self._e.schema_version)
+        return await self._run(migrator.schema_version, self._e)
 
     # --- jobs -------------------------------------------------------------------------------------------
     async def job_insert_many(self, jobs: Sequence[NewJob], now: datetime) -> list[Job]:
