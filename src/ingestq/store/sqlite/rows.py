@@ -12,6 +12,7 @@ from ingestq.model.job import ErrorRecord, Job, JobState, Progress
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 _STATES = {s.value: s for s in JobState}
 _loads = json.loads
+_raw_decode = json.JSONDecoder().raw_decode
 _RUNNING = JobState.RUNNING
 _fromts = datetime.fromtimestamp
 
@@ -78,6 +79,18 @@ def job_from_row(row: Sequence[Any]) -> Job:
     )
 
 
+def _payload(text: str) -> Any:
+    """json.loads for the payloads this store wrote itself (compact, nothing around them) through the
+    documented JSONDecoder.raw_decode, which skips json.loads's whitespace checks around the document:
+    the claim decodes one payload per job. Anything else (a row written by hand) takes json.loads and
+    its errors."""
+    try:
+        value, end = _raw_decode(text)
+    except ValueError:
+        return _loads(text)
+    return value if end == len(text) else _loads(text)
+
+
 def claimed_job(row: Sequence[Any], owner: str, lease_expires_at: datetime, started_at: datetime) -> Job:
     """A row of the claim statements' columns, as the Job its claim made: the fields the claim set itself
     come from the caller instead of the row (building claimed jobs is the store's main cost per job)."""
@@ -89,7 +102,7 @@ def claimed_job(row: Sequence[Any], owner: str, lease_expires_at: datetime, star
         id_,
         queue,
         kind,
-        _loads(payload),
+        _payload(payload),
         priority,
         _RUNNING,
         _fromts(run_at, UTC),
