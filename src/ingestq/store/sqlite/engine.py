@@ -3,6 +3,11 @@
 `SqliteStore` runs each method of `Engine` on its own single thread, so the connection is never shared
 and the event loop never blocks. Writes run in `BEGIN IMMEDIATE` transactions: taking the write lock up
 front makes a busy database wait (busy_timeout) instead of failing on a read-to-write upgrade.
+
+Engine holds the transaction plumbing (write, snapshot, read, errors), which the modules beside it use
+too, and the worker's operations: insert, claim, outcomes, progress, rescue, heartbeats. What a person
+does (cancel, retry, purge, stats...) is in admin.py, migrations in migrator.py, documents in
+index_engine.py.
 """
 
 from __future__ import annotations
@@ -16,10 +21,9 @@ from typing import Any
 
 import apsw
 
-from ingestq.errors import InvalidJobState, JobNotFound, QueueFull, SchemaError, StoreError, WriterBusy
+from ingestq.errors import QueueFull, SchemaError, StoreError, WriterBusy
 from ingestq.model.job import (
     ERROR_HISTORY_LIMIT,
-    FINISHED_STATES,
     ClaimRequest,
     HeartbeatReply,
     Job,
@@ -29,11 +33,7 @@ from ingestq.model.job import (
     Outcome,
     OutcomeKind,
     Progress,
-    QueueConfig,
-    QueueStats,
-    Retention,
     WorkerBeat,
-    WorkerInfo,
 )
 from ingestq.store.common import (
     CANCELLED_BEFORE_INDEXED,
@@ -95,23 +95,23 @@ class Engine:
 
     # --- plumbing ---------------------------------------------------------------------------------------
     @contextmanager
-    def _write(self) -> Iterator[apsw.Cursor]:
+    def write(self) -> Iterator[apsw.Cursor]:
         cur = self.conn.cursor()
-        with self._errors():
+        with self.errors():
             cur.execute("BEGIN IMMEDIATE")
         try:
-            with self._errors():
+            with self.errors():
                 yield cur
         except BaseException:
             if not self.conn.in_transaction:
                 raise
             self.conn.execute("ROLLBACK")
             raise
-        with self._errors():
+        with self.errors():
             cur.execute("COMMIT")
 
     @contextmanager
-    def _errors(self) -> Iterator[None]:
+    def errors(self) -> Iterator[None]:
         """Translate apsw errors a user can cause into one-line ingestq errors."""
         try:
             yield
@@ -127,9 +127,9 @@ class Engine:
             raise StoreError(f"cannot use {self.label}: {str(exc).splitlines()[0]}") from None
 
     @contextmanager
-    def _snapshot(self) -> Iterator[None]:
+    def snapshot(self) -> Iterator[None]:
         """Several reads that must agree with each other: one read transaction."""
-        with self._errors():
+        with self.errors():
             self.conn.execute("BEGIN")
         try:
             yield
@@ -137,12 +137,12 @@ class Engine:
             if self.conn.in_transaction:
                 self.conn.execute("COMMIT")
 
-    def _read(self, sql: str, params: Any = None) -> list[Any]:
-        with self._errors():
+    def read(self, sql: str, params: Any = None) -> list[Any]:
+        with self.errors():
             return list(self.conn.execute(sql, params))
 
-    def _read_jobs(self, sql: str, params: Any) -> list[Job]:
-        with self._errors():
+    def read_jobs(self, sql: str, params: Any) -> list[Job]:
+        with self.errors():
             return [job_from_row(r) for r in self.conn.execute(sql, params)]
 
     # --- jobs: insert and read --------------------------------------------------------------------------
@@ -150,7 +150,7 @@ class Engine:
         if not jobs:
             return []
         now_ts = ts(now)
-        with self._write() as cur:
+        with self.write() as cur:
             if any(job.dedupe_key is not None for job in jobs):
                 out: list[Job] = []
                 grown: set[str] = set()
@@ -207,7 +207,7 @@ class Engine:
             (t.queue, t.kind, p, t.priority, run_at, t.max_attempts, None, t.document_id, now_ts)
             for p in payloads
         ]
-        with self._write() as cur:
+        with self.write() as cur:
             before = self.conn.total_changes()
             cur.executemany(Q["job_insert_bulk"], params)
             last = self.conn.last_insert_rowid()
@@ -248,7 +248,7 @@ class Engine:
                     raise QueueFull(name, max_depth)
 
     def job_get(self, job_id: int) -> Job | None:
-        found = self._read_jobs(Q["job_get"], {"id": job_id})
+        found = self.read_jobs(Q["job_get"], {"id": job_id})
         return found[0] if found else None
 
     def job_list(self, flt: JobFilter) -> list[Job]:
@@ -270,7 +270,7 @@ class Engine:
             "before_id": flt.before_id,
             "limit": flt.limit,
         }
-        with self._errors():
+        with self.errors():
             cursor = self.conn.execute(sql, params)
             return [job_from_row(r) for r in cursor]
 
@@ -278,13 +278,13 @@ class Engine:
     def job_claim(self, req: ClaimRequest, now: datetime) -> list[Job]:
         if req.limit <= 0 or req.queues == () or req.kinds == ():
             return []
-        with self._write() as cur:
+        with self.write() as cur:
             return self._claim(cur, req, now)
 
     def job_finish_and_claim(
         self, outcomes: Sequence[Outcome], req: ClaimRequest | None, now: datetime
     ) -> tuple[set[int], list[Job]]:
-        with self._write() as cur:
+        with self.write() as cur:
             # Claim first: the jobs being finished are running, so the claim cannot pick them, and a
             # job re-queued by a RETRY/RELEASED outcome is left for the next claim (anyone's).
             claimed: list[Job] = []
@@ -317,7 +317,7 @@ class Engine:
         return claimed
 
     def job_finish_many(self, outcomes: Sequence[Outcome], now: datetime) -> set[int]:
-        with self._write() as cur:
+        with self.write() as cur:
             return self.apply_outcomes(cur, outcomes, now)
 
     def apply_outcomes(self, cur: apsw.Cursor, outcomes: Sequence[Outcome], now: datetime) -> set[int]:
@@ -355,10 +355,10 @@ class Engine:
             if kind in _FINISHING:
                 for queue, n in Counter([r[1] for r in rows_back]).items():
                     finished[queue, _FINISHING[kind]] += n
-        self._count_finished(cur, finished)
+        self.count_finished(cur, finished)
         return applied
 
-    def _count_finished(
+    def count_finished(
         self, cur: apsw.Cursor, deltas: Counter[tuple[str, str]], removed: bool = False
     ) -> None:
         """Keep ingestq_finished_counts in step, in the caller's transaction."""
@@ -373,159 +373,32 @@ class Engine:
             "attempt": attempt,
             "progress": rows.progress_json(progress),
         }
-        with self._write() as cur:
+        with self.write() as cur:
             return bool(cur.execute(Q["job_progress"], params).fetchall())
 
     def job_rescue_stale(self, now: datetime) -> tuple[list[int], bool]:
         """(ids moved, whether any went back to the queue)."""
         params = {"now": ts(now), "error": LEASE_LOST, "limit": ERROR_HISTORY_LIMIT}
-        with self._write() as cur:
+        with self.write() as cur:
             moved: list[Any] = cur.execute(Q["job_rescue_stale"], params).fetchall()
             ended = [job_id for job_id, state, _ in moved if state != "queued"]
-            self._count_finished(
+            self.count_finished(
                 cur, Counter((queue, state) for _, state, queue in moved if state != "queued")
             )
             if ended:
-                self._settle_documents(cur, ended, now)
+                self.settle_documents(cur, ended, now)
         return sorted(r[0] for r in moved), any(r[1] == "queued" for r in moved)
 
-    def _settle_documents(self, cur: apsw.Cursor, job_ids: Sequence[int], now: datetime) -> None:
+    def settle_documents(self, cur: apsw.Cursor, job_ids: Sequence[int], now: datetime) -> None:
         """Documents of jobs that just ended without their finalizer leave `pending` (see
         documents_settle_after_job)."""
         params = {"ids": dumps(list(job_ids)), "cancelled": CANCELLED_BEFORE_INDEXED, "now": ts(now)}
         cur.execute(Q["documents_settle_after_job"], params)
 
-    # --- jobs: what a person does -----------------------------------------------------------------------
-    def _get_or_raise(self, cur: apsw.Cursor, job_id: int) -> Job:
-        found = cur.execute(Q["job_get"], {"id": job_id}).fetchall()
-        if not found:
-            raise JobNotFound(job_id)
-        return job_from_row(found[0])
-
-    def job_cancel(self, job_id: int, now: datetime) -> Job:
-        with self._write() as cur:
-            job = self._get_or_raise(cur, job_id)
-            if job.state is JobState.QUEUED:
-                cur.execute(Q["job_cancel_queued"], {"id": job_id, "now": ts(now)})
-                self._count_finished(cur, Counter({(job.queue, JobState.CANCELLED.value): 1}))
-                if job.document_id is not None:
-                    self._settle_documents(cur, [job_id], now)
-            elif job.state is JobState.RUNNING:
-                cur.execute(Q["job_cancel_running"], {"id": job_id})
-            else:
-                return job
-            return self._get_or_raise(cur, job_id)
-
-    def job_retry(self, job_id: int, now: datetime) -> Job:
-        with self._write() as cur:
-            job = self._get_or_raise(cur, job_id)
-            if job.state not in (JobState.FAILED, JobState.CANCELLED):
-                raise InvalidJobState(
-                    f"job {job_id} is {job.state.value}: only failed or cancelled jobs can be retried"
-                )
-            if job.dedupe_key is not None:
-                twin = cur.execute(Q["job_get_unfinished_by_dedupe_key"], {"dedupe_key": job.dedupe_key})
-                for row in twin.fetchall():
-                    raise InvalidJobState(
-                        f"job {job_id} cannot be retried: job {row[0]} with the same dedupe key "
-                        f"{job.dedupe_key!r} is {row[5]}"
-                    )
-            cur.execute(Q["job_retry"], {"id": job_id, "now": ts(now)})
-            self._count_finished(cur, Counter({(job.queue, job.state.value): 1}), removed=True)
-            if job.document_id is not None:
-                cur.execute(Q["document_pending_after_retry"], {"id": job_id, "now": ts(now)})
-            return self._get_or_raise(cur, job_id)
-
-    def job_position(self, job_id: int, now: datetime) -> int | None:
-        job = self.job_get(job_id)
-        if job is None or job.state is not JobState.QUEUED:
-            return None
-        params = {
-            "queue": job.queue,
-            "now": ts(now),
-            "priority": job.priority,
-            "run_at": ts(job.run_at),
-            "id": job.id,
-        }
-        ahead = int(self._read(Q["job_position"], params)[0][0])
-        # A job not yet due is not among the counted rows: it comes after every due one.
-        return ahead if job.run_at <= now else ahead + 1
-
-    def job_purge(
-        self, states: Sequence[JobState], queue: str | None, finished_before: datetime | None
-    ) -> int:
-        bad = [s for s in states if JobState(s) not in FINISHED_STATES]
-        if bad:
-            raise InvalidJobState(
-                f"cannot purge {', '.join(JobState(s).value for s in bad)} jobs: only finished jobs "
-                "(succeeded, failed, cancelled) can be purged"
-            )
-        if not states:
-            return 0
-        params = {
-            "states": dumps([JobState(s).value for s in states]),
-            "queue": queue,
-            "finished_before": None if finished_before is None else ts(finished_before),
-        }
-        with self._write() as cur:
-            gone = Counter((q, s) for q, s in cur.execute(Q["job_purge"], params))
-            self._count_finished(cur, gone, removed=True)
-        return gone.total()
-
-    def job_prune(self, retention: Retention, now: datetime, limit: int) -> int:
-        now_ts = ts(now)
-        deleted = 0
-        with self._write() as cur:
-            for state, keep in (
-                (JobState.SUCCEEDED, retention.succeeded),
-                (JobState.FAILED, retention.failed),
-                (JobState.CANCELLED, retention.cancelled),
-            ):
-                if keep is None or keep <= 0 or deleted >= limit:  # 0 or less: keep forever
-                    continue
-                params = {"state": state.value, "before": now_ts - keep, "limit": limit - deleted}
-                gone = Counter((q, s) for q, s in cur.execute(Q["job_prune"], params))
-                self._count_finished(cur, gone, removed=True)
-                deleted += gone.total()
-        return deleted
-
-    def stats(self, now: datetime) -> list[QueueStats]:
-        with self._snapshot():
-            return self._stats(ts(now))
-
-    def _stats(self, now_ts: float) -> list[QueueStats]:
-        counts: dict[str, dict[JobState, int]] = {name: {} for (name,) in self._read(Q["queue_names"])}
-        for queue, n in self._read(Q["stats_queued"]):
-            counts.setdefault(queue, {})[JobState.QUEUED] = n
-        for queue, state, n in self._read(Q["stats_finished"]):
-            counts.setdefault(queue, {})[JobState(state)] = n
-        running: dict[str, dict[str, int]] = {}
-        for queue, owner, n in self._read(Q["stats_running_by_worker"]):
-            running.setdefault(queue, {})[owner] = n
-            per_queue = counts.setdefault(queue, {})
-            per_queue[JobState.RUNNING] = per_queue.get(JobState.RUNNING, 0) + n
-        oldest = {q: now_ts - run_at for q, run_at in self._read(Q["stats_oldest_due"], {"now": now_ts})}
-        return [
-            QueueStats(
-                queue=q,
-                counts={s: counts[q].get(s, 0) for s in JobState},
-                oldest_queued_age=oldest.get(q),
-                running_by_worker=running.get(q, {}),
-            )
-            for q in sorted(counts)
-        ]
-
-    # --- queues, workers, periodic ----------------------------------------------------------------------
-    def queue_configure(self, config: QueueConfig) -> None:
-        with self._write() as cur:
-            cur.execute(Q["queue_configure"], {"name": config.name, "max_depth": config.max_depth})
-
-    def queue_list(self) -> list[QueueConfig]:
-        return [QueueConfig(name=n, max_depth=d) for n, d in self._read(Q["queue_list"])]
-
+    # --- workers and periodic jobs -------------------------------------------------------------------
     def worker_heartbeat(self, beat: WorkerBeat, now: datetime) -> HeartbeatReply:
         now_ts = ts(now)
-        with self._write() as cur:
+        with self.write() as cur:
             cur.execute(
                 Q["worker_upsert"],
                 {
@@ -555,27 +428,8 @@ class Engine:
             cancel_requested=frozenset(job_id for job_id, cancel in held if cancel),
         )
 
-    def worker_deregister(self, worker_id: str) -> None:
-        with self._write() as cur:
-            cur.execute(Q["worker_deregister"], {"worker_id": worker_id})
-
-    def worker_list(self) -> list[WorkerInfo]:
-        return [
-            WorkerInfo(
-                worker_id=wid,
-                hostname=host,
-                pid=pid,
-                queues=None if queues is None else tuple(rows.loads_list(queues)),
-                concurrency=conc,
-                started_at=rows.dt(started),
-                heartbeat_at=rows.dt(beat),
-                running=running,
-            )
-            for wid, host, pid, queues, conc, started, beat, running in self._read(Q["worker_list"])
-        ]
-
     def periodic_enqueue(self, name: str, slot: datetime, job: NewJob, now: datetime) -> Job | None:
-        with self._write() as cur:
+        with self.write() as cur:
             if not cur.execute(Q["periodic_claim_slot"], {"name": name, "slot": ts(slot)}).fetchall():
                 return None
             # Same transaction: if the insert fails (QueueFull) the slot is not consumed either.

@@ -97,7 +97,7 @@ class IndexEngine:
             conn.enable_load_extension(False)
 
     def _rows(self, sql: str, params: Any = None) -> list[Any]:
-        return self.e._read(sql, params)
+        return self.e.read(sql, params)
 
     # --- collections and blobs ------------------------------------------------------------------------
     def _collection_row(self, name: str) -> Any | None:
@@ -107,7 +107,7 @@ class IndexEngine:
     def collection_ensure(self, name: str, model_id: str, dimension: int, now: datetime) -> Collection:
         if dimension <= 0:
             raise ValueError(f"collection {name!r}: dimension must be positive, not {dimension}")
-        with self.e._write() as cur:
+        with self.e.write() as cur:
             params = {"name": name, "model_id": model_id, "dimension": dimension, "now": ts(now)}
             cur.execute(Q["collection_insert"], params)
             row = _all(cur, Q["collection_get"], {"name": name})[0]
@@ -124,7 +124,7 @@ class IndexEngine:
 
     def blob_put(self, data: bytes, now: datetime) -> str:
         blob_id = hashlib.sha256(data).hexdigest()
-        with self.e._write() as cur:
+        with self.e.write() as cur:
             cur.execute(Q["blob_put"], {"id": blob_id, "data": data, "size": len(data), "now": ts(now)})
         return blob_id
 
@@ -142,7 +142,7 @@ class IndexEngine:
             "blob_id": ref.blob_id,
             "now": ts(now),
         }
-        with self.e._write() as cur:
+        with self.e.write() as cur:
             cur.execute(Q["document_register"], params)
             row = _all(cur, Q["document_get"], {"collection": ref.collection, "id": ref.id})
         return _document(row[0])
@@ -172,7 +172,7 @@ class IndexEngine:
         cur.execute(Q["chunks_delete_document"], {"doc_key": doc_key})  # FTS rows follow by trigger
 
     def document_delete(self, collection: str, document_id: str) -> bool:
-        with self.e._write() as cur:
+        with self.e.write() as cur:
             found = _all(cur, Q["document_key"], {"collection": collection, "id": document_id})
             if not found:
                 return False
@@ -229,7 +229,7 @@ class IndexEngine:
         now_ts = ts(now)
         key = {"collection": write.collection, "id": write.document_id}
         try:
-            with self.e._write() as cur:
+            with self.e.write() as cur:
                 if outcome.job_id not in self.e.apply_outcomes(cur, [outcome], now):
                     raise Fenced
                 cur.execute(Q["document_lock_for_commit"], {**key, "now": now_ts})
@@ -275,7 +275,7 @@ class IndexEngine:
             "now": ts(now),
         }
         try:
-            with self.e._write() as cur:
+            with self.e.write() as cur:
                 if outcome is not None and outcome.job_id not in self.e.apply_outcomes(cur, [outcome], now):
                     raise Fenced
                 marked = _all(cur, Q["document_mark"], params)
@@ -305,14 +305,14 @@ class IndexEngine:
         if not items:
             return
         now_ts = ts(now)
-        with self.e._write() as cur:
+        with self.e.write() as cur:
             cur.executemany(
                 Q["embed_cache_put"], [(model_id, k, pack_f32(v), now_ts) for k, v in items.items()]
             )
 
     def rate_bucket_update(self, key: str, update: Callable[[BucketRow | None], BucketRow]) -> BucketRow:
         # BEGIN IMMEDIATE holds the write lock from the read to the write: other processes wait.
-        with self.e._write() as cur:
+        with self.e.write() as cur:
             found = _all(cur, Q["rate_bucket_lock"], {"key": key})
             current = None if not found else BucketRow(found[0][0], found[0][1], dt(found[0][2]))
             new = update(current)

@@ -25,9 +25,9 @@ def _check_not_newer(version: int) -> None:
 
 
 def _applied_version(engine: Engine) -> int:
-    if not engine._read(Q["migrations_table_exists"])[0][0]:
+    if not engine.read(Q["migrations_table_exists"])[0][0]:
         return 0
-    return int(engine._read(Q["schema_version"])[0][0])
+    return int(engine.read(Q["schema_version"])[0][0])
 
 
 def schema_version(engine: Engine) -> tuple[int, int]:
@@ -41,7 +41,7 @@ def migrate(engine: Engine) -> list[int]:
     for version, name, sql in MIGRATIONS:
         # One transaction per migration; the version is re-read under the write lock so that two
         # processes migrating at once apply each migration exactly once.
-        with engine._write() as cur:
+        with engine.write() as cur:
             cur.execute(Q["migrations_create_table"])
             found: list[Any] = cur.execute(Q["schema_version"]).fetchall()
             current = int(found[0][0])
@@ -52,7 +52,7 @@ def migrate(engine: Engine) -> list[int]:
             cur.execute(Q["migrations_record"], {"version": version, "name": name, "applied_at": time.time()})
             applied.append(version)
     if applied:
-        with engine._errors():
+        with engine.errors():
             engine.conn.execute("ANALYZE sqlite_schema")  # reload the planner statistics just written
     else:
         _check_not_newer(_applied_version(engine))

@@ -34,7 +34,7 @@ from ingestq.model.job import (
     WorkerInfo,
 )
 from ingestq.settings import Settings
-from ingestq.store.sqlite import migrator
+from ingestq.store.sqlite import admin, migrator
 from ingestq.store.sqlite.connection import connect, parse_sqlite_url
 from ingestq.store.sqlite.dispatch import Dispatch
 from ingestq.store.sqlite.engine import Engine
@@ -185,10 +185,10 @@ class SqliteStore(SqliteIndexMixin):
         return await self._run(self._e.job_progress, job_id, lease_owner, attempt, progress)
 
     async def job_cancel(self, job_id: int, now: datetime) -> Job:
-        return await self._run(self._e.job_cancel, job_id, now)
+        return await self._run(admin.job_cancel, self._e, job_id, now)
 
     async def job_retry(self, job_id: int, now: datetime) -> Job:
-        job = await self._run(self._e.job_retry, job_id, now)
+        job = await self._run(admin.job_retry, self._e, job_id, now)
         self._wakeup.set()
         return job
 
@@ -199,34 +199,34 @@ class SqliteStore(SqliteIndexMixin):
         return moved
 
     async def job_position(self, job_id: int, now: datetime) -> int | None:
-        return await self._run(self._e.job_position, job_id, now)
+        return await self._run(admin.job_position, self._e, job_id, now)
 
     async def job_purge(
         self, states: Sequence[JobState], queue: str | None, finished_before: datetime | None
     ) -> int:
-        return await self._run(self._e.job_purge, states, queue, finished_before)
+        return await self._run(admin.job_purge, self._e, states, queue, finished_before)
 
     async def job_prune(self, retention: Retention, now: datetime, limit: int = 10_000) -> int:
-        return await self._run(self._e.job_prune, retention, now, limit)
+        return await self._run(admin.job_prune, self._e, retention, now, limit)
 
     async def stats(self, now: datetime) -> list[QueueStats]:
-        return await self._run(self._e.stats, now)
+        return await self._run(admin.stats, self._e, now)
 
     # --- queues, workers, periodic jobs -----------------------------------------------------------------
     async def queue_configure(self, config: QueueConfig) -> None:
-        await self._run(self._e.queue_configure, config)
+        await self._run(admin.queue_configure, self._e, config)
 
     async def queue_list(self) -> list[QueueConfig]:
-        return await self._run(self._e.queue_list)
+        return await self._run(admin.queue_list, self._e)
 
     async def worker_heartbeat(self, beat: WorkerBeat, now: datetime) -> HeartbeatReply:
         return await self._run(self._e.worker_heartbeat, beat, now)
 
     async def worker_deregister(self, worker_id: str) -> None:
-        await self._run(self._e.worker_deregister, worker_id)
+        await self._run(admin.worker_deregister, self._e, worker_id)
 
     async def worker_list(self, now: datetime) -> list[WorkerInfo]:
-        return await self._run(self._e.worker_list)
+        return await self._run(admin.worker_list, self._e)
 
     async def periodic_enqueue(self, name: str, slot: datetime, job: NewJob, now: datetime) -> Job | None:
         inserted = await self._run(self._e.periodic_enqueue, name, slot, job, now)
