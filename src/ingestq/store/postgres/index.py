@@ -11,9 +11,8 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ingestq.errors import StoreError
 from ingestq.model.document import (
@@ -37,7 +36,7 @@ from ingestq.store.index_common import (
     document_from_row,
     hit_from_row,
 )
-from ingestq.store.postgres.pool import Conn
+from ingestq.store.postgres.pool import Conn, PostgresPool
 from ingestq.store.postgres.statements import Q as QUEUE_Q
 from ingestq.store.postgres.statements import finish_params
 from ingestq.store.queries import load_queries
@@ -89,14 +88,8 @@ def _hit(collection: str, row: Sequence[Any]) -> Hit:
     return hit_from_row(collection, row, _same)
 
 
-class PostgresIndexMixin:
-    """Mixed into PostgresStore, which provides `_connection` (a pooled connection) and `_notify`."""
-
-    if TYPE_CHECKING:
-
-        def _connection(self) -> AbstractAsyncContextManager[Conn]: ...
-
-        async def _notify(self) -> None: ...
+class PostgresIndex(PostgresPool):
+    """The IndexStore half of PostgresStore, on the pool's connections (PostgresStore adds the queue)."""
 
     async def _rows(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         async with self._connection() as conn:

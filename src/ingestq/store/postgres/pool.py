@@ -23,6 +23,7 @@ from ingestq.store.postgres.connect import (
     store_error,
     where,
 )
+from ingestq.store.postgres.statements import Q
 
 Conn = psycopg.AsyncConnection[tuple[Any, ...]]
 
@@ -50,7 +51,8 @@ NOT_OPEN = "the PostgreSQL store is not open (call `await store.open()` first)"
 
 
 class PostgresPool:
-    """The pool half of PostgresStore, which adds the protocol methods on top of `_connection`."""
+    """The connections of PostgresStore: PostgresIndex (the IndexStore half) and PostgresStore (the queue)
+    build on `_connection`, one class on top of the other."""
 
     def __init__(self, url: str, pool_max_size: int, pool_timeout: float) -> None:
         self._url = normalise_url(url)
@@ -131,6 +133,11 @@ class PostgresPool:
         async with self._connection() as conn:
             cur = await conn.execute(query, params)
             return await cur.fetchone()
+
+    async def _notify(self) -> None:
+        """Wake the workers that LISTEN (jobs were queued outside a statement that notifies itself)."""
+        async with self._connection() as conn:
+            await conn.execute(Q["jobs_notify"])
 
     def _check_open(self) -> None:
         if self._pool is None:

@@ -40,16 +40,16 @@ from ingestq.model.job import (
 from ingestq.settings import Settings
 from ingestq.store.common import CANCELLED_BEFORE_INDEXED, LEASE_LOST, claim_order_key
 from ingestq.store.postgres import insert, migrator
-from ingestq.store.postgres.index import PostgresIndexMixin
+from ingestq.store.postgres.index import PostgresIndex
 from ingestq.store.postgres.listener import Listener
-from ingestq.store.postgres.pool import POOL_TIMEOUT_S, Conn, PostgresPool
+from ingestq.store.postgres.pool import POOL_TIMEOUT_S, Conn
 from ingestq.store.postgres.rows import job_from_row, progress_to_json
 from ingestq.store.postgres.statements import FINISH_AND_CLAIM, Q, claim_statement, finish_params
 
 _REQUEUING = (OutcomeKind.RETRY, OutcomeKind.RELEASED)
 
 
-class PostgresStore(PostgresPool, PostgresIndexMixin):
+class PostgresStore(PostgresIndex):
     backend = "postgresql"
 
     def __init__(self, url: str, pool_max_size: int = 10, pool_timeout: float = POOL_TIMEOUT_S) -> None:
@@ -250,10 +250,6 @@ class PostgresStore(PostgresPool, PostgresIndexMixin):
     async def _document_pending_again(self, conn: Conn, job_id: int, now: datetime) -> None:
         await _without_index_schema_ok(conn, Q["document_pending_after_retry"], {"id": job_id, "now": now})
 
-    async def _notify(self) -> None:
-        async with self._connection() as conn:
-            await conn.execute(Q["jobs_notify"])
-
     async def job_position(self, job_id: int, now: datetime) -> int | None:
         row = await self._fetchone(Q["job_position"], {"id": job_id, "now": now})
         return int(row[0]) if row else None
@@ -386,8 +382,9 @@ class PostgresStore(PostgresPool, PostgresIndexMixin):
         await self._listener.wait(max_wait)
 
     async def start_listening(self, max_wait: float = 10.0) -> None:
-        """Start the LISTEN connection now and wait until it listens (wait_for_jobs starts it lazily).
-        A worker calls this before its first claim, so no notification can fall between the two."""
+        """Start the LISTEN connection now and wait until it listens (wait_for_jobs starts it lazily), so
+        that no notification can fall between this call and a claim that follows it. Outside the Store
+        protocol: tests use it to listen before they enqueue."""
         if not await self._listener.wait_ready(max_wait):
             raise StoreError(f"cannot LISTEN on PostgreSQL at {self._where} within {max_wait:g}s")
 
