@@ -9,12 +9,10 @@ loop's own thread when that cannot stall it (dispatch.py). Wake-ups combine an i
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Literal, ParamSpec, TypeVar
-
-import apsw
 
 from ingestq.errors import StoreError
 from ingestq.model.job import (
@@ -35,10 +33,8 @@ from ingestq.model.job import (
 )
 from ingestq.settings import Settings
 from ingestq.store.sqlite import admin, migrator
-from ingestq.store.sqlite.connection import connect, parse_sqlite_url
-from ingestq.store.sqlite.dispatch import Dispatch
-from ingestq.store.sqlite.engine import Engine
-from ingestq.store.sqlite.index import SqliteIndexMixin
+from ingestq.store.sqlite.connection import parse_sqlite_url
+from ingestq.store.sqlite.index import SqliteIndex
 from ingestq.store.sqlite.wakeup import ChangeWatcher
 
 P = ParamSpec("P")
@@ -49,7 +45,7 @@ R = TypeVar("R")
 CHANGE_CHECK_INTERVAL = 0.008
 
 
-class SqliteStore(SqliteIndexMixin):
+class SqliteStore(SqliteIndex):
     backend = "sqlite"
 
     def __init__(
@@ -60,12 +56,8 @@ class SqliteStore(SqliteIndexMixin):
         synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
         change_check_interval: float = CHANGE_CHECK_INTERVAL,
     ) -> None:
-        self.path = path
-        self._busy_timeout_ms = busy_timeout_ms
-        self._synchronous: Literal["NORMAL", "FULL"] = synchronous
+        super().__init__(path, busy_timeout_ms, synchronous)
         self._change_check_interval = change_check_interval
-        self._dispatch: Dispatch | None = None
-        self._engine: Engine | None = None
         self._watcher: ChangeWatcher | None = None
         self._wakeup = asyncio.Event()
 
@@ -77,48 +69,11 @@ class SqliteStore(SqliteIndexMixin):
             synchronous=settings.sqlite_synchronous,
         )
 
-    def __repr__(self) -> str:
-        return f"SqliteStore({str(self.path)!r})"
-
-    # --- plumbing ---------------------------------------------------------------------------------------
-    def _connect(self) -> apsw.Connection:
-        return connect(self.path, busy_timeout_ms=self._busy_timeout_ms, synchronous=self._synchronous)
-
-    @property
-    def _d(self) -> Dispatch:
-        if self._dispatch is None:
-            raise StoreError(f"{self!r} is not open: await store.open() first")
-        return self._dispatch
-
-    async def _run(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-        return await self._d.run(fn, *args, **kwargs)
-
-    @property
-    def _e(self) -> Engine:
-        if self._engine is None:
-            raise StoreError(f"{self!r} is not open: await store.open() first")
-        return self._engine
-
     # --- lifecycle and schema ---------------------------------------------------------------------------
     async def open(self) -> None:
         if self._dispatch is not None:
             return
-        label = str(self.path)
-        dispatch = self._dispatch = Dispatch(
-            label, self._busy_timeout_ms, inline=self._synchronous == "NORMAL"
-        )
-
-        def open_engine() -> Engine:
-            engine = Engine(self._connect(), label)
-            dispatch.attach(engine.conn)
-            return engine
-
-        try:
-            self._engine = await dispatch.run(open_engine)
-        except BaseException:
-            dispatch.shutdown_now()
-            self._dispatch = None
-            raise
+        await self._open_engine()
         self._wakeup = asyncio.Event()
         self._watcher = ChangeWatcher(self._connect, self._change_check_interval)
         await asyncio.to_thread(self._watcher.start, asyncio.get_running_loop(), self._wakeup.set)
@@ -130,9 +85,7 @@ class SqliteStore(SqliteIndexMixin):
             await asyncio.to_thread(self._watcher.stop)
             self._watcher = None
         self._wakeup.set()  # a task still waiting for jobs returns now rather than at its timeout
-        engine, self._engine = self._engine, None
-        dispatch, self._dispatch = self._dispatch, None
-        await dispatch.close(engine.close if engine is not None else lambda: None)
+        await self._close_engine()
 
     async def migrate(self) -> list[int]:
         return await self._run(migrator.migrate, self._e)
