@@ -471,7 +471,8 @@ def section(c: dict[str, Any]) -> list[str]:
             f"| {' + '.join(f'{x:.1f}' for x in r['cpu_s'])} | {r['server_cpu_s']:.1f} "
             f"| {r['load_before'][0]:.2f}→{r['load_after'][0]:.2f} |"
         )
-    return [*out, ""]
+    notes = c.get("notes")  # a reader's analysis of this run, added to its JSON by hand (--render)
+    return [*out, "", *([notes.strip(), ""] if notes else [])]
 
 
 def clean_everywhere(c: dict[str, Any]) -> tuple[str, bool | None]:
