@@ -129,9 +129,11 @@ class Dockerfile:
 def dockerfile() -> Dockerfile:
     """Instructions with continuation lines joined and comments dropped; `${ARG}` in FROM resolved
     from the global ARGs' defaults."""
-    text = re.sub(r"\\\n", " ", "\n".join(
-        line for line in DOCKERFILE.read_text().splitlines() if not line.lstrip().startswith("#")
-    ))
+    text = re.sub(
+        r"\\\n",
+        " ",
+        "\n".join(line for line in DOCKERFILE.read_text().splitlines() if not line.lstrip().startswith("#")),
+    )
     stages: list[tuple[str, str]] = []
     instructions: list[tuple[int, str, str]] = []
     args: dict[str, str] = {}

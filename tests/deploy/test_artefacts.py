@@ -79,12 +79,17 @@ def test_kustomize_renders_what_the_files_hold(folder: Path) -> None:
         else:
             _check_servicemonitor_shape(doc)
     images = [c["image"] for d in rendered if d["kind"] in ("Deployment", "CronJob") for c in _containers(d)]
-    assert images and all(re.fullmatch(r".+:\d+\.\d+\.\d+", i) for i in images), images
+    assert images
+    assert all(re.fullmatch(r".+:\d+\.\d+\.\d+", i) for i in images), images
 
 
 def _containers(doc: Doc) -> list[Doc]:
     spec = doc["spec"]
-    pod = spec["jobTemplate"]["spec"]["template"]["spec"] if doc["kind"] == "CronJob" else spec["template"]["spec"]
+    pod = (
+        spec["jobTemplate"]["spec"]["template"]["spec"]
+        if doc["kind"] == "CronJob"
+        else spec["template"]["spec"]
+    )
     containers: list[Doc] = pod["containers"]
     return containers
 
@@ -130,7 +135,9 @@ def test_worker_grace_pdbs_and_probes() -> None:
         assert "get" in _api_paths()[probe_path]
     # liveness gives up later than readiness (a slow database makes a pod unready, never restarted)
     live, ready = api.probe_specs["livenessProbe"], api.probe_specs["readinessProbe"]
-    assert live["periodSeconds"] * live["failureThreshold"] > ready["periodSeconds"] * ready["failureThreshold"]
+    assert (
+        live["periodSeconds"] * live["failureThreshold"] > ready["periodSeconds"] * ready["failureThreshold"]
+    )
     for name in ("ingestq-api", "ingestq-worker"):
         pdb = find(docs, "PodDisruptionBudget", name)
         labels = find(docs, "Deployment", name)["spec"]["template"]["metadata"]["labels"]
@@ -185,7 +192,8 @@ def test_cronjob_calls_the_process_route() -> None:
     job = cron["spec"]["jobTemplate"]["spec"]
     assert budget < job["activeDeadlineSeconds"]
     timeout = re.search(r"timeout=(\d+)", script)
-    assert timeout is not None and budget < float(timeout[1]) < job["activeDeadlineSeconds"]
+    assert timeout is not None
+    assert budget < float(timeout[1]) < job["activeDeadlineSeconds"]
     assert cron["spec"]["concurrencyPolicy"] == "Forbid"
     assert env["INGESTQ_API_TOKENS"]["valueFrom"]["secretKeyRef"]["name"] == "ingestq-secrets"
 
@@ -195,7 +203,8 @@ def test_dockerfile_structure() -> None:
     names = [name for _, name in docker.stages]
     assert names == ["builder", "runtime"]
     for image, _ in docker.stages:
-        assert re.fullmatch(r"[\w./-]+:\d[\w.-]*", image) and "latest" not in image, image
+        assert re.fullmatch(r"[\w./-]+:\d[\w.-]*", image), image
+        assert "latest" not in image
     runs = " ".join(docker.final("RUN"))
     assert re.search(r"pip install \"torch==\$\{TORCH_VERSION\}\" --index-url", runs)
     final_args = dict(a.partition("=")[::2] for a in docker.final("ARG"))
@@ -226,7 +235,8 @@ def test_compose_structure() -> None:
     assert re.fullmatch(r"pgvector/pgvector:[\d.]+-pg\d+", services["postgres"]["image"])
     assert services["worker"]["deploy"]["replicas"] == 2
     assert services["sqlite"]["profiles"] == ["sqlite"]
-    assert "profiles" not in services["api"] and "profiles" not in services["worker"]
+    assert "profiles" not in services["api"]
+    assert "profiles" not in services["worker"]
     volume = services["sqlite"]["volumes"][0].split(":")
     assert volume[0] in data["volumes"]
     assert services["sqlite"]["environment"]["INGESTQ_DATABASE_URL"] == f"sqlite:///{volume[1]}/ingestq.db"
@@ -239,7 +249,9 @@ def test_compose_structure() -> None:
         service = services[name]
         assert service["build"]["dockerfile"] == "deploy/Dockerfile"
         assert re.fullmatch(r"ingestq:\d+\.\d+\.\d+", service["image"])
-        assert service["healthcheck"]["test"][1:] == json.loads(docker.final("HEALTHCHECK")[0].split("CMD", 1)[1])
+        assert service["healthcheck"]["test"][1:] == json.loads(
+            docker.final("HEALTHCHECK")[0].split("CMD", 1)[1]
+        )
     # the compose services run what the Kubernetes containers run
     docs = resources(BASE)
     assert services["api"]["command"] == container_of(docs, "ingestq-api")[1].args == docker.exec_form("CMD")
@@ -254,7 +266,16 @@ def test_docker_compose_config_when_available() -> None:
         pytest.skip("the docker compose plugin is not installed: the YAML structure is checked instead")
     env = {"POSTGRES_PASSWORD": "x" * 16, "INGESTQ_API_TOKENS": "admin:" + "a" * 16, "PATH": "/usr/bin:/bin"}
     subprocess.run(
-        [docker, "compose", "-f", str(BASE.parents[1] / "compose.yaml"), "--profile", "sqlite", "config", "-q"],
+        [
+            docker,
+            "compose",
+            "-f",
+            str(BASE.parents[1] / "compose.yaml"),
+            "--profile",
+            "sqlite",
+            "config",
+            "-q",
+        ],
         check=True,
         env=env,
         timeout=60,

@@ -1,0 +1,279 @@
+"""The manifests' containers as local processes: the exact arguments after the image's entry point
+(`ingestq`), the environment the Dockerfile, ConfigMap and Secret give them, and the probe paths and
+ports they name; each probe must answer as the manifest expects.
+
+Substituted, and only these: the database URL (a SQLite file here instead of PostgreSQL), bind
+addresses (127.0.0.1 instead of 0.0.0.0) and ports (free local ones instead of 8000/9091). For the
+database outage, also INGESTQ_SQLITE_BUSY_TIMEOUT_MS=50 (a locked file fails fast instead of waiting
+10 s) and INGESTQ_LEASE_SECONDS=3 (readiness turns within a lease; the ConfigMap's 15 s would make the
+test wait that long). The outage is played by another process holding SQLite's write lock: the worker
+stays live (200 on its liveness path) and turns unready (503 on its readiness path), as in
+tests/acceptance/test_worker_http.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import apsw
+import httpx
+import pytest
+from manifests import (
+    BASE,
+    COMPONENTS,
+    Container,
+    compose,
+    container_of,
+    dockerfile,
+    find,
+    resources,
+)
+
+pytestmark = pytest.mark.timeout(180)
+
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _status(url: str, token: str | None = None) -> int:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        return httpx.get(url, timeout=3, headers=headers).status_code
+    except httpx.TransportError:
+        return 0
+
+
+def _answers(url: str, status: int) -> Callable[[], bool]:
+    return lambda: _status(url) == status
+
+
+def _until(check: Callable[[], bool], what: str, within: float) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within:.0f} s waiting for {what}")
+        time.sleep(0.1)
+
+
+@dataclass
+class Running:
+    name: str
+    proc: subprocess.Popen[bytes]
+    ports: dict[int, int]  # the manifest's port -> the local one
+    env: dict[str, str]
+    log: Path
+
+    def url(self, path: str, port: int) -> str:
+        return f"http://127.0.0.1:{self.ports[port]}{path}"
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+
+def _environment(
+    declared: dict[str, str], db_url: str, extra: dict[str, str] | None = None
+) -> dict[str, str]:
+    """This machine's environment without its INGESTQ_* settings (the reserved INGESTQ_TEST_* stay),
+    then the image's ENV, then the container's, with the database substituted."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("INGESTQ_") or k.startswith("INGESTQ_TEST_")
+    }
+    env.update(dockerfile().env())
+    env.update(declared)
+    env["INGESTQ_DATABASE_URL"] = db_url
+    env.update(extra or {})
+    return env
+
+
+def _start(name: str, args: list[str], env: dict[str, str], ports: list[int], workdir: Path) -> Running:
+    """`ENTRYPOINT + args` with 0.0.0.0 bound to 127.0.0.1 and each declared port on a free one."""
+    (entry,) = dockerfile().exec_form("ENTRYPOINT")
+    mapped = {port: _free_port() for port in ports}
+    local: list[str] = []
+    for previous, arg in zip(["", *args], args, strict=False):
+        if arg == "0.0.0.0":
+            arg = "127.0.0.1"
+        elif previous in ("--port", "--http-port"):
+            arg = str(mapped[int(arg)])
+        local.append(arg)
+    log = workdir / f"{name}.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([str(BIN / entry), *local], stdout=out, stderr=out, env=env, cwd=workdir)
+    return Running(name, proc, mapped, env, log)
+
+
+def _stop(running: Running) -> int:
+    if running.proc.poll() is None:
+        running.proc.send_signal(signal.SIGTERM)
+    try:
+        return running.proc.wait(60)
+    except subprocess.TimeoutExpired:
+        running.proc.kill()
+        raise
+
+
+def _startup_budget(container: Container) -> float:
+    spec = container.probe_specs["startupProbe"]
+    return float(spec["periodSeconds"] * spec["failureThreshold"])
+
+
+def _assert_probes_pass(running: Running, container: Container) -> None:
+    """The startup probe passes within its budget (period x failureThreshold); then readiness and
+    liveness answer 200."""
+    path, port = container.probes["startupProbe"]
+    _until(
+        lambda: _status(running.url(path, port)) == 200 or running.proc.poll() is not None,
+        f"{running.name} startup probe {path}",
+        _startup_budget(container),
+    )
+    assert running.proc.poll() is None, running.logs()
+    for kind in ("readinessProbe", "livenessProbe"):
+        url = running.url(*container.probes[kind])
+        _until(_answers(url, 200), f"{running.name} {kind} {url}", 30)
+
+
+@dataclass
+class Stack:
+    tmp: Path
+    db: Path
+    api: Running
+    api_container: Container
+    worker: Running | None
+    worker_container: Container
+    single: Running
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    tmp = tmp_path_factory.mktemp("deploy")
+    docs = resources(BASE)
+    _, api_c = container_of(docs, "ingestq-api")
+    _, worker_c = container_of(docs, "ingestq-worker")
+    db = tmp / "k8s.db"
+    url = f"sqlite:///{db}"
+    started: list[Running] = []
+    try:
+        api = _start("api", api_c.args, _environment(api_c.env, url), list(api_c.ports.values()), tmp)
+        started.append(api)
+        # compose's single container (serve --with-worker on SQLite), as written but for the volume path
+        sqlite = compose()["services"]["sqlite"]
+        single_env = {k: str(v) for k, v in sqlite["environment"].items()}
+        single_env["INGESTQ_API_TOKENS"] = api_c.env["INGESTQ_API_TOKENS"]  # ${...} in compose
+        single_db = f"sqlite:///{tmp / 'single' / 'ingestq.db'}"
+        (tmp / "single").mkdir()
+        single = _start("single", sqlite["command"], _environment(single_env, single_db), [8000], tmp)
+        started.append(single)
+        # the worker starts once the API has applied the migrations (on PostgreSQL an advisory lock
+        # orders concurrent start-ups; two processes migrating one fresh SQLite file are not the case
+        # under test here)
+        _assert_probes_pass(api, api_c)
+        extra = {"INGESTQ_SQLITE_BUSY_TIMEOUT_MS": "50", "INGESTQ_LEASE_SECONDS": "3"}
+        worker = _start(
+            "worker",
+            worker_c.args,
+            _environment(worker_c.env, url, extra),
+            list(worker_c.ports.values()),
+            tmp,
+        )
+        started.append(worker)
+        yield Stack(tmp, db, api, api_c, worker, worker_c, single)
+    finally:
+        codes = {r.name: _stop(r) for r in started}
+        logs = {r.name: r.logs() for r in started}
+    # A worker exits 0 after its grace. uvicorn (`serve`) shuts down cleanly, then re-raises the SIGTERM it
+    # caught, so it ends by that signal (status 143 in a container), after "Application shutdown complete".
+    for name, code in codes.items():
+        clean = code == 0 or (code == -signal.SIGTERM and "Application shutdown complete" in logs[name])
+        assert clean, (name, code, logs[name])
+
+
+def test_api_probes_answer_as_the_manifest_expects(stack: Stack) -> None:
+    _assert_probes_pass(stack.api, stack.api_container)
+    port = stack.api_container.ports["http"]
+    # /metrics wants a token: the ServiceMonitor's read token is accepted, none is refused
+    token = find(resources(COMPONENTS["servicemonitor"]), "Secret", "ingestq-metrics-token")["stringData"][
+        "token"
+    ]
+    assert _status(stack.api.url("/metrics", port), token) == 200
+    assert _status(stack.api.url("/metrics", port)) == 401
+
+
+def test_the_image_health_check_passes_against_the_api(stack: Stack) -> None:
+    (health,) = dockerfile().final("HEALTHCHECK")
+    command = json.loads(health.split("CMD", 1)[1])
+    port = stack.api_container.ports["http"]
+    env = {**stack.api.env, "HEALTHCHECK_URL": stack.api.url("/healthz", port)}
+    result = subprocess.run([str(BIN / command[0]), *command[1:]], env=env, capture_output=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    env["HEALTHCHECK_URL"] = stack.api.url("/nothing", port)
+    assert subprocess.run([str(BIN / command[0]), *command[1:]], env=env, capture_output=True).returncode
+
+
+def test_the_cronjob_command_drains_through_the_api(stack: Stack) -> None:
+    cron = find(resources(COMPONENTS["cronjob"]), "CronJob", "ingestq-process")
+    (container,) = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    command: list[str] = container["command"]
+    process_url = next(e["value"] for e in container["env"] if e["name"] == "PROCESS_URL")
+    local = process_url.replace("http://ingestq-api:8000", f"http://127.0.0.1:{stack.api.ports[8000]}")
+    env = {**stack.api.env, "PROCESS_URL": local}  # INGESTQ_API_TOKENS: the same Secret key
+    result = subprocess.run(
+        [str(BIN / command[0]), *command[1:]], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("200 "), result.stdout
+    assert '"processed":' in result.stdout
+
+
+def test_worker_probes_and_a_lost_database(stack: Stack) -> None:
+    worker, container = stack.worker, stack.worker_container
+    assert worker is not None
+    _assert_probes_pass(worker, container)
+    live_path, live_port = container.probes["livenessProbe"]
+    ready_path, ready_port = container.probes["readinessProbe"]
+    assert _status(worker.url("/metrics", container.ports["metrics"])) == 200  # the scrape annotations
+
+    blocker = apsw.Connection(str(stack.db))
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        lives: list[int] = []
+
+        def unready() -> bool:
+            lives.append(_status(worker.url(live_path, live_port)))
+            return _status(worker.url(ready_path, ready_port)) == 503
+
+        _until(unready, "the worker's readiness to fail", within=30)
+        assert set(lives) == {200}, lives  # live all along: a restart would not bring the database back
+        assert _status(worker.url(live_path, live_port)) == 200
+        assert worker.proc.poll() is None, worker.logs()
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    _until(lambda: _status(worker.url(ready_path, ready_port)) == 200, "readiness to return", within=30)
+
+
+def test_single_container_sqlite_profile(stack: Stack) -> None:
+    """compose's `sqlite` service: the image's HEALTHCHECK_URL (port 8000 in the container) and the
+    API's probe paths answer from one process that also runs a worker."""
+    single = stack.single
+    _until(
+        lambda: _status(single.url("/healthz", 8000)) == 200 or single.proc.poll() is not None,
+        "the single container's /healthz",
+        90,  # the HEALTHCHECK's start period
+    )
+    assert single.proc.poll() is None, single.logs()
+    _until(lambda: _status(single.url("/readyz", 8000)) == 200, "the single container's /readyz", 30)
+    assert dockerfile().env()["HEALTHCHECK_URL"] == "http://127.0.0.1:8000/healthz"
