@@ -213,6 +213,9 @@ def test_dockerfile_structure() -> None:
     for line in docker.final("RUN"):
         for spec in re.findall(r"pip install ([^;&]+)", line):
             assert "torch" not in spec or "==" in spec, line
+    assert not [a for a in docker.final("ARG") if a.startswith("INGESTQ_")]  # RUN sees build args
+    assert "libgl1" in runs  # opencv (the ocr extra) needs the system's libGL
+    assert any("ingestq ingest smoke.md --wait" in r for r in docker.final("RUN"))
     assert any(a.startswith("--from=builder ") for _, i, a in docker.instructions if i == "COPY")
     (user,) = docker.final("USER")
     assert user.split(":")[0] not in ("root", "0")

@@ -277,3 +277,26 @@ def test_single_container_sqlite_profile(stack: Stack) -> None:
     assert single.proc.poll() is None, single.logs()
     _until(lambda: _status(single.url("/readyz", 8000)) == 200, "the single container's /readyz", 30)
     assert dockerfile().env()["HEALTHCHECK_URL"] == "http://127.0.0.1:8000/healthz"
+
+
+def test_the_image_smoke_step_runs(tmp_path: Path) -> None:
+    """The Dockerfile's build-time smoke test (one document through parser, model and SQLite) as a
+    shell command here, with the image's ENV and the final stage's build arguments in its environment
+    as `docker build` gives them, and /tmp replaced by a temporary folder."""
+    docker = dockerfile()
+    (step,) = [r for r in docker.final("RUN") if "ingestq ingest smoke.md --wait" in r]
+    env = _environment(docker.env(), "", {})
+    del env["INGESTQ_DATABASE_URL"]  # the step sets its own
+    env.update(dict(a.partition("=")[::2] for a in docker.final("ARG")))
+    env["HOME"] = str(tmp_path)
+    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
+    result = subprocess.run(
+        ["bash", "-c", step.replace("/tmp", str(tmp_path))],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "indexed 1 of 1 documents" in result.stdout
+    assert not list(tmp_path.glob("smoke.*"))
