@@ -146,6 +146,26 @@ def _assert_probes_pass(running: Running, container: Container) -> None:
         _until(_answers(url, 200), f"{running.name} {kind} {url}", 30)
 
 
+def _start_smoke(folder: Path) -> subprocess.Popen[str]:
+    """The Dockerfile's smoke step as a shell command here, with the image's ENV and the final stage's
+    build arguments in its environment as `docker build` gives them, and /tmp replaced by `folder`."""
+    docker = dockerfile()
+    (step,) = [r for r in docker.final("RUN") if "ingestq ingest smoke.md --wait" in r]
+    env = _environment(docker.env(), "")
+    del env["INGESTQ_DATABASE_URL"]  # the step sets its own
+    env.update(dict(a.partition("=")[::2] for a in docker.final("ARG")))
+    env["HOME"] = str(folder)
+    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
+    folder.mkdir()
+    return subprocess.Popen(
+        ["bash", "-c", step.replace("/tmp", str(folder))],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
 @dataclass
 class Stack:
     tmp: Path
@@ -155,6 +175,7 @@ class Stack:
     worker: Running | None
     worker_container: Container
     single: Running
+    smoke: subprocess.Popen[str]
 
 
 @pytest.fixture(scope="module")
@@ -166,6 +187,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     db = tmp / "k8s.db"
     url = f"sqlite:///{db}"
     started: list[Running] = []
+    smoke = _start_smoke(tmp / "smoke")  # meanwhile: it loads the model as the worker does
     try:
         api = _start("api", api_c.args, _environment(api_c.env, url), list(api_c.ports.values()), tmp)
         started.append(api)
@@ -190,8 +212,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             tmp,
         )
         started.append(worker)
-        yield Stack(tmp, db, api, api_c, worker, worker_c, single)
+        yield Stack(tmp, db, api, api_c, worker, worker_c, single, smoke)
     finally:
+        if smoke.poll() is None:
+            smoke.kill()
+            smoke.communicate()
         codes = {r.name: _stop(r) for r in started}
         logs = {r.name: r.logs() for r in started}
     # A worker exits 0 after its grace. uvicorn (`serve`) shuts down cleanly, then re-raises the SIGTERM it
@@ -279,24 +304,10 @@ def test_single_container_sqlite_profile(stack: Stack) -> None:
     assert dockerfile().env()["HEALTHCHECK_URL"] == "http://127.0.0.1:8000/healthz"
 
 
-def test_the_image_smoke_step_runs(tmp_path: Path) -> None:
-    """The Dockerfile's build-time smoke test (one document through parser, model and SQLite) as a
-    shell command here, with the image's ENV and the final stage's build arguments in its environment
-    as `docker build` gives them, and /tmp replaced by a temporary folder."""
-    docker = dockerfile()
-    (step,) = [r for r in docker.final("RUN") if "ingestq ingest smoke.md --wait" in r]
-    env = _environment(docker.env(), "", {})
-    del env["INGESTQ_DATABASE_URL"]  # the step sets its own
-    env.update(dict(a.partition("=")[::2] for a in docker.final("ARG")))
-    env["HOME"] = str(tmp_path)
-    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
-    result = subprocess.run(
-        ["bash", "-c", step.replace("/tmp", str(tmp_path))],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "indexed 1 of 1 documents" in result.stdout
-    assert not list(tmp_path.glob("smoke.*"))
+def test_the_image_smoke_step_runs(stack: Stack) -> None:
+    """The Dockerfile's build-time smoke test (one document through parser, model and SQLite), started
+    with the stack (see `_start_smoke`)."""
+    output, _ = stack.smoke.communicate(timeout=180)
+    assert stack.smoke.returncode == 0, output
+    assert "indexed 1 of 1 documents" in output
+    assert not list((stack.tmp / "smoke").glob("smoke.*"))
