@@ -2,8 +2,9 @@
 (`ingestq`), the environment the Dockerfile, ConfigMap and Secret give them, and the probe paths and
 ports they name; each probe must answer as the manifest expects.
 
-Substituted, and only these: the database URL (a SQLite file here instead of PostgreSQL), bind
-addresses (127.0.0.1 instead of 0.0.0.0) and ports (free local ones instead of 8000/9091). For the
+Substituted, and only these: the database URL (a SQLite file here instead of PostgreSQL), the Secret's
+placeholder tokens (too short on purpose) by real ones, bind addresses (127.0.0.1 instead of 0.0.0.0)
+and ports (free local ones instead of 8000/9091). For the
 database outage, also INGESTQ_SQLITE_BUSY_TIMEOUT_MS=50 (a locked file fails fast instead of waiting
 10 s) and INGESTQ_LEASE_SECONDS=3 (readiness turns within a lease; the ConfigMap's 15 s would make the
 test wait that long). The outage is played by another process holding SQLite's write lock: the worker
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -84,17 +86,26 @@ class Running:
         return self.log.read_text(errors="replace")[-4000:]
 
 
+ADMIN_TOKEN = secrets.token_hex(16)
+READ_TOKEN = secrets.token_hex(16)
+PLACEHOLDER = "CHANGE-ME"
+
+
 def _environment(
     declared: dict[str, str], db_url: str, extra: dict[str, str] | None = None
 ) -> dict[str, str]:
     """This machine's environment without its INGESTQ_* settings (the reserved INGESTQ_TEST_* stay),
-    then the image's ENV, then the container's, with the database substituted."""
+    then the image's ENV, then the container's, with the database and the placeholder tokens
+    substituted."""
     env = {
         k: v for k, v in os.environ.items() if not k.startswith("INGESTQ_") or k.startswith("INGESTQ_TEST_")
     }
     env.update(dockerfile().env())
     env.update(declared)
     env["INGESTQ_DATABASE_URL"] = db_url
+    if "INGESTQ_API_TOKENS" in env:
+        assert env["INGESTQ_API_TOKENS"] == f"admin:{PLACEHOLDER},read:{PLACEHOLDER}"
+        env["INGESTQ_API_TOKENS"] = f"admin:{ADMIN_TOKEN},read:{READ_TOKEN}"
     env.update(extra or {})
     return env
 
@@ -229,10 +240,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def test_api_probes_answer_as_the_manifest_expects(stack: Stack) -> None:
     _assert_probes_pass(stack.api, stack.api_container)
     port = stack.api_container.ports["http"]
-    # /metrics wants a token: the ServiceMonitor's read token is accepted, none is refused
-    token = find(resources(COMPONENTS["servicemonitor"]), "Secret", "ingestq-metrics-token")["stringData"][
-        "token"
-    ]
+    # /metrics wants a token: the ServiceMonitor's (the read token; a placeholder in the file) is
+    # accepted, none is refused
+    secret = find(resources(COMPONENTS["servicemonitor"]), "Secret", "ingestq-metrics-token")
+    assert secret["stringData"]["token"] == PLACEHOLDER
+    token = READ_TOKEN
     assert _status(stack.api.url("/metrics", port), token) == 200
     assert _status(stack.api.url("/metrics", port)) == 401
 
@@ -311,3 +323,23 @@ def test_the_image_smoke_step_runs(stack: Stack) -> None:
     assert stack.smoke.returncode == 0, output
     assert "indexed 1 of 1 documents" in output
     assert not list((stack.tmp / "smoke").glob("smoke.*"))
+
+
+def test_the_api_refuses_the_placeholder_secret(tmp_path: Path) -> None:
+    """Deployed with the Secret as written, the API container exits with one error line, serving
+    nothing."""
+    _, api_c = container_of(resources(BASE), "ingestq-api")
+    env = {**_environment(api_c.env, f"sqlite:///{tmp_path / 'q.db'}")}
+    env["INGESTQ_API_TOKENS"] = api_c.env["INGESTQ_API_TOKENS"]  # the placeholders themselves
+    (entry,) = dockerfile().exec_form("ENTRYPOINT")
+    result = subprocess.run(
+        [str(BIN / entry), *api_c.args[:-1], str(_free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode != 0
+    assert "a token must have at least 16 characters" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
