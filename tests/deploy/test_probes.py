@@ -249,15 +249,36 @@ def test_api_probes_answer_as_the_manifest_expects(stack: Stack) -> None:
     assert _status(stack.api.url("/metrics", port)) == 401
 
 
-def test_the_image_health_check_passes_against_the_api(stack: Stack) -> None:
-    (health,) = dockerfile().final("HEALTHCHECK")
-    command = json.loads(health.split("CMD", 1)[1])
-    port = stack.api_container.ports["http"]
-    env = {**stack.api.env, "HEALTHCHECK_URL": stack.api.url("/healthz", port)}
-    result = subprocess.run([str(BIN / command[0]), *command[1:]], env=env, capture_output=True, timeout=30)
-    assert result.returncode == 0, result.stderr
-    env["HEALTHCHECK_URL"] = stack.api.url("/nothing", port)
-    assert subprocess.run([str(BIN / command[0]), *command[1:]], env=env, capture_output=True).returncode
+def _health_check(command: list[str], env: dict[str, str], running: Running) -> int:
+    """A HEALTHCHECK / compose `healthcheck.test` command, its HEALTHCHECK_URL's port mapped to the
+    process's local one."""
+    declared = env["HEALTHCHECK_URL"]
+    port = int(declared.split(":")[2].split("/")[0])
+    local = {**running.env, "HEALTHCHECK_URL": declared.replace(f":{port}/", f":{running.ports[port]}/")}
+    return subprocess.run(
+        [str(BIN / command[0]), *command[1:]], env=local, capture_output=True, timeout=30
+    ).returncode
+
+
+def _passes(command: list[str], env: dict[str, str], running: Running) -> Callable[[], bool]:
+    return lambda: _health_check(command, env, running) == 0
+
+
+def test_the_health_checks_pass(stack: Stack) -> None:
+    """The image's HEALTHCHECK (its default HEALTHCHECK_URL: the API) and compose's healthchecks, with
+    each service's HEALTHCHECK_URL, against the processes; a wrong path fails."""
+    docker = dockerfile()
+    (health,) = docker.final("HEALTHCHECK")
+    image_check = json.loads(health.split("CMD", 1)[1])
+    assert _health_check(image_check, docker.env(), stack.api) == 0
+    services = compose()["services"]
+    assert stack.worker is not None
+    for name, running in (("api", stack.api), ("worker", stack.worker), ("sqlite", stack.single)):
+        command = services[name]["healthcheck"]["test"][1:]  # after "CMD"
+        env = {**docker.env(), **{k: str(v) for k, v in services[name]["environment"].items()}}
+        _until(_passes(command, env, running), f"{name}'s healthcheck", 60)
+    wrong = {"HEALTHCHECK_URL": docker.env()["HEALTHCHECK_URL"].replace("/healthz", "/nothing")}
+    assert _health_check(image_check, wrong, stack.api) != 0
 
 
 def test_the_cronjob_command_drains_through_the_api(stack: Stack) -> None:
