@@ -4,10 +4,10 @@ ports they name; each probe must answer as the manifest expects.
 
 Substituted, and only these: the database URL (a SQLite file here instead of PostgreSQL), the Secret's
 placeholder tokens (too short on purpose) by real ones, bind addresses (127.0.0.1 instead of 0.0.0.0)
-and ports (free local ones instead of 8000/9091). For the
-database outage, also INGESTQ_SQLITE_BUSY_TIMEOUT_MS=50 (a locked file fails fast instead of waiting
-10 s) and INGESTQ_LEASE_SECONDS=3 (readiness turns within a lease; the ConfigMap's 15 s would make the
-test wait that long). The outage is played by another process holding SQLite's write lock: the worker
+and ports (free local ones instead of 8000/9091). For the database outage, the worker also gets
+INGESTQ_SQLITE_BUSY_TIMEOUT_MS=50 (a locked file fails fast instead of waiting 10 s) and
+INGESTQ_LEASE_SECONDS=3 (readiness turns within a lease; the ConfigMap's 15 s would make the test wait
+that long). The outage is played by another process holding SQLite's write lock: the worker
 stays live (200 on its liveness path) and turns unready (503 on its readiness path), as in
 tests/acceptance/test_worker_http.py."""
 
@@ -183,7 +183,7 @@ class Stack:
     db: Path
     api: Running
     api_container: Container
-    worker: Running | None
+    worker: Running
     worker_container: Container
     single: Running
     smoke: subprocess.Popen[str]
@@ -231,7 +231,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         codes = {r.name: _stop(r) for r in started}
         logs = {r.name: r.logs() for r in started}
     # A worker exits 0 after its grace. uvicorn (`serve`) shuts down cleanly, then re-raises the SIGTERM it
-    # caught, so it ends by that signal (status 143 in a container), after "Application shutdown complete".
+    # caught, so here it ends by that signal, after "Application shutdown complete".
     for name, code in codes.items():
         clean = code == 0 or (code == -signal.SIGTERM and "Application shutdown complete" in logs[name])
         assert clean, (name, code, logs[name])
@@ -272,7 +272,6 @@ def test_the_health_checks_pass(stack: Stack) -> None:
     image_check = json.loads(health.split("CMD", 1)[1])
     assert _health_check(image_check, docker.env(), stack.api) == 0
     services = compose()["services"]
-    assert stack.worker is not None
     for name, running in (("api", stack.api), ("worker", stack.worker), ("sqlite", stack.single)):
         command = services[name]["healthcheck"]["test"][1:]  # after "CMD"
         env = {**docker.env(), **{k: str(v) for k, v in services[name]["environment"].items()}}
@@ -298,7 +297,6 @@ def test_the_cronjob_command_drains_through_the_api(stack: Stack) -> None:
 
 def test_worker_probes_and_a_lost_database(stack: Stack) -> None:
     worker, container = stack.worker, stack.worker_container
-    assert worker is not None
     _assert_probes_pass(worker, container)
     live_path, live_port = container.probes["livenessProbe"]
     ready_path, ready_port = container.probes["readinessProbe"]
