@@ -35,6 +35,9 @@ lint: $(STAMP) ## ruff (lint + format check), mypy --strict and the layer contra
 	$(BIN)/mypy tests/pipeline/*.py
 	$(BIN)/pytest -q -p no:cacheprovider tests/unit/test_layers.py
 
+deploy-check: $(STAMP) ## deploy/: kustomize renders, Kubernetes schemas, Dockerfile/compose lint, the manifests' commands and probes run locally
+	$(BIN)/pytest -q -p no:cacheprovider tests/deploy
+
 install-check: ## build the wheel, install it with the stock pip into a fresh venv, parse every media type
 	$(PY) scripts/install_check.py
 
@@ -57,4 +60,4 @@ corpus: $(STAMP) ## ingest all of ../shared/corpora and write the per-file repor
 clean: ## remove .venv, caches and the demo database
 	rm -rf $(VENV) .ingestq .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install install-check test lint fmt demo bench bench-install corpus clean
+.PHONY: help install install-check deploy-check test lint fmt demo bench bench-install corpus clean
