@@ -22,7 +22,7 @@ from starlette.responses import Response
 from ingestq import __version__
 from ingestq.api.auth import Tokens
 from ingestq.api.errors import to_response
-from ingestq.api.routes import health
+from ingestq.api.routes import documents, health
 from ingestq.api.state import STATE_KEY, ServiceState
 from ingestq.runtime import Runtime
 from ingestq.settings import Settings
@@ -46,7 +46,7 @@ def build_router() -> APIRouter:
 
 
 def _v1_modules() -> list[Any]:
-    return []
+    return [documents]
 
 
 router = build_router()

@@ -191,6 +191,25 @@ def _serves(doc: Document, content_hash: str, model_id: str, settings_hash: str)
     )
 
 
+class _Stages:
+    """Seconds spent in each pipeline stage of one attempt (reported in the job's result)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._stage: str | None = None
+        self._since = time.monotonic()
+
+    def enter(self, stage: str | None) -> None:
+        now = time.monotonic()
+        if self._stage is not None:
+            self.seconds[self._stage] = self.seconds.get(self._stage, 0.0) + now - self._since
+        self._stage, self._since = stage, now
+
+    def report(self) -> dict[str, float]:
+        self.enter(None)
+        return {stage: round(seconds, 4) for stage, seconds in self.seconds.items()}
+
+
 def _one_line(text: str, limit: int = 500) -> str:
     line = " ".join(text.split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
@@ -320,6 +339,8 @@ class IngestRuntime:
                 f"with {model_id}: use another collection or a worker configured for that model"
             )
 
+        stages = _Stages()
+        stages.enter("fetch")
         await ctx.progress("fetch")
         source = await self._load(doc)
         ctx.raise_if_cancelled()
@@ -336,12 +357,16 @@ class IngestRuntime:
                 "embedded": 0,
                 "reused": doc.chunk_count,
                 "seconds": round(time.monotonic() - started, 3),
+                "stage_seconds": stages.report(),
+                "embedded_tokens": 0,
             }
 
+        stages.enter("detect")
         await ctx.progress("detect")
         detect(source)  # unsupported or encrypted input fails here, before a parser process is used
         ctx.raise_if_cancelled()
 
+        stages.enter("parse")
         await ctx.progress("parse")
         async with self._parse_slots:
             result = await self.pool.aparse(source, self.parse_options)
@@ -353,6 +378,7 @@ class IngestRuntime:
         parsed = result.document
         ctx.raise_if_cancelled()
 
+        stages.enter("chunk")
         await ctx.progress("chunk")
         chunks = await asyncio.to_thread(self.chunker.chunk, parsed, document_id)
         if not chunks:
@@ -360,14 +386,18 @@ class IngestRuntime:
         ctx.raise_if_cancelled()
 
         total = len(chunks)
+        stages.enter("embed")
         await ctx.progress("embed", 0, total)
         cache = _StoreCache(self.store, model_id, self.clock)
         vectors: list[Vector] = []
-        embedded = reused = 0
+        embedded = reused = embedded_tokens = 0
         tokens = {c.text: c.token_count for c in chunks}  # counted by the chunker: not again
 
         async def embed(texts: Sequence[str]) -> list[Vector]:
-            return await self.batcher.embed(texts, [tokens[t] for t in texts])
+            nonlocal embedded_tokens
+            counts = [tokens[t] for t in texts]
+            embedded_tokens += sum(counts)
+            return await self.batcher.embed(texts, counts)
 
         for start in range(0, total, _EMBED_SLICE):
             part = chunks[start : start + _EMBED_SLICE]
@@ -404,7 +434,7 @@ class IngestRuntime:
             ),
             metadata=doc.metadata,
         )
-        await ctx.progress("commit", total, total)
+        await ctx.progress("commit", total, total)  # the commit itself runs after this returns
         return {
             "media_type": parsed.media_type.value,
             "pages": parsed.pages,
@@ -414,6 +444,8 @@ class IngestRuntime:
             "max_tokens": max(c.token_count for c in chunks),
             "warnings": list(parsed.warnings[:20]),
             "seconds": round(time.monotonic() - started, 3),
+            "stage_seconds": stages.report(),
+            "embedded_tokens": embedded_tokens,
         }
 
     async def _load(self, doc: Document) -> SourceDocument:
