@@ -322,34 +322,41 @@ def test_unknown_documents_and_collections_are_404(sqlite_url: str, tmp_path: Pa
             assert error_code(response) == "not_found"
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "status"),
-    [
-        ({"json": {"url": "https://example.org/a", "text": "both"}}, 422),
-        ({"json": {}}, 422),
-        ({"json": {"text": "x", "surprise": 1}}, 422),
-        ({"json": {"url": "file:///etc/passwd"}}, 422),
-        ({"json": {"text": "x", "collection": "../etc"}}, 422),
-        ({"json": {"text": "x", "metadata": [1, 2]}}, 422),
-        ({"json": ["text"]}, 422),
-        ({"content": b"{not json", "headers": {"Content-Type": "application/json"}}, 422),
-        ({"files": [("file", ("a.md", b"x"))], "data": {"metadata": "[1]"}}, 422),
-        ({"files": [("file", ("a.md", b"x"))], "data": {"metadata": "{nope"}}, 422),
-        ({"files": [("file", ("a.md", b"x"))], "data": {"colour": "red"}}, 422),
-        ({"content": b"--x\r\nbroken", "headers": {"Content-Type": "multipart/form-data; boundary=x"}}, 422),
-        ({"content": b"data", "headers": {"Content-Type": "multipart/form-data"}}, 422),
-        ({"content": b"hello", "headers": {"Content-Type": "text/plain"}}, 415),
-    ],
-)
-def test_malformed_bodies_are_refused(
-    sqlite_url: str, tmp_path: Path, kwargs: dict[str, Any], status: int
-) -> None:
+MALFORMED: list[tuple[dict[str, Any], int]] = [
+    ({"json": {"url": "https://example.org/a", "text": "both"}}, 422),
+    ({"json": {}}, 422),
+    ({"json": {"text": "x", "surprise": 1}}, 422),
+    ({"json": {"url": "file:///etc/passwd"}}, 422),
+    ({"json": {"text": "x", "collection": "../etc"}}, 422),
+    ({"json": {"text": "x", "metadata": [1, 2]}}, 422),
+    ({"json": {"text": "   "}}, 422),
+    ({"json": ["text"]}, 422),
+    ({"content": b"{not json", "headers": {"Content-Type": "application/json"}}, 422),
+    ({"files": [("file", ("a.md", b"x"))], "data": {"metadata": "[1]"}}, 422),
+    ({"files": [("file", ("a.md", b"x"))], "data": {"metadata": "{nope"}}, 422),
+    ({"files": [("file", ("a.md", b"x"))], "data": {"colour": "red"}}, 422),
+    ({"files": [("file", ("a.md", b"x"))], "data": {"collection": "a/b"}}, 422),
+    (  # no file part
+        {
+            "content": b'--x\r\nContent-Disposition: form-data; name="collection"\r\n\r\nkb\r\n--x--\r\n',
+            "headers": {"Content-Type": "multipart/form-data; boundary=x"},
+        },
+        422,
+    ),
+    ({"content": b"--x\r\nbroken", "headers": {"Content-Type": "multipart/form-data; boundary=x"}}, 422),
+    ({"content": b"data", "headers": {"Content-Type": "multipart/form-data"}}, 422),
+    ({"content": b"hello", "headers": {"Content-Type": "text/plain"}}, 415),
+]
+
+
+def test_malformed_bodies_are_refused_and_store_nothing(sqlite_url: str, tmp_path: Path) -> None:
     with serving(sqlite_url, tmp_path / "serve.log") as service:
-        response = httpx.post(service.url + "/v1/documents", **kwargs)
-        assert response.status_code == status, response.text
-        if status != 202:
+        for kwargs, status in MALFORMED:
+            response = httpx.post(service.url + "/v1/documents", **kwargs)
+            assert response.status_code == status, (kwargs, response.text)
             assert set(response.json()["error"]) >= {"status", "code", "message"}
-            assert listed(service, {}) == []
+        assert listed(service, {}) == []
+        assert not any(dict(run_store(sqlite_url, "document_counts", None)).values())  # type: ignore[call-overload]
 
 
 def test_malformed_search_and_list_parameters_are_422(sqlite_url: str, tmp_path: Path) -> None:
