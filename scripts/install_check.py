@@ -96,6 +96,20 @@ def inside() -> int:
     else:
         print(f"ok   import: all {len(modules)} modules")
 
+    # The dashboard's templates and static files are package data: the wheel must carry them.
+    import importlib.resources
+
+    from ingestq.api.dashboard.render import STATIC_FILES
+
+    dashboard = importlib.resources.files("ingestq.api.dashboard")
+    assets = [f"static/{name}" for name in STATIC_FILES] + ["templates/base.html", "templates/overview.html"]
+    missing = [name for name in assets if not (dashboard / name).is_file()]
+    if missing:
+        failures += 1
+        print("FAIL dashboard assets missing from the wheel:", ", ".join(missing))
+    else:
+        print(f"ok   dashboard: {len(assets)} assets in the wheel")
+
     from ingestq.pipeline.model import MediaType, SourceDocument
     from ingestq.pipeline.sandbox import ParserPool
 

@@ -13,17 +13,6 @@ class IngestqError(Exception):
     """Base of every error ingestq raises on purpose."""
 
 
-class Unavailable(IngestqError):
-    """A resource this worker needs for the job is not available on this machine (a parser process that
-    cannot start, an embedder that does not answer): not the job's fault. The worker gives the job back
-    without spending its attempt and stops claiming its kind until `recheck()` succeeds."""
-
-    def __init__(self, reason: str, recheck: Callable[[], Awaitable[None]]) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.recheck = recheck
-
-
 class ConfigError(IngestqError):
     """A setting is wrong (bad database URL, unknown backend, bad value)."""
 
@@ -87,6 +76,20 @@ class RetryableError(IngestqError):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class Unavailable(IngestqError):
+    """A resource this worker needs for the job is not available on this machine (a parser process that
+    cannot start, an embedder that does not answer): not the job's fault. The worker gives the job back
+    without spending its attempt and stops claiming its kind until `recheck()` succeeds.
+
+    `reason` is one line, `<cause>; <fix>`; `recheck` raises (normally `Unavailable` again) while the
+    resource is still missing and returns once it is back."""
+
+    def __init__(self, reason: str, recheck: Callable[[], Awaitable[None]]) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.recheck = recheck
 
 
 class JobCancelled(IngestqError):

@@ -23,7 +23,7 @@ from ingestq.clock import SYSTEM_CLOCK, Clock
 from ingestq.model.job import FINISHED_STATES, Job, JobState
 from ingestq.pipeline.ingest.kinds import register_ingestion
 from ingestq.settings import Settings
-from ingestq.tasks.registry import Registry
+from ingestq.tasks.registry import Registry, default_registry
 from ingestq.tasks.task import JobContext
 from ingestq.worker import Worker, WorkerConfig
 
@@ -78,8 +78,9 @@ class Runtime:
         self.client = client
         self.settings = settings
         self.ingestion = LazyIngestion(client.store, settings, client.clock)
-        ingest_kinds = self.ingestion.registry()
-        self.registry = ingest_kinds.merge(registry) if registry is not None else ingest_kinds
+        # like Client and Worker: without a registry, the tasks registered with @ingestq.task
+        app = registry if registry is not None else default_registry
+        self.registry = self.ingestion.registry().merge(app)
 
     @classmethod
     async def open(
@@ -98,6 +99,12 @@ class Runtime:
     @property
     def store(self) -> Store:
         return self.client.store
+
+    async def check_ingestion(self) -> None:
+        """Raise `ingestq.errors.Unavailable` (one line: cause and fix) unless this machine can ingest: a
+        parser process starts and parses, and the embedder is built (the local model loads). Builds the
+        ingestion runtime, whose parser child and model then serve the first jobs."""
+        await self.ingestion.runtime().health_check()
 
     def worker_config(self, **overrides: Any) -> WorkerConfig:
         """The settings' worker options with `overrides` (None values are ignored)."""

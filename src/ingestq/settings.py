@@ -139,6 +139,9 @@ class Settings:
     api_tokens: SecretStr | None = None
     """Bearer tokens with their roles, `admin:<token>,read:<token>` (each at least 16 characters). Unset:
     the service answers on a loopback address only, and every request is admin."""
+    dashboard_read_only: bool = False
+    """The dashboard (`/dashboard`) shows everything but offers and accepts no action, whatever the
+    signed-in token's role (a read token is always read-only)."""
     ingest_path_roots: tuple[str, ...] | None = None
     """The directories path ingestion may read (files under them, after symlinks and `..` are resolved),
     checked where a document is registered and again where a worker reads it. Unset (the default for the

@@ -85,3 +85,27 @@ def test_show_renders_a_table(db: list[str]) -> None:
 
 def test_to_json_turns_states_and_times_into_strings() -> None:
     assert to_json({JobState.QUEUED: 1}) == {"queued": 1}
+
+
+def test_stats_shows_why_a_worker_is_unavailable(db: list[str]) -> None:
+    import asyncio
+    from datetime import UTC, datetime
+
+    from ingestq.client.client import Client
+    from ingestq.model.job import WorkerBeat
+    from ingestq.settings import Settings
+
+    reason = "parser process failed to start: ImportError: no lxml; repair the parser libraries"
+
+    async def beat() -> None:
+        async with Client.connect(Settings(database_url=db[1])) as client:
+            now = datetime.now(UTC)
+            await client.store.worker_heartbeat(WorkerBeat("w-ok", "h", 1, None, 4, (), 30.0), now)
+            await client.store.worker_heartbeat(WorkerBeat("w-down", "h", 2, None, 4, (), 30.0, reason), now)
+
+    asyncio.run(beat())
+    shown = {w["worker_id"]: w["unavailable"] for w in json.loads(invoke(*db, "stats", "--json"))["workers"]}
+    assert shown == {"w-ok": None, "w-down": reason}
+    out = invoke(*db, "stats")
+    assert "unavailable" in out
+    assert "ImportError: no lxml" in " ".join(out.split())

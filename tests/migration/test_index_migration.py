@@ -1,15 +1,16 @@
 """The index migration (2): its tables on every backend, and a PostgreSQL server without pgvector,
-where it is refused in one line while the queue schema (1) stays usable."""
+where it is refused in one line while the queue schema (1, and the queue-only 3) stays usable."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from schema_probe import has_pgvector, table_names
 
-from ingestq.errors import SchemaError
-from ingestq.model.job import NewJob
+from ingestq.errors import FeatureUnavailable, SchemaError
+from ingestq.model.job import NewJob, WorkerBeat
 from ingestq.settings import Settings
 from ingestq.store import Store, open_store
 
@@ -39,8 +40,57 @@ async def test_without_pgvector_the_queue_schema_stays(database_url: str) -> Non
             await store.migrate()
         assert "\n" not in str(info.value)
         version, latest = await store.schema_version()
-        assert (version, latest) == (1, 2)
-        (job,) = await store.job_insert_many([NewJob(kind="k")], datetime(2030, 1, 1, tzinfo=UTC))
+        assert (version, latest) == (1, 3)  # 3 (the workers' `unavailable`) is applied past the refused 2
+        now = datetime(2030, 1, 1, tzinfo=UTC)
+        (job,) = await store.job_insert_many([NewJob(kind="k")], now)
         assert await store.job_get(job.id) == job
+        beat = WorkerBeat("w1", "host", 1, None, 1, (), 30.0, unavailable="parser down; fix it")
+        await store.worker_heartbeat(beat, now)
+        assert [w.unavailable for w in await store.worker_list(now)] == ["parser down; fix it"]
     finally:
         await store.close()
+
+
+async def test_a_queue_only_migration_applies_past_a_refused_one(
+    embedded_pg: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server without an extension refuses the index migration; the later queue-only migration (3, the
+    workers' `unavailable`) still applies there, and the version stays at the unbroken run (1)."""
+    from ingestq.store.postgres import migrator
+
+    (first, (_, index_name, _), third) = migrator.MIGRATIONS
+    assert migrator.QUEUE_ONLY in third[2]
+    refused = (
+        "DO $$ BEGIN RAISE EXCEPTION 'no such extension' USING ERRCODE = 'feature_not_supported'; END $$;"
+    )
+    monkeypatch.setattr(migrator, "MIGRATIONS", [first, (2, index_name, refused), third])
+    name = embedded_pg.create_db(migrated=False)
+    try:
+        store = open_store(Settings(database_url=embedded_pg.url_for(name), auto_migrate=False))
+        await store.open()
+        try:
+            with pytest.raises(FeatureUnavailable, match="no such extension"):
+                await store.migrate()
+            assert await store.schema_version() == (1, 3)
+            now = datetime(2030, 1, 1, tzinfo=UTC)
+            beat = WorkerBeat("w1", "host", 1, None, 1, (), 30.0, unavailable="parser down; fix it")
+            await store.worker_heartbeat(beat, now)
+            assert [w.unavailable for w in await store.worker_list(now)] == ["parser down; fix it"]
+            with pytest.raises(FeatureUnavailable):  # 2 is tried again, 3 is not applied twice
+                await store.migrate()
+        finally:
+            await store.close()
+    finally:
+        embedded_pg.drop_db(name)
+
+
+async def test_workers_report_why_they_are_unavailable(store: Store) -> None:
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    await store.worker_heartbeat(WorkerBeat("w1", "h", 1, None, 2, (), 30.0), now)
+    await store.worker_heartbeat(WorkerBeat("w2", "h", 2, ("ingest",), 2, (), 30.0, "no parser; fix"), now)
+    assert [(w.worker_id, w.unavailable) for w in await store.worker_list(now)] == [
+        ("w1", None),
+        ("w2", "no parser; fix"),
+    ]
+    await store.worker_heartbeat(WorkerBeat("w2", "h", 2, ("ingest",), 2, (), 30.0), now)  # mended
+    assert [w.unavailable for w in await store.worker_list(now)] == [None, None]

@@ -21,8 +21,9 @@ from starlette.responses import Response
 
 from ingestq import __version__
 from ingestq.api.auth import Tokens
+from ingestq.api.dashboard import dashboard_router
 from ingestq.api.errors import to_response
-from ingestq.api.routes import documents, health
+from ingestq.api.routes import documents, health, jobs, process, queues
 from ingestq.api.state import STATE_KEY, ServiceState
 from ingestq.runtime import Runtime
 from ingestq.settings import Settings
@@ -46,7 +47,7 @@ def build_router() -> APIRouter:
 
 
 def _v1_modules() -> list[Any]:
-    return [documents]
+    return [jobs, queues, process, documents]
 
 
 router = build_router()
@@ -88,6 +89,7 @@ def create_app(
         lifespan=ingestq_lifespan(settings, registry, with_worker=with_worker),
     )
     app.include_router(router)
+    app.include_router(dashboard_router)
     install_error_handlers(app)
     return app
 

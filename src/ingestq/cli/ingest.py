@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ingestq.client.documents import BatchSummary, Documents
+from ingestq.errors import Unavailable
 from ingestq.model.job import Job
 from ingestq.pipeline.ingest.kinds import INGEST_QUEUE
 from ingestq.runtime import BatchProgress, Runtime, run_until_finished
@@ -36,6 +37,10 @@ async def wait_for_jobs(
     """Run an ingestion worker in this process until every job of `jobs` is finished, with a progress
     bar; then summarise from the jobs and their documents."""
     settings = runtime.settings
+    try:  # as `ingestq worker` does: a machine that cannot parse or embed claims nothing
+        await runtime.check_ingestion()
+    except Unavailable as exc:
+        raise CliError(f"{exc.reason} (the documents stay queued)") from None
     config = runtime.worker_config(concurrency=settings.ingest_concurrency, queues=(INGEST_QUEUE,))
     columns = (
         TextColumn("{task.description}"),

@@ -6,6 +6,7 @@ import dataclasses
 from datetime import datetime
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from ingestq.model.job import Job, JobState, QueueStats, WorkerInfo
@@ -140,8 +141,11 @@ def workers_table(workers: list[WorkerInfo]) -> Table:
     table = Table(box=None, header_style="bold")
     for column in ("worker", "host", "pid", "queues", "running", "concurrency", "heartbeat"):
         table.add_column(column)
+    unavailable = any(w.unavailable for w in workers)
+    if unavailable:
+        table.add_column("unavailable", overflow="fold")
     for w in workers:
-        table.add_row(
+        cells = [
             w.worker_id,
             w.hostname,
             str(w.pid),
@@ -149,5 +153,8 @@ def workers_table(workers: list[WorkerInfo]) -> Table:
             str(w.running),
             str(w.concurrency),
             _when(w.heartbeat_at),
-        )
+        ]
+        if unavailable:
+            cells.append(f"[red]{escape(w.unavailable)}[/]" if w.unavailable else "")
+        table.add_row(*cells)
     return table

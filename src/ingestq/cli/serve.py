@@ -1,4 +1,6 @@
-"""`ingestq serve [--host H] [--port P] [--with-worker]`: the HTTP service (FastAPI on uvicorn)."""
+"""`ingestq serve [--host H] [--port P] [--app M] [--with-worker]`: the HTTP service (FastAPI on uvicorn).
+
+`--app` names the application's tasks, as for `ingestq worker`: the API enqueues only kinds it knows."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from .common import settings_of
+from .common import APP_HELP, load_registry, settings_of
 from .errors import CliError
 
 
@@ -19,6 +21,7 @@ def serve_command(
     with_worker: Annotated[
         bool, typer.Option("--with-worker", help="Also run a worker in this process (one-box setups).")
     ] = False,
+    app_module: Annotated[str | None, typer.Option("--app", "-a", help=APP_HELP)] = None,
 ) -> None:
     """Serve the HTTP API, health checks and metrics."""
     import uvicorn
@@ -33,5 +36,6 @@ def serve_command(
         check_exposure(host, Tokens.parse(secret.get_secret_value() if secret is not None else None))
     except ConfigError as exc:
         raise CliError(str(exc)) from None
-    app = create_app(settings, with_worker=with_worker)
+    registry = load_registry(app_module)
+    app = create_app(settings, registry, with_worker=with_worker)
     uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False, server_header=False)

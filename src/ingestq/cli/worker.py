@@ -40,9 +40,18 @@ def worker_command(
     disable_ocr: Annotated[
         bool, typer.Option("--disable-ocr", help="Do not OCR image-only PDF pages (they are skipped).")
     ] = False,
+    http_port: Annotated[
+        int | None,
+        typer.Option("--http-port", min=0, help="Serve /healthz, /readyz and /metrics on this port."),
+    ] = None,
+    http_host: Annotated[
+        str | None, typer.Option("--http-host", help="Address for --http-port (default 127.0.0.1).")
+    ] = None,
 ) -> None:
     """Run a worker: claim jobs, run them, record their outcomes."""
     run_worker(
         settings_of(ctx),
-        WorkerOptions(concurrency, queues, once, poll_interval, lease, app, grace, disable_ocr),
+        WorkerOptions(
+            concurrency, queues, once, poll_interval, lease, app, grace, disable_ocr, http_port, http_host
+        ),
     )

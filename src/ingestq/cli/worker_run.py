@@ -6,6 +6,11 @@ Why a second parser: Typer builds its command tree and a pydantic TypeAdapter pe
 Typer, Click and pydantic cost a worker more start-up CPU than the rest of its imports together
 (tests/cli/test_worker_startup.py keeps them out).
 
+Before its first claim, a worker that serves the `ingest` queue checks that it can ingest on this machine
+(`Runtime.check_ingestion`: a parser process starts, the local model loads); if not, it prints one line,
+`error: <cause>; <fix>`, and exits with status 3 (EXIT_UNAVAILABLE). A draining worker (`--once`) checks
+only when ingestion jobs are queued, so draining plain jobs still loads no pipeline module.
+
 Signals: the first SIGTERM/SIGINT stops claiming and lets in-flight jobs finish within the grace period,
 then releases the rest to the queue; a second one cancels and releases them at once. Both exit 0: a
 stopped worker is a normal event for a supervisor, not a failure.
@@ -23,6 +28,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ingestq.errors import Unavailable
+from ingestq.model.job import JobState
+from ingestq.pipeline.ingest.kinds import INGEST_QUEUE
 from ingestq.runtime import Runtime
 from ingestq.settings import Settings
 from ingestq.tasks.registry import Registry
@@ -33,6 +41,8 @@ from .common import load_registry
 from .failures import CliError, echo_err
 
 EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 3
+"""The start-up check failed: this machine cannot ingest (see the one-line error)."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,8 @@ class WorkerOptions:
     app: str | None = None
     grace: float | None = None
     disable_ocr: bool = False
+    http_port: int | None = None
+    http_host: str | None = None
 
 
 # Option -> (field, type, minimum): the same options and bounds as `worker_command`'s (a unit test
@@ -63,6 +75,8 @@ FAST_OPTIONS: dict[str, tuple[str, type, float | None]] = {
     "-a": ("app", str, None),
     "--grace": ("grace", float, 0),
     "--disable-ocr": ("disable_ocr", bool, None),
+    "--http-port": ("http_port", int, 0),
+    "--http-host": ("http_host", str, None),
 }
 
 
@@ -125,32 +139,93 @@ def run_worker(settings: Settings, options: WorkerOptions) -> None:
         sys.exit(EXIT_USAGE)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(_serve(settings, registry, config, drain=options.once))
+    endpoint = None
+    if options.http_port is not None:
+        endpoint = (options.http_host or "127.0.0.1", options.http_port)
+    try:
+        asyncio.run(_serve(settings, registry, config, drain=options.once, endpoint=endpoint))
+    except CliError as exc:
+        echo_err(f"error: {exc}")
+        sys.exit(EXIT_USAGE)
 
 
-async def _serve(settings: Settings, registry: Registry | None, config: WorkerConfig, *, drain: bool) -> None:
-    # the pipeline is imported on the first ingestion job (no model, no parser process before)
+async def _serve(
+    settings: Settings,
+    registry: Registry | None,
+    config: WorkerConfig,
+    *,
+    drain: bool,
+    endpoint: tuple[str, int] | None = None,
+) -> None:
+    # the pipeline is imported by the start-up check, or on the first ingestion job
+    unavailable: str | None = None
+    worker: Worker | None = None
     async with await Runtime.open(settings, registry) as runtime:
-        worker = runtime.worker(config)
-        store = runtime.store
-        _install_signal_handlers(worker)
-        queues = ",".join(config.queues) if config.queues else "all"
-        kinds = len(worker.registry.kinds())
-        echo_err(
-            f"ingestq worker {worker.worker_id} started: {store.backend}, "
-            f"concurrency {config.concurrency}, queues {queues}, {kinds} kinds"
-            + (", draining" if drain else "")
-        )
-        await worker.run(drain=drain)
-        done = ", ".join(f"{n} {kind}" for kind, n in sorted(worker.counts.items())) or "no jobs"
-        echo_err(f"ingestq worker {worker.worker_id} stopped: {done}")
-    if worker.abandoned_threads:
+        if await _needs_ingestion_check(runtime, config, drain=drain):
+            try:
+                await runtime.check_ingestion()
+            except Unavailable as exc:
+                unavailable = exc.reason
+        if unavailable is None:
+            worker = await _run(runtime, config, drain=drain, endpoint=endpoint)
+    if unavailable is not None:
+        echo_err(f"error: {unavailable}")
+        sys.exit(EXIT_UNAVAILABLE)
+    if worker is not None and worker.abandoned_threads:
         # The interpreter would join the worker's job threads at exit, i.e. wait for sync handlers that were
         # told to stop but cannot be interrupted. Their jobs are already back in the queue and the store
         # is closed.
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
+
+
+async def _needs_ingestion_check(runtime: Runtime, config: WorkerConfig, *, drain: bool) -> bool:
+    """Whether this worker serves ingestion and may claim an ingestion job: it serves the `ingest` queue
+    and, when draining, ingestion jobs are queued."""
+    if config.queues is not None and INGEST_QUEUE not in config.queues:
+        return False
+    if not drain:
+        return True
+    for queue in await runtime.store.stats(runtime.client.clock.now()):
+        if queue.queue == INGEST_QUEUE and queue.counts.get(JobState.QUEUED, 0):
+            return True
+    return False
+
+
+async def _run(
+    runtime: Runtime, config: WorkerConfig, *, drain: bool, endpoint: tuple[str, int] | None
+) -> Worker:
+    worker = runtime.worker(config)
+    store = runtime.store
+    _install_signal_handlers(worker)
+    endpoints = None
+    if endpoint is not None:
+        from ingestq.worker.http import WorkerEndpoints  # only workers that serve them load prometheus
+        from ingestq.worker.metrics import WorkerMetrics
+
+        worker.metrics = WorkerMetrics()
+        endpoints = WorkerEndpoints(worker, worker.metrics)
+        host, port = endpoint
+        try:
+            port = await endpoints.start(host, port)
+        except OSError as exc:
+            raise CliError(f"--http-port {port}: cannot listen on {host}: {exc.strerror or exc}") from None
+        echo_err(f"serving /healthz, /readyz and /metrics on http://{host}:{port}")
+    queues = ",".join(config.queues) if config.queues else "all"
+    kinds = len(worker.registry.kinds())
+    echo_err(
+        f"ingestq worker {worker.worker_id} started: {store.backend}, "
+        f"concurrency {config.concurrency}, queues {queues}, {kinds} kinds" + (", draining" if drain else "")
+    )
+    try:
+        await worker.run(drain=drain)
+    finally:
+        if endpoints is not None:
+            await endpoints.close()
+    done = ", ".join(f"{n} {kind}" for kind, n in sorted(worker.counts.items())) or "no jobs"
+    echo_err(f"ingestq worker {worker.worker_id} stopped: {done}")
+    return worker
 
 
 def _install_signal_handlers(worker: Worker) -> None:

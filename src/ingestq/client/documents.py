@@ -32,16 +32,15 @@ from ingestq.model.document import (
     SearchQuery,
 )
 from ingestq.model.job import Job, JobState, NewJob
-from ingestq.pipeline.config import PipelineConfig, build_embedder
+from ingestq.pipeline.config import PipelineConfig, build_embedder, pipeline_config
 from ingestq.pipeline.embed.base import Embedder
-from ingestq.pipeline.ingest.kinds import BACKFILL_KIND, INGEST_QUEUE
-from ingestq.pipeline.ingest.runtime import (
+from ingestq.pipeline.ingest.enqueue import (
     IngestStore,
     backfill_collection,
     index_store,
-    pipeline_config,
     register_and_enqueue,
 )
+from ingestq.pipeline.ingest.kinds import BACKFILL_KIND, INGEST_QUEUE
 from ingestq.pipeline.sources import SourceTooLarge, expand_paths, is_url
 from ingestq.settings import Settings
 

@@ -179,6 +179,8 @@ class WorkerBeat:
     concurrency: int
     job_ids: tuple[int, ...]
     lease_seconds: float
+    unavailable: str | None = None
+    """Why the worker stopped claiming some kinds (`ingestq.errors.Unavailable.reason`), else None."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +199,8 @@ class WorkerInfo:
     started_at: datetime
     heartbeat_at: datetime
     running: int
+    unavailable: str | None = None
+    """Why the worker stopped claiming some kinds (a parser process that cannot start...), else None."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from ingestq.pipeline.chunk.token import TokenChunker
 from ingestq.pipeline.embed.base import Embedder
 from ingestq.pipeline.embed.ratelimit import RateLimiter, RateLimits
+from ingestq.settings import Settings
 
 
 class _Config(BaseModel):
@@ -189,3 +190,27 @@ def build_chunker(config: ChunkerConfig, embedder: Embedder) -> TokenChunker:
         title_in_path=config.title_in_path,
         section_level=config.section_level,
     )
+
+
+def pipeline_config(settings: Settings) -> PipelineConfig:
+    """The embedder and chunker that `INGESTQ_EMBEDDER` and friends describe."""
+    embedder: SentenceTransformersConfig | OllamaConfig | OpenAIConfig | FakeConfig
+    extra: dict[str, Any] = {}
+    if settings.embedder_model:
+        extra["model"] = settings.embedder_model
+    if settings.embedder_base_url:
+        extra["base_url"] = settings.embedder_base_url
+    if settings.embedder_dimension:
+        extra["dimension"] = settings.embedder_dimension
+    if settings.embedder == "local":
+        embedder = SentenceTransformersConfig()
+    elif settings.embedder == "fake":
+        embedder = FakeConfig(dimension=settings.embedder_dimension or 16)
+    elif settings.embedder == "ollama":
+        embedder = OllamaConfig(**extra)
+    else:
+        embedder = OpenAIConfig(api_key=settings.embedder_api_key, **extra)
+    chunker = TokenChunkerConfig(
+        chunk_tokens=settings.chunk_tokens, overlap_tokens=settings.chunk_overlap_tokens
+    )
+    return PipelineConfig(embedder=embedder, chunker=chunker)

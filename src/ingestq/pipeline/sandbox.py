@@ -15,6 +15,12 @@ native code); it exits on EOF and when its parent dies.
 
 The result is a value, not an exception: `ParseResult.ok`, a one-line `reason`, and whether the
 parser `crashed` or `timed_out` (the job layer quarantines those, and counts them apart).
+
+A child that cannot start (a parser library that fails to import, a child that dies or hangs before it
+is ready) is this machine's fault, never the document's: `parse` raises `ParserUnavailable` before the
+document is sent, with a one-line `<cause>; <fix>` (the child reports its own import error). Starts are
+then refused at once, without a new child, for a backoff (1 s doubling to 30 s), so callers that keep
+asking do not respawn children in a tight loop; `check()` tries again at once.
 """
 
 from __future__ import annotations
@@ -37,6 +43,9 @@ from ingestq.pipeline.errors import DocumentTooLarge, ParseError, ParserCrashed,
 from ingestq.pipeline.model import ParsedDocument, ParseOptions, SourceDocument
 
 _START_TIMEOUT = 60.0  # first import of PDFium, lxml and trafilatura on a busy machine
+_START_BACKOFF_FIRST = 1.0
+_START_BACKOFF_MAX = 30.0
+_CHECK_DOCUMENT = SourceDocument(b"# ingestq\n\nParser self-check.\n", "check.md", "ingestq:check")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,11 +116,16 @@ def _child_main(conn: Connection, memory_limit: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crashing parser must not fill the disk
 
-    from ingestq.pipeline.model import MediaType
-    from ingestq.pipeline.parse.base import parser_for
+    try:
+        from ingestq.pipeline.model import MediaType
+        from ingestq.pipeline.parse.base import parser_for
 
-    for media_type in MediaType:  # import every parser now, outside any document's time limit
-        parser_for(media_type)
+        for media_type in MediaType:  # import every parser now, outside any document's time limit
+            parser_for(media_type)
+    except Exception as exc:  # a broken parser library: say which, then exit (no document was sent)
+        with contextlib.suppress(OSError, ValueError):
+            conn.send(("failed", start_failure(exc)))
+        return
     conn.send("ready")
     while True:
         try:
@@ -153,6 +167,22 @@ def _parse_in_child(
         lines = [line for line in str(exc).splitlines() if line.strip()]
         detail = _one_line(lines[-1] if lines else "") or "no detail"  # the last line of a chained trace
         return ("error", "CorruptDocument", f"parser error: {type(exc).__name__}: {detail}"), False
+
+
+def start_failure(exc: BaseException) -> str:
+    """`<cause>; <fix>` for an exception raised while a child imports the parsers."""
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    detail = _one_line(lines[-1] if lines else "") or "no detail"
+    cause = f"parser process failed to start: {type(exc).__name__}: {detail}"
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        fix = f"install the missing module {exc.name!r} into the worker's Python environment ({sys.prefix})"
+    elif isinstance(exc, ImportError):
+        fix = (
+            f"repair the parser libraries in the worker's Python environment ({sys.prefix}) as the error says"
+        )
+    else:
+        fix = "see the parser process's traceback in the worker's log"
+    return f"{cause}; {fix}"
 
 
 def _die_with_parent() -> None:
@@ -266,6 +296,11 @@ class ParserPool:
             self._slots.put(None)  # started lazily, on first use
         self._size = size
         self._closed = False
+        self._start_lock = threading.Lock()
+        self._start_failure: str | None = None
+        """Why the last start failed (None: it did not); starts are refused until `_start_retry_at`."""
+        self._start_retry_at = 0.0
+        self._start_backoff = 0.0
 
     def __enter__(self) -> ParserPool:
         return self
@@ -304,6 +339,23 @@ class ParserPool:
         self._count(result)
         return result
 
+    def check(self) -> None:
+        """Raise `ParserUnavailable` unless a parser child serves: parse a tiny document, starting a child
+        now if none is idle, even within the start backoff. Blocking, like `parse`."""
+        with self._start_lock:
+            self._start_retry_at = 0.0
+        result = self.parse(_CHECK_DOCUMENT)
+        if not result.ok:
+            raise ParserUnavailable(
+                f"parser process failed its self-check: {result.reason}; "
+                "see the parser process's traceback in the worker's log"
+            )
+
+    @property
+    def unavailable(self) -> str | None:
+        """Why the last attempt to start a child failed, until a child starts again."""
+        return self._start_failure
+
     def close(self) -> None:
         if self._closed:
             return
@@ -320,6 +372,24 @@ class ParserPool:
     # --- internals ---
 
     def _start(self) -> _Child:
+        with self._start_lock:
+            if self._start_failure is not None and time.monotonic() < self._start_retry_at:
+                raise ParserUnavailable(self._start_failure)  # no new child within the backoff
+        try:
+            child = self._spawn()
+        except ParserUnavailable as exc:
+            with self._start_lock:
+                self._start_failure = str(exc)
+                self._start_backoff = min(
+                    max(self._start_backoff * 2, _START_BACKOFF_FIRST), _START_BACKOFF_MAX
+                )
+                self._start_retry_at = time.monotonic() + self._start_backoff
+            raise
+        with self._start_lock:
+            self._start_failure, self._start_backoff = None, 0.0
+        return child
+
+    def _spawn(self) -> _Child:
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
         try:
@@ -344,15 +414,32 @@ class ParserPool:
         child = _Child(process, _PipeConnection(from_child_r, to_child_w))
         with self.stats.lock:
             self.stats.children_started += 1
+        reply: object = None
+        timed_out = False
         try:
-            ready = child.conn.poll(_START_TIMEOUT) and child.conn.recv() == "ready"
+            if child.conn.poll(_START_TIMEOUT):
+                reply = child.conn.recv()
+            else:
+                timed_out = True
         except (EOFError, OSError):
-            ready = False
-        if not ready:
-            reason = child.describe_death() if not child.alive() else "did not start in time"
-            child.kill()
-            raise ParserUnavailable(f"parser process failed to start: {reason}")
-        return child
+            pass  # the pipe closed: the child is exiting (it may not be reaped yet, so do not ask alive())
+        if reply == "ready":
+            return child
+        if isinstance(reply, tuple) and len(reply) == 2 and reply[0] == "failed":
+            reason = str(reply[1])  # the child's own `start_failure`
+        elif timed_out and child.alive():
+            reason = (
+                f"parser process failed to start: not ready within {_START_TIMEOUT:g} s; "
+                "the machine is overloaded or a parser library hangs on import"
+            )
+        else:
+            death = child.describe_death().removeprefix("parser process ")
+            reason = (
+                f"parser process failed to start: {death}; see the parser process's traceback in the "
+                "worker's log"
+            )
+        child.kill()
+        raise ParserUnavailable(reason)
 
     def _run(
         self, child: _Child | None, doc: SourceDocument, options: ParseOptions

@@ -53,12 +53,18 @@ class Heartbeat:
         self._on_lost = on_lost
         self._probes = probes
         self.interval = lease_seconds / 3
-        self.unavailable: str | None = None  # why some kinds are not claimed now (shown in the workers table)
+        self.unavailable: str | None = None
+        """Sent with every beat: why this worker stopped claiming some kinds (shown by `ingestq stats`)."""
+        # monotonic times of the last beat tried and the last one the store answered (the worker's health
+        # endpoints: liveness needs the loop to keep trying, readiness needs the database to answer)
+        self.tried_at: float | None = None
+        self.answered_at: float | None = None
 
     async def beat(self) -> HeartbeatReply:
         """One heartbeat; applies the reply (stops lost jobs, forwards cancel requests)."""
         # Remember which attempt each id was: if a job finishes and is claimed again by this worker while
         # the beat is in flight, a "lost" for the old attempt must not stop the new one.
+        self.tried_at = time.monotonic()
         snapshot = {job_id: run.job.attempt for job_id, run in self._held.items()}
         beat = WorkerBeat(
             worker_id=self._worker_id,
@@ -68,8 +74,10 @@ class Heartbeat:
             concurrency=self._concurrency,
             job_ids=tuple(snapshot),
             lease_seconds=self._lease,
+            unavailable=self.unavailable,
         )
         reply = await self._store.worker_heartbeat(beat, self._clock.now())
+        self.answered_at = time.monotonic()
         for job_id in reply.lost:
             run = self._held.get(job_id)
             if run is None or run.job.attempt != snapshot.get(job_id):

@@ -30,6 +30,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -56,6 +57,7 @@ from ingestq.worker.slots import Slots
 if TYPE_CHECKING:  # annotations only (see tests/cli/test_worker_startup.py)
     from ingestq.store.base import Store
     from ingestq.tasks.periodic import Periodic
+    from ingestq.worker.metrics import WorkerMetrics
 
 log = logging.getLogger("ingestq.worker")
 
@@ -93,6 +95,7 @@ class Worker:
         self.worker_id = make_worker_id()
         self.counts: Counter[OutcomeKind] = Counter()
         self.abandoned_threads = 0  # sync handlers still running in threads after their job was stopped
+        self.metrics: WorkerMetrics | None = None  # set to serve Prometheus metrics (worker/metrics.py)
         self._executor = Executor(self.registry, clock, self.worker_id, retry_policy)
         self._executor.on_unavailable = self._on_unavailable
         self._rechecks: set[asyncio.Task[None]] = set()  # of kinds this machine cannot serve now
@@ -119,6 +122,15 @@ class Worker:
     @property
     def held_job_ids(self) -> list[int]:
         return list(self._held)
+
+    @property
+    def heartbeat(self) -> Heartbeat | None:
+        """The running worker's heartbeat (None before `run`): when it last tried and was answered."""
+        return self._heartbeat
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
 
     def request_stop(self, graceful: bool = True) -> None:
         """Stop claiming. Graceful: in-flight jobs get `shutdown_grace` seconds, then are released.
@@ -364,6 +376,8 @@ class Worker:
         run = Running(job, JobContext(job, self._progress.sink(job.id), loop))
         self._hold(run)
         self._executing += 1
+        if self.metrics is not None:
+            self.metrics.job_started(job, time.time())
         run.task = loop.create_task(self._execute(run))
 
     def _hold(self, run: Running) -> None:
@@ -391,6 +405,8 @@ class Worker:
         finally:
             self._executing -= 1
             self._wake.set()
+            if self.metrics is not None:
+                self.metrics.job_finished(run.job, outcome)
         if run.stop_reason is not None and (outcome is None or outcome.kind is OutcomeKind.RELEASED):
             spec = self.registry.tasks.get(run.job.kind)
             if spec is not None and not spec.is_async:
@@ -432,6 +448,8 @@ class Worker:
             run.stop(StopReason.LOST)
         elif self._completer is not None:
             self._completer.drop(job_id)
+        if self.metrics is not None:
+            self.metrics.lease_lost()
         self.probes.hit("lost", job_id)
 
     # --- kinds this machine cannot serve now -----------------------------------------------------------

@@ -16,6 +16,7 @@ from ingestq.pipeline.embed.cache import (
 )
 from ingestq.pipeline.embed.errors import (
     EmbedderConfigError,
+    EmbedderUnavailable,
     EmbedError,
     EmbedRequestRejected,
     EmbedResponseInvalid,
@@ -31,6 +32,7 @@ __all__ = [
     "EmbedServiceUnavailable",
     "Embedder",
     "EmbedderConfigError",
+    "EmbedderUnavailable",
     "EmbeddingBatcher",
     "EmbeddingCache",
     "EstimatingTokenizer",

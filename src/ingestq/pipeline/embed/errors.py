@@ -17,6 +17,11 @@ class EmbedderConfigError(EmbedError, ConfigError):
     """The embedder cannot be built: missing model folder, bad URL, unknown kind."""
 
 
+class EmbedderUnavailable(EmbedError, RetryableError):
+    """The local model cannot be loaded on this machine (a broken torch or sentence-transformers install,
+    unreadable weights, out of memory): not the fault of the texts. The message is `<cause>; <fix>`."""
+
+
 class EmbedRequestRejected(EmbedError, PermanentError):
     """The service refused the request itself (4xx other than 408/429): retrying sends the same bytes."""
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ingestq.pipeline.embed.base import Embedder, Vector
-from ingestq.pipeline.embed.errors import EmbedderConfigError
+from ingestq.pipeline.embed.errors import EmbedderConfigError, EmbedderUnavailable
 from ingestq.pipeline.embed.malloc_tuning import limit_malloc_arenas
 from ingestq.pipeline.embed.tokenizer import HuggingFaceTokenizer, Tokenizer
 
@@ -64,6 +64,20 @@ def _read_dimension(folder: Path) -> int | None:
             if value:
                 return int(value)
     return None
+
+
+def load_failure(exc: BaseException, folder: Path) -> str:
+    """`<cause>; <fix>` for an exception raised while loading the model."""
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    detail = " ".join((lines[-1] if lines else "no detail").split())[:300]
+    cause = f"the local embedding model failed to load: {type(exc).__name__}: {detail}"
+    if isinstance(exc, ImportError):
+        fix = "repair torch and sentence-transformers in the worker's Python environment"
+    elif isinstance(exc, MemoryError):
+        fix = "give the worker more memory"
+    else:
+        fix = f"check the model files under {folder}"
+    return f"{cause}; {fix}"
 
 
 class SentenceTransformerEmbedder(Embedder):
@@ -113,22 +127,28 @@ class SentenceTransformerEmbedder(Embedder):
     def _load(self) -> Any:
         with self._load_lock:
             if self._model is None:
-                # Never a hub lookup: the model is a local folder, and these make sure nothing tries.
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")
-                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-                import torch
-                from sentence_transformers import SentenceTransformer
-                from transformers.utils import logging as hf_logging
-
-                # a worker's log is no place for a weight-loading progress bar
-                hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-
-                if self.threads is not None:
-                    torch.set_num_threads(self.threads)
-                model = SentenceTransformer(str(self.model_path), device=self.device, local_files_only=True)
-                model.max_seq_length = self.max_tokens
-                self._model = model
+                try:
+                    self._model = self._load_model()
+                except Exception as exc:  # the machine's fault (install, weights, memory), not the texts'
+                    raise EmbedderUnavailable(load_failure(exc, self.model_path)) from exc
             return self._model
+
+    def _load_model(self) -> Any:
+        # Never a hub lookup: the model is a local folder, and these make sure nothing tries.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        import torch
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        # a worker's log is no place for a weight-loading progress bar
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
+        model = SentenceTransformer(str(self.model_path), device=self.device, local_files_only=True)
+        model.max_seq_length = self.max_tokens
+        return model
 
     def encode_sync(self, texts: Sequence[str], batch_size: int | None = None) -> list[Vector]:
         """Blocking encode (benchmarks, and the thread `embed` runs in)."""

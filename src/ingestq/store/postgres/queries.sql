@@ -409,12 +409,13 @@ SELECT name, max_depth FROM ingestq_queues ORDER BY name
 
 -- name: worker_upsert
 INSERT INTO ingestq_workers
-    (worker_id, hostname, pid, queues, concurrency, lease_seconds, started_at, heartbeat_at)
-VALUES (%(worker_id)s, %(hostname)s, %(pid)s, %(queues)s, %(concurrency)s, %(lease_seconds)s, %(now)s, %(now)s)
+    (worker_id, hostname, pid, queues, concurrency, lease_seconds, started_at, heartbeat_at, unavailable)
+VALUES (%(worker_id)s, %(hostname)s, %(pid)s, %(queues)s, %(concurrency)s, %(lease_seconds)s, %(now)s, %(now)s,
+        %(unavailable)s)
 ON CONFLICT (worker_id) DO UPDATE
 SET hostname = EXCLUDED.hostname, pid = EXCLUDED.pid, queues = EXCLUDED.queues,
     concurrency = EXCLUDED.concurrency, lease_seconds = EXCLUDED.lease_seconds,
-    heartbeat_at = EXCLUDED.heartbeat_at
+    heartbeat_at = EXCLUDED.heartbeat_at, unavailable = EXCLUDED.unavailable
 
 -- name: job_extend_leases
 -- Extend the leases of the jobs the worker still holds; the rows not returned are lost to it.
@@ -433,7 +434,8 @@ DELETE FROM ingestq_workers WHERE worker_id = %(worker_id)s
 
 -- name: worker_list
 SELECT w.worker_id, w.hostname, w.pid, w.queues, w.concurrency, w.started_at, w.heartbeat_at,
-       (SELECT count(*) FROM ingestq_jobs j WHERE j.state = 'running' AND j.lease_owner = w.worker_id)
+       (SELECT count(*) FROM ingestq_jobs j WHERE j.state = 'running' AND j.lease_owner = w.worker_id),
+       w.unavailable
 FROM ingestq_workers w
 ORDER BY w.worker_id
 

@@ -441,6 +441,7 @@ class PostgresStore(PostgresIndexMixin):
             "concurrency": beat.concurrency,
             "lease_seconds": beat.lease_seconds,
             "now": now,
+            "unavailable": beat.unavailable,
             "ids": list(beat.job_ids),
             "lease_expires_at": now + timedelta(seconds=beat.lease_seconds),
         }
@@ -471,8 +472,19 @@ class PostgresStore(PostgresIndexMixin):
                 started_at=started_at,
                 heartbeat_at=heartbeat_at,
                 running=int(running),
+                unavailable=unavailable,
             )
-            for worker_id, hostname, pid, queues, concurrency, started_at, heartbeat_at, running in rows
+            for (
+                worker_id,
+                hostname,
+                pid,
+                queues,
+                concurrency,
+                started_at,
+                heartbeat_at,
+                running,
+                unavailable,
+            ) in rows
         ]
 
     async def periodic_enqueue(self, name: str, slot: datetime, job: NewJob, now: datetime) -> Job | None:

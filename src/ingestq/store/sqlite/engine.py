@@ -586,6 +586,7 @@ class Engine:
                     "concurrency": beat.concurrency,
                     "lease_seconds": beat.lease_seconds,
                     "now": now_ts,
+                    "unavailable": beat.unavailable,
                 },
             )
             held: list[Any] = []
@@ -620,8 +621,11 @@ class Engine:
                 started_at=rows.dt(started),
                 heartbeat_at=rows.dt(beat),
                 running=running,
+                unavailable=unavailable,
             )
-            for wid, host, pid, queues, conc, started, beat, running in self._read(Q["worker_list"])
+            for wid, host, pid, queues, conc, started, beat, running, unavailable in self._read(
+                Q["worker_list"]
+            )
         ]
 
     def periodic_enqueue(self, name: str, slot: datetime, job: NewJob, now: datetime) -> Job | None:

@@ -403,12 +403,12 @@ SELECT name, max_depth FROM ingestq_queues WHERE max_depth IS NOT NULL
 
 -- name: worker_upsert
 INSERT INTO ingestq_workers (worker_id, hostname, pid, queues, concurrency, lease_seconds, started_at,
-                             heartbeat_at)
-VALUES (:worker_id, :hostname, :pid, :queues, :concurrency, :lease_seconds, :now, :now)
+                             heartbeat_at, unavailable)
+VALUES (:worker_id, :hostname, :pid, :queues, :concurrency, :lease_seconds, :now, :now, :unavailable)
 ON CONFLICT (worker_id) DO UPDATE SET
     hostname = excluded.hostname, pid = excluded.pid, queues = excluded.queues,
     concurrency = excluded.concurrency, lease_seconds = excluded.lease_seconds,
-    heartbeat_at = excluded.heartbeat_at
+    heartbeat_at = excluded.heartbeat_at, unavailable = excluded.unavailable
 
 -- name: worker_extend_leases
 -- Extends only what the worker still owns; ids missing from the result were lost.
@@ -425,7 +425,8 @@ DELETE FROM ingestq_workers WHERE worker_id = :worker_id
 -- name: worker_list
 SELECT w.worker_id, w.hostname, w.pid, w.queues, w.concurrency, w.started_at, w.heartbeat_at,
        (SELECT count(*) FROM ingestq_jobs j INDEXED BY ingestq_jobs_lease
-        WHERE j.state = 'running' AND j.lease_owner = w.worker_id)
+        WHERE j.state = 'running' AND j.lease_owner = w.worker_id),
+       w.unavailable
 FROM ingestq_workers w
 ORDER BY w.worker_id
 

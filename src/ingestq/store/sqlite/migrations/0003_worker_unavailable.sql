@@ -1,0 +1,4 @@
+-- Why a worker stopped claiming some job kinds (a parser process that cannot start, a model that does
+-- not load): one line, `<cause>; <fix>`, set by its heartbeat and shown by `ingestq stats`. NULL: none.
+
+ALTER TABLE ingestq_workers ADD COLUMN unavailable TEXT;
