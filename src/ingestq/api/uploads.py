@@ -206,6 +206,8 @@ async def read_multipart(request: Request, part_cap: int, body_cap: int) -> Form
         parser.finalize()
     except MultipartParseError as exc:
         raise ApiError(422, "invalid_request", f"malformed multipart body: {exc}") from None
-    if state.parts == 0 or parser.state != MultipartState.END:
+    if parser.state != MultipartState.END:
         raise ApiError(422, "invalid_request", "malformed multipart body: it ends before its last boundary")
+    if state.parts == 0:
+        raise ApiError(422, "invalid_request", "the multipart body has no part")
     return Form(state.files, state.fields, hasher.hexdigest())

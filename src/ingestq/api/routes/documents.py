@@ -47,6 +47,7 @@ from ingestq.api.document_schemas import (
     check_collection,
 )
 from ingestq.api.errors import ApiError, ShapedRoute
+from ingestq.api.schemas import ErrorBody
 from ingestq.api.state import Admin, IngestqRuntime, Reader
 from ingestq.api.uploads import FORM_OVERHEAD, FilePart, read_json, read_multipart, safe_name, too_large
 from ingestq.client.documents import Documents
@@ -55,7 +56,23 @@ from ingestq.model.job import Job, JobFilter, JobState
 from ingestq.pipeline.ingest.kinds import INGEST_KIND
 from ingestq.runtime import Runtime
 
-router = APIRouter(route_class=ShapedRoute, tags=["documents"])
+_ERROR_TEXT = {
+    401: "No valid bearer token",
+    403: "The token may only read (or, for a path, path ingestion is off on this service)",
+    404: "No such document or collection",
+    409: "The collection was embedded with another model than this service's",
+    413: "A file is over INGESTQ_UPLOAD_MAX_BYTES, or the request over that plus 1 MiB (nothing was stored)",
+    415: "Neither multipart/form-data nor application/json",
+    422: "Invalid request: body, path, query, source, or an Idempotency-Key reused for another request",
+    503: "The database is unavailable: retry after the Retry-After header's seconds",
+}
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": ErrorBody, "description": _ERROR_TEXT[status]} for status in statuses}
+
+
+router = APIRouter(route_class=ShapedRoute, responses=_errors(401, 422, 503), tags=["documents"])
 
 _DOCUMENTS_KEY = "ingestq_documents"
 _TEXT_SUFFIXES = (".md", ".markdown", ".txt")
@@ -124,7 +141,13 @@ def _invalid(exc: ValidationError, where: str) -> RequestValidationError:
     response_model=AcceptedBatch,
     dependencies=[Admin],
     openapi_extra=_UPLOAD_BODY,
-    responses={200: {"description": "every document was already there (duplicate content): nothing queued"}},
+    responses={
+        200: {
+            "model": AcceptedBatch,
+            "description": "every file was already there (same content): nothing queued",
+        },
+        **_errors(403, 413, 415),
+    },
 )
 async def ingest_documents(request: Request, runtime: IngestqRuntime) -> JSONResponse:
     docs = documents_of(request, runtime)
@@ -305,6 +328,7 @@ def _timings(job: Job, now: datetime) -> Timings:
 
 @router.get(
     "/documents/{collection}/{document_id:path}",
+    responses=_errors(404),
     summary="One document: status, version, its latest job, timings per stage, tokens, last error",
     response_model=DocumentDetail,
     response_model_exclude_none=False,
@@ -342,6 +366,7 @@ async def get_document(
 
 @router.post(
     "/documents/{collection}/{document_id:path}/reprocess",
+    responses=_errors(403, 404),
     summary="Queue the document again from its stored source (its current version stays searchable)",
     status_code=202,
     response_model=Reprocessed,
@@ -363,6 +388,7 @@ async def reprocess_document(
 
 @router.delete(
     "/documents/{collection}/{document_id:path}",
+    responses=_errors(403, 404),
     summary="Delete the document, its chunks and vectors, in any state; a live ingestion job is cancelled",
     dependencies=[Admin],
 )
@@ -401,6 +427,7 @@ async def _search(request: Request, runtime: Runtime, body: SearchBody) -> Searc
 
 @router.post(
     "/search",
+    responses=_errors(404, 409),
     summary="Search a collection: hits with title, heading path, page, score and text",
     response_model=SearchResult,
     dependencies=[Reader],
@@ -411,6 +438,7 @@ async def search_post(request: Request, runtime: IngestqRuntime, body: SearchBod
 
 @router.get(
     "/search",
+    responses=_errors(404, 409),
     summary="Search a collection (query string; metadata as a JSON object)",
     response_model=SearchResult,
     dependencies=[Reader],
