@@ -471,3 +471,33 @@ def test_delete_cancels_the_live_job_and_reprocess_queues_again(sqlite_url: str,
         assert gone.json()["cancelled_jobs"] == []
         hits = httpx.post(service.url + "/v1/search", json={"query": "Kingfishers", "mode": "text"})
         assert hits.json()["hits"] == []
+
+
+def test_deleting_a_document_while_its_job_runs_does_not_bring_it_back(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """The job is asked to stop, but may reach its commit before its worker hears of it (heartbeats come
+    every lease/3): the delete waits for it to end, so no commit writes the document back afterwards."""
+    pages = [[f"Page {n} of a long report about herons and their feeding grounds."] * 30 for n in range(400)]
+    with serving(sqlite_url, tmp_path / "serve.log") as service:
+        posted = httpx.post(service.url + "/v1/documents", files=[("file", ("long.pdf", make_pdf(pages)))])
+        location = service.url + posted.headers["location"]
+        with worker(sqlite_url, tmp_path / "worker.log"):
+            deadline = time.monotonic() + 60
+            while httpx.get(location).json()["job"]["stage"] not in ("parse", "chunk", "embed"):
+                assert time.monotonic() < deadline  # past reading the document, not yet committed
+                time.sleep(0.02)
+            deleted = httpx.delete(location, timeout=60)
+            assert deleted.status_code == 200, deleted.text
+            assert deleted.json()["cancelled_jobs"] == [posted.json()["job_id"]]
+            assert deleted.json()["still_running"] == []
+            while True:  # (the delete waited for it; without that wait, the job commits after it)
+                job = run_store(sqlite_url, "job_get", posted.json()["job_id"])
+                assert isinstance(job, Job)
+                if job.state is not JobState.RUNNING:
+                    break
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+            assert job.state in (JobState.CANCELLED, JobState.SUCCEEDED)
+        assert httpx.get(location).status_code == 404
+        assert listed(service, {}) == []

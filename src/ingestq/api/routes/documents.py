@@ -17,6 +17,7 @@ Reads (GET, and `POST /v1/search`, which changes nothing) need a read token; cha
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from datetime import datetime
@@ -50,6 +51,7 @@ from ingestq.api.errors import ApiError, ShapedRoute
 from ingestq.api.schemas import ErrorBody
 from ingestq.api.state import Admin, IngestqRuntime, Reader
 from ingestq.api.uploads import FORM_OVERHEAD, FilePart, read_json, read_multipart, safe_name, too_large
+from ingestq.client.client import Client
 from ingestq.client.documents import Documents
 from ingestq.model.document import Document, DocumentStatus
 from ingestq.model.job import Job, JobFilter, JobState
@@ -398,12 +400,35 @@ async def delete_document(
     docs = documents_of(request, runtime)
     name = _collection(collection, docs)
     await docs.get(document_id, name)  # 404 before touching any job
-    cancelled = []
+    cancelled, running = [], []
     for job in await _jobs_of(runtime, name, document_id, (JobState.QUEUED, JobState.RUNNING)):
-        await runtime.client.cancel(job.id)
+        if (await runtime.client.cancel(job.id)).state is JobState.RUNNING:
+            running.append(job.id)
         cancelled.append(job.id)
+    # A running job stops at its next stage boundary once its worker hears of the cancel (at its next
+    # heartbeat), but one that reaches its commit first would write the document back: wait for it to
+    # end (a lease at most), then delete.
+    still_running = await _wait_finished(runtime.client, running, runtime.settings.lease_seconds)
     await docs.delete(document_id, name)
-    return {"document_id": document_id, "collection": name, "deleted": True, "cancelled_jobs": cancelled}
+    return {
+        "document_id": document_id,
+        "collection": name,
+        "deleted": True,
+        "cancelled_jobs": cancelled,
+        "still_running": still_running,
+    }
+
+
+async def _wait_finished(client: Client, job_ids: list[int], seconds: float) -> list[int]:
+    """The jobs of `job_ids` still running after `seconds` (polled)."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    waiting = list(job_ids)
+    while waiting:
+        waiting = [j for j in waiting if (await client.get(j)).state is JobState.RUNNING]
+        if not waiting or asyncio.get_running_loop().time() >= deadline:
+            break
+        await asyncio.sleep(0.1)
+    return waiting
 
 
 # --- search -------------------------------------------------------------------------------------------
