@@ -35,7 +35,3 @@ class ManualClock:
 
 
 SYSTEM_CLOCK = SystemClock()
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from contract_helpers import T0, at, claim_one, insert, outcome
+from contract_helpers import LEASE, T0, at, claim, claim_one, insert, outcome
 from index_helpers import DIM, MODEL, chunk, commit, index_of, running_job, write
 
 from ingestq.errors import StoreError
 from ingestq.model.document import DocumentFilter, DocumentRef, DocumentStatus, SearchQuery
 from ingestq.model.job import JobState, OutcomeKind
 from ingestq.store import Store
+from ingestq.store.base import Backend
+from ingestq.store.common import CANCELLED_BEFORE_INDEXED, LEASE_LOST
 
 V1 = [1.0, 0.0, 0.0, 0.0]
 V2 = [0.0, 1.0, 0.0, 0.0]
@@ -197,3 +199,33 @@ async def test_commit_refuses_another_model_or_dimension_and_writes_nothing(stor
     assert still is not None
     assert still.state is JobState.RUNNING
     assert await ix.document_commit(write("d1", chunk("d1", 0, "x", V1)), o, at(2))
+
+
+async def _state(ix: Backend, doc: str) -> tuple[DocumentStatus, str | None]:
+    found = await ix.document_get("c", doc)
+    assert found is not None
+    return found.status, found.error
+
+
+async def test_any_job_carrying_a_document_id_settles_its_document(store: Store) -> None:
+    """The store settles documents by the job's document_id, whatever its kind (it does not know which
+    kinds ingest): cancelled while queued, failed by the lease rescue, made pending again by a retry."""
+    ix = await index_of(store)
+    for doc in ("d1", "d2", "d3"):
+        await ix.document_register(DocumentRef("c", doc, f"/{doc}.txt"), T0)
+    payload = {"collection": "c"}
+    queued = await insert(ix, T0, kind="app.reindex", payload=payload, document_id="d1")
+    unrelated = await insert(ix, T0, kind="app.reindex", payload=payload)  # no document_id
+    assert (await ix.job_cancel(queued.id, at(1))).state is JobState.CANCELLED
+    assert (await ix.job_cancel(unrelated.id, at(1))).state is JobState.CANCELLED
+    assert await _state(ix, "d1") == (DocumentStatus.FAILED, CANCELLED_BEFORE_INDEXED)
+    assert (await ix.document_counts("c"))[DocumentStatus.PENDING] == 2  # d2, d3 untouched
+
+    await ix.job_retry(queued.id, at(2))
+    assert await _state(ix, "d1") == (DocumentStatus.PENDING, None)
+
+    lost = await insert(ix, at(3), kind="app.summarise", payload=payload, document_id="d2", max_attempts=1)
+    assert lost.id in {j.id for j in await claim(ix, at(3), limit=5)}
+    assert lost.id in await ix.job_rescue_stale(at(3 + LEASE + 1))
+    assert await _state(ix, "d2") == (DocumentStatus.FAILED, LEASE_LOST)
+    assert await _state(ix, "d3") == (DocumentStatus.PENDING, None)

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from ingestq.store.postgres.connect import connect_kwargs
-from ingestq.store.postgres.store import FINISH_AND_CLAIM, Q
+from ingestq.store.postgres.statements import FINISH_AND_CLAIM, Q
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 FINISHED = 20_000
@@ -102,9 +102,9 @@ def test_claim_walks_the_claim_index_in_order(conn: psycopg.Connection[Any]) -> 
         ("stats_finished", {}),
         ("stats_oldest_due", {"now": NOW}),
         ("stats_running_by_worker", {}),
-        ("queue_depth_many", {"queues": ["q1"]}),
+        ("queue_depth", {"queues": ["q1"]}),
         ("job_rescue_stale", {"now": NOW, "message": "m", "history": 10}),
-        ("job_get_by_dedupe_keys", {"keys": ["a"]}),
+        ("job_get_unfinished_by_dedupe_key", {"keys": ["a"]}),
         ("job_extend_leases", {"ids": [1, 2], "worker_id": "w", "lease_expires_at": NOW}),
         ("worker_list", {}),
     ],

@@ -18,7 +18,8 @@ from ingestq.model.job import ClaimRequest, JobFilter, JobState, NewJob
 from ingestq.settings import Settings
 from ingestq.store import open_store
 from ingestq.store.sqlite.connection import parse_sqlite_url
-from ingestq.store.sqlite.engine import LATEST_VERSION, Q
+from ingestq.store.sqlite.engine import Q
+from ingestq.store.sqlite.migrator import LATEST
 from ingestq.store.sqlite.store import SqliteStore
 
 CHILD = Path(__file__).with_name("sqlite_child.py")
@@ -59,7 +60,7 @@ async def test_relative_url_creates_the_folder(tmp_path: Path, monkeypatch: pyte
     store = open_store(Settings(database_url="sqlite:///deep/er/q.db"))
     await store.open()
     try:
-        assert await store.migrate() == list(range(1, LATEST_VERSION + 1))
+        assert await store.migrate() == list(range(1, LATEST + 1))
     finally:
         await store.close()
     assert (tmp_path / "deep" / "er" / "q.db").is_file()
@@ -275,7 +276,7 @@ HOT_QUERIES = [
     "stats_oldest_due",
     "stats_running_by_worker",
     "job_get_unfinished_by_dedupe_key",
-    "worker_extend_leases",
+    "job_extend_leases",
     "job_prune",
 ]
 

@@ -16,11 +16,11 @@ from ingestq.client.client import Client
 from ingestq.client.documents import Documents
 from ingestq.model.document import DocumentStatus
 from ingestq.model.job import ClaimRequest, JobState
-from ingestq.model.kinds import CANCELLED_BEFORE_INDEXED
 from ingestq.pipeline.ingest.kinds import INGEST_QUEUE
 from ingestq.pipeline.ingest.runtime import IngestRuntime
 from ingestq.settings import Settings
 from ingestq.store.base import IndexStore
+from ingestq.store.common import CANCELLED_BEFORE_INDEXED
 from ingestq.worker import Worker, WorkerConfig
 
 

@@ -162,7 +162,14 @@ async def run(folder: Path, docs_dir: Path | None = None) -> int:
                 found_all = False
                 console.print("no hits")
     ok = summary.indexed == summary.total and found_all
+    console.print("\n[bold]dashboard:[/] run this, then open http://127.0.0.1:8000/dashboard/")
+    console.print(dashboard_command(database), soft_wrap=True, markup=False, highlight=False)
     return 0 if ok else 1
+
+
+def dashboard_command(database: Path) -> str:
+    """The one command that serves the dashboard over the demo's database."""
+    return f"{Path(sys.executable).parent / 'ingestq'} --db sqlite:///{database.resolve()} serve"
 
 
 def main() -> None:

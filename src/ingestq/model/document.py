@@ -8,12 +8,13 @@ Document status::
 A document keeps serving its last indexed version while a new one is pending: the chunks of version
 N+1 replace those of version N in the one transaction that also completes the job.
 
-A document is pending only while its ingestion job is queued or running. When that job ends without
-indexing (cancelled, queued or running; failed because its workers kept dying), the store settles the
-document in the same transaction: back to indexed if it has a version (those chunks are still served),
-otherwise failed with CANCELLED_BEFORE_INDEXED or the job's last error. A person's retry of such a job
-makes it pending again. That kind and message live in model/kinds.py, which the stores import without
-this module.
+A document is pending only while its ingestion job is queued or running. When a job that concerns a
+document (its document_id is set and its payload names the collection) ends without its handler
+(cancelled while queued; cancelled or failed by the lease rescue because its workers kept dying), the
+store settles the document in the same transaction: back to indexed if it has a version (those chunks
+are still served), otherwise failed with store/common.py's CANCELLED_BEFORE_INDEXED or the job's last
+error. A person's retry of such a job makes it pending again. The store does not know which job kinds
+ingest: the document_id is what it settles by.
 """
 
 from __future__ import annotations

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ingestq.errors import PermanentError, RetryableError
 from ingestq.model.document import ChunkRecord, Document, DocumentStatus, IndexWrite, Vector
 from ingestq.model.job import Outcome, OutcomeKind
-from ingestq.model.kinds import CANCELLED_BEFORE_INDEXED
 from ingestq.pipeline.chunk.base import Chunk
 from ingestq.pipeline.detect import detect
 from ingestq.pipeline.embed.cache import embed_with_cache
@@ -27,6 +26,7 @@ from ingestq.pipeline.errors import NoTextFound
 from ingestq.pipeline.ingest.adapters import StoreCache
 from ingestq.pipeline.model import ParsedDocument, SourceDocument
 from ingestq.pipeline.sources import fetch_url, from_bytes, is_url, read_file
+from ingestq.store.common import CANCELLED_BEFORE_INDEXED
 from ingestq.tasks.task import JobContext
 
 if TYPE_CHECKING:

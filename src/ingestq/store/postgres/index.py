@@ -11,11 +11,8 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
-
-import psycopg
+from typing import Any
 
 from ingestq.errors import StoreError
 from ingestq.model.document import (
@@ -32,7 +29,16 @@ from ingestq.model.document import (
     Vector,
 )
 from ingestq.model.job import Outcome, OutcomeKind
-from ingestq.model.kinds import CANCELLED_BEFORE_INDEXED, INGEST_JOB_KIND
+from ingestq.store.index_common import (
+    Fenced,
+    collection_from_row,
+    commit_collection,
+    document_from_row,
+    hit_from_row,
+)
+from ingestq.store.postgres.pool import Conn, PostgresPool
+from ingestq.store.postgres.statements import Q as QUEUE_Q
+from ingestq.store.postgres.statements import finish_params
 from ingestq.store.queries import load_queries
 from ingestq.store.vectors import pack_f32, unpack_f32
 
@@ -42,12 +48,6 @@ _WORD = re.compile(r"\w+")
 EF_SEARCH_FILTERED = 200
 EF_SEARCH_MAX = 1000  # pgvector's upper bound
 _BUCKET_ROUNDS = 5
-
-Conn = psycopg.AsyncConnection[tuple[Any, ...]]
-
-
-class _Fenced(Exception):
-    """The job's outcome did not apply: roll the whole transaction back."""
 
 
 def tsquery(text: str) -> str | None:
@@ -71,86 +71,30 @@ def _json(value: Any, what: str) -> str:
         raise ValueError(f"{what} is not JSON-serialisable: {exc}") from None
 
 
+def _same(value: Any) -> Any:
+    """psycopg returns JSON decoded and timestamps as datetimes: nothing to convert."""
+    return value
+
+
 def _document(row: Sequence[Any]) -> Document:
-    (collection, id_, source, status, version, media_type, content_hash, title, metadata) = row[:9]
-    (chunk_count, model_id, settings_hash, error, blob_id, created, updated) = row[9:]
-    return Document(
-        collection=collection,
-        id=id_,
-        source=source,
-        status=DocumentStatus(status),
-        version=version,
-        media_type=media_type,
-        content_hash=content_hash,
-        title=title,
-        metadata=metadata,
-        chunk_count=chunk_count,
-        model_id=model_id,
-        settings_hash=settings_hash,
-        error=error,
-        blob_id=blob_id,
-        created_at=created,
-        updated_at=updated,
-    )
+    return document_from_row(row, _same, _same)
 
 
 def _collection(row: Sequence[Any]) -> Collection:
-    return Collection(name=row[0], model_id=row[1], dimension=row[2], created_at=row[3])
+    return collection_from_row(row, _same)
 
 
 def _hit(collection: str, row: Sequence[Any]) -> Hit:
-    chunk_id, doc_id, title, source, body, page, heading_path, score, metadata = row
-    return Hit(
-        chunk_id=chunk_id,
-        collection=collection,
-        document_id=doc_id,
-        title=title,
-        source=source,
-        text=body,
-        page=page,
-        heading_path=tuple(heading_path),
-        score=float(score),
-        metadata=metadata,
-    )
+    return hit_from_row(collection, row, _same)
 
 
-class PostgresIndexMixin:
-    """Mixed into PostgresStore, which provides `_connection` (a pooled connection) and `_notify`."""
-
-    if TYPE_CHECKING:
-
-        def _connection(self) -> AbstractAsyncContextManager[Conn]: ...
-
-        async def _notify(self) -> None: ...
+class PostgresIndex(PostgresPool):
+    """The IndexStore half of PostgresStore, on the pool's connections (PostgresStore adds the queue)."""
 
     async def _rows(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         async with self._connection() as conn:
             cur = await conn.execute(sql, params)
             return await cur.fetchall()
-
-    async def _settle_documents(self, conn: Conn, job_ids: Sequence[int], now: datetime) -> None:
-        """Documents of ingestion jobs that just ended without their finalizer leave `pending`, in the
-        caller's transaction."""
-        params = {
-            "ids": list(job_ids),
-            "kind": INGEST_JOB_KIND,
-            "cancelled": CANCELLED_BEFORE_INDEXED,
-            "now": now,
-        }
-        await self._without_index_schema_ok(conn, Q["documents_settle_after_job"], params)
-
-    async def _document_pending_again(self, conn: Conn, job_id: int, now: datetime) -> None:
-        params = {"id": job_id, "kind": INGEST_JOB_KIND, "now": now}
-        await self._without_index_schema_ok(conn, Q["document_pending_after_retry"], params)
-
-    async def _without_index_schema_ok(self, conn: Conn, sql: str, params: dict[str, Any]) -> None:
-        """Run a documents statement from a queue operation. Without pgvector the documents table does not
-        exist and there is nothing to update; the savepoint keeps the queue operation's transaction usable."""
-        try:
-            async with conn.transaction():
-                await conn.execute(sql, params)
-        except psycopg.errors.UndefinedTable:
-            pass
 
     async def _collection_row(self, name: str) -> tuple[Any, ...] | None:
         found = await self._rows(Q["collection_get"], {"name": name})
@@ -263,31 +207,14 @@ class PostgresIndexMixin:
         ]
 
     async def _fence(self, conn: Conn, outcome: Outcome, now: datetime) -> None:
-        """Apply the job's outcome with the queue's own statement; raise _Fenced if it did not apply."""
-        # imported here: store.py imports this module to mix it in
-        from ingestq.store.postgres.store import Q as QUEUE_Q
-        from ingestq.store.postgres.store import finish_params
-
+        """Apply the job's outcome with the queue's own statement; raise Fenced if it did not apply."""
         cur = await conn.execute(QUEUE_Q["job_finish_many"], finish_params([outcome], now))
         if outcome.job_id not in {r[0] for r in await cur.fetchall()}:
-            raise _Fenced
+            raise Fenced
 
     async def document_commit(self, write: IndexWrite, outcome: Outcome, now: datetime) -> bool:
-        coll = await self._collection_row(write.collection)
-        if coll is None:
-            raise StoreError(f"collection {write.collection!r} does not exist: ensure it before indexing")
-        name, model_id, dimension, _, coll_id = coll
-        if model_id != write.model_id:
-            raise StoreError(
-                f"collection {name!r} is embedded with {model_id!r}, not {write.model_id!r}: "
-                "use another collection or re-create it"
-            )
-        for c in write.chunks:
-            if c.embedding is None or len(c.embedding) != dimension:
-                got = "no vector" if c.embedding is None else f"{len(c.embedding)} dimensions"
-                raise ValueError(
-                    f"chunk {c.id!r}: collection {name!r} needs {dimension} dimensions, got {got}"
-                )
+        coll = commit_collection(write, await self._collection_row(write.collection))
+        coll_id = coll[4]
         chunks = write.chunks
         key = {"collection": write.collection, "id": write.document_id, "now": now}
         try:
@@ -330,7 +257,7 @@ class PostgresIndexMixin:
                         "now": now,
                     },
                 )
-        except _Fenced:
+        except Fenced:
             return False
         await self._after_outcome(outcome)
         return True
@@ -361,7 +288,7 @@ class PostgresIndexMixin:
                     await self._fence(conn, outcome, now)
                 cur = await conn.execute(Q["document_mark"], params)
                 marked = cur.rowcount > 0
-        except _Fenced:
+        except Fenced:
             return False
         await self._after_outcome(outcome)
         return marked or outcome is not None

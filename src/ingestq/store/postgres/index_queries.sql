@@ -1,4 +1,5 @@
--- Named queries of the PostgreSQL index store (documents, chunks, vectors, full text, cache, buckets).
+-- Named queries of the PostgreSQL index store (documents, chunks, vectors, full text, cache, buckets); the
+-- same operation has the same name as in store/sqlite/index_queries.sql (see tests/unit/test_queries.py).
 -- Vector statements are templates: {coll_id} and {dim} are replaced by integers read from
 -- ingestq_collections (never caller text), so the planner sees the partial HNSW index's own predicate
 -- and cast and can use it.
@@ -106,36 +107,6 @@ WHERE doc_key = %(doc_key)s
 -- name: document_mark
 UPDATE ingestq_documents SET status = %(status)s, error = %(error)s, updated_at = %(now)s
 WHERE collection = %(collection)s AND id = %(id)s
-
--- name: documents_settle_after_job
--- An ingestion job that ended without its handler's finalizer (cancelled while queued, or cancelled or
--- failed by the lease rescue) must not leave its document pending forever: back to indexed when an
--- indexed version is still served, else failed with a reason. Only a pending document moves: one that
--- a newer job already settled is left alone.
-UPDATE ingestq_documents d
-SET status = CASE WHEN j.state = 'cancelled' AND d.version > 0 THEN 'indexed' ELSE 'failed' END,
-    error = CASE WHEN j.state = 'cancelled' AND d.version > 0 THEN NULL
-                 WHEN j.state = 'cancelled' THEN %(cancelled)s
-                 ELSE coalesce(j.last_error, 'failed') END,
-    updated_at = %(now)s
-FROM ingestq_jobs j
-WHERE j.id = ANY(%(ids)s)
-  AND j.kind = %(kind)s
-  AND j.state IN ('cancelled', 'failed')
-  AND d.collection = j.payload->>'collection'
-  AND d.id = j.document_id
-  AND d.status = 'pending'
-
--- name: document_pending_after_retry
--- A person's retry of an ingestion job: its document is pending again until the job ends.
-UPDATE ingestq_documents d
-SET status = 'pending', error = NULL, updated_at = %(now)s
-FROM ingestq_jobs j
-WHERE j.id = %(id)s
-  AND j.kind = %(kind)s
-  AND j.state = 'queued'
-  AND d.collection = j.payload->>'collection'
-  AND d.id = j.document_id
 
 -- name: documents_stale
 SELECT collection, id, source, status, version, media_type, content_hash, title, metadata, chunk_count,

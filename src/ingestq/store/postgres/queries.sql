@@ -1,15 +1,16 @@
--- Named queries of the PostgreSQL backend (same names as store/sqlite/queries.sql).
+-- Named queries of the PostgreSQL backend: the same operation has the same name as in
+-- store/sqlite/queries.sql (tests/unit/test_queries.py lists the dialect-only names and why).
 -- Parameters are psycopg placeholders, %(name)s; every "now" comes from the caller, never from now(),
 -- so that tests and the worker own the clock. Job-returning queries list the columns in the order of
--- core.job.Job's fields (store/postgres/rows.py relies on it).
+-- model.job.Job's fields (store/postgres/rows.py relies on it).
 
 -- name: job_insert_many
 -- One statement for the whole batch: the batch travels as one JSON array of objects and
 -- json_to_recordset turns it back into rows, so 10,000 jobs cost one parameter, one round trip and one
 -- plan, and payloads arrive as JSON without being encoded twice. ORDER BY ord keeps identity ids in input
 -- order. A dedupe_key that matches an unfinished job (the partial unique index) is skipped here; the
--- caller then reads the existing job with job_get_by_dedupe_keys. Absent keys are NULL: run_at defaults
--- to now, the others to the schema's defaults.
+-- caller then reads the existing job with job_get_unfinished_by_dedupe_key. Absent keys are NULL: run_at
+-- defaults to now, the others to the schema's defaults.
 INSERT INTO ingestq_jobs
     (queue, kind, payload, priority, run_at, max_attempts, dedupe_key, document_id, created_at)
 SELECT t.queue, t.kind, coalesce(t.payload, '{}'), coalesce(t.priority, 0), coalesce(t.run_at, %(now)s),
@@ -73,7 +74,7 @@ SELECT array(SELECT id FROM inserted),
        EXISTS (SELECT FROM limited),
        (SELECT pg_notify('ingestq_jobs', '') WHERE EXISTS (SELECT FROM inserted))
 
--- name: job_get_by_dedupe_keys
+-- name: job_get_unfinished_by_dedupe_key
 -- The unfinished jobs holding these keys (served by the partial unique index).
 SELECT id, queue, kind, payload, priority, state, run_at, attempt, max_attempts, dedupe_key, lease_owner,
        lease_expires_at, cancel_requested, progress, result, last_error, errors, document_id, created_at,
@@ -90,7 +91,7 @@ WHERE name = ANY(%(queues)s::text[]) AND max_depth IS NOT NULL
 ORDER BY name
 FOR UPDATE
 
--- name: queue_depth_many
+-- name: queue_depth
 -- Unfinished jobs per queue (both counts come from the partial indexes on unfinished rows).
 SELECT q.name,
        (SELECT count(*) FROM ingestq_jobs j WHERE j.queue = q.name AND j.state = 'queued')
@@ -307,6 +308,36 @@ WHERE id = %(id)s AND state IN ('failed', 'cancelled')
 RETURNING id, queue, kind, payload, priority, state, run_at, attempt, max_attempts, dedupe_key, lease_owner,
           lease_expires_at, cancel_requested, progress, result, last_error, errors, document_id, created_at,
           started_at, finished_at
+
+-- name: documents_settle_after_job
+-- A job that concerns a document (document_id set, the collection in its payload) and ended without its
+-- handler's finalizer (cancelled while queued, or cancelled or failed by the lease rescue) must not leave
+-- that document pending forever: back to indexed when an indexed version is still served, else failed
+-- with a reason. Only a pending document moves: one that a newer job already settled is left alone. The
+-- store does not know which kinds ingest; a job without a document_id matches no document. Without
+-- pgvector the documents table is missing: the caller runs this in a savepoint.
+UPDATE ingestq_documents d
+SET status = CASE WHEN j.state = 'cancelled' AND d.version > 0 THEN 'indexed' ELSE 'failed' END,
+    error = CASE WHEN j.state = 'cancelled' AND d.version > 0 THEN NULL
+                 WHEN j.state = 'cancelled' THEN %(cancelled)s
+                 ELSE coalesce(j.last_error, 'failed') END,
+    updated_at = %(now)s
+FROM ingestq_jobs j
+WHERE j.id = ANY(%(ids)s)
+  AND j.state IN ('cancelled', 'failed')
+  AND d.collection = j.payload->>'collection'
+  AND d.id = j.document_id
+  AND d.status = 'pending'
+
+-- name: document_pending_after_retry
+-- A person's retry of a job that concerns a document: the document is pending again until the job ends.
+UPDATE ingestq_documents d
+SET status = 'pending', error = NULL, updated_at = %(now)s
+FROM ingestq_jobs j
+WHERE j.id = %(id)s
+  AND j.state = 'queued'
+  AND d.collection = j.payload->>'collection'
+  AND d.id = j.document_id
 
 -- name: job_rescue_stale
 -- Expired leases (ingestq_jobs_running index): back to queued due now with the attempt counted, or

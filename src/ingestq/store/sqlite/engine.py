@@ -3,12 +3,16 @@
 `SqliteStore` runs each method of `Engine` on its own single thread, so the connection is never shared
 and the event loop never blocks. Writes run in `BEGIN IMMEDIATE` transactions: taking the write lock up
 front makes a busy database wait (busy_timeout) instead of failing on a read-to-write upgrade.
+
+Engine holds the transaction plumbing (write, snapshot, read, errors), which the modules beside it use
+too, and the worker's operations: insert, claim, outcomes, progress, rescue, heartbeats. What a person
+does (cancel, retry, purge, stats...) is in admin.py, migrations in migrator.py, documents in
+index_engine.py.
 """
 
 from __future__ import annotations
 
 import re
-import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -17,10 +21,9 @@ from typing import Any
 
 import apsw
 
-from ingestq.errors import InvalidJobState, JobNotFound, QueueFull, SchemaError, StoreError, WriterBusy
+from ingestq.errors import QueueFull, SchemaError, StoreError, WriterBusy
 from ingestq.model.job import (
     ERROR_HISTORY_LIMIT,
-    FINISHED_STATES,
     ClaimRequest,
     HeartbeatReply,
     Job,
@@ -30,14 +33,16 @@ from ingestq.model.job import (
     Outcome,
     OutcomeKind,
     Progress,
-    QueueConfig,
-    QueueStats,
-    Retention,
     WorkerBeat,
-    WorkerInfo,
 )
-from ingestq.model.kinds import CANCELLED_BEFORE_INDEXED, INGEST_JOB_KIND
-from ingestq.store.queries import load_migrations, load_queries
+from ingestq.store.common import (
+    CANCELLED_BEFORE_INDEXED,
+    LEASE_LOST,
+    NOT_INITIALISED,
+    claim_order_key,
+    queued_job,
+)
+from ingestq.store.queries import load_queries
 from ingestq.store.sqlite import rows
 from ingestq.store.sqlite.rows import claimed_job, dt, dumps, job_from_row, ts
 
@@ -58,10 +63,6 @@ def _with_claims(queries: dict[str, str]) -> dict[str, str]:
 
 _CAPPED = "id, kind, priority, run_at"  # what claim_capped reads of each candidate
 Q = _with_claims(load_queries(PACKAGE))
-MIGRATIONS = load_migrations(PACKAGE)
-LATEST_VERSION = MIGRATIONS[-1][0]
-LEASE_LOST_ERROR = "lease expired: worker lost"
-NOT_INITIALISED = "database is not initialised: run `ingestq db migrate`"
 
 _OUTCOME_QUERY = {  # one statement per kind and batch, like job_succeed
     OutcomeKind.RETRY: "job_retry_later",
@@ -84,10 +85,6 @@ def _json_list(values: Sequence[str] | None) -> str | None:
     return None if values is None else dumps(list(values))
 
 
-def _claim_order(job: Job) -> tuple[int, datetime, int]:
-    return (-job.priority, job.run_at, job.id)
-
-
 class Engine:
     def __init__(self, conn: apsw.Connection, label: str) -> None:
         self.conn = conn
@@ -98,23 +95,23 @@ class Engine:
 
     # --- plumbing ---------------------------------------------------------------------------------------
     @contextmanager
-    def _write(self) -> Iterator[apsw.Cursor]:
+    def write(self) -> Iterator[apsw.Cursor]:
         cur = self.conn.cursor()
-        with self._errors():
+        with self.errors():
             cur.execute("BEGIN IMMEDIATE")
         try:
-            with self._errors():
+            with self.errors():
                 yield cur
         except BaseException:
             if not self.conn.in_transaction:
                 raise
             self.conn.execute("ROLLBACK")
             raise
-        with self._errors():
+        with self.errors():
             cur.execute("COMMIT")
 
     @contextmanager
-    def _errors(self) -> Iterator[None]:
+    def errors(self) -> Iterator[None]:
         """Translate apsw errors a user can cause into one-line ingestq errors."""
         try:
             yield
@@ -130,9 +127,9 @@ class Engine:
             raise StoreError(f"cannot use {self.label}: {str(exc).splitlines()[0]}") from None
 
     @contextmanager
-    def _snapshot(self) -> Iterator[None]:
+    def snapshot(self) -> Iterator[None]:
         """Several reads that must agree with each other: one read transaction."""
-        with self._errors():
+        with self.errors():
             self.conn.execute("BEGIN")
         try:
             yield
@@ -140,62 +137,20 @@ class Engine:
             if self.conn.in_transaction:
                 self.conn.execute("COMMIT")
 
-    def _read(self, sql: str, params: Any = None) -> list[Any]:
-        with self._errors():
+    def read(self, sql: str, params: Any = None) -> list[Any]:
+        with self.errors():
             return list(self.conn.execute(sql, params))
 
-    def _read_jobs(self, sql: str, params: Any) -> list[Job]:
-        with self._errors():
+    def read_jobs(self, sql: str, params: Any) -> list[Job]:
+        with self.errors():
             return [job_from_row(r) for r in self.conn.execute(sql, params)]
-
-    # --- schema -----------------------------------------------------------------------------------------
-    def _applied_version(self) -> int:
-        if not self._read(Q["migrations_table_exists"])[0][0]:
-            return 0
-        return int(self._read(Q["schema_version"])[0][0])
-
-    def _check_not_newer(self, version: int) -> None:
-        if version > LATEST_VERSION:
-            raise SchemaError(
-                f"database schema version {version} is newer than this ingestq ({LATEST_VERSION}); "
-                "upgrade ingestq"
-            )
-
-    def schema_version(self) -> tuple[int, int]:
-        version = self._applied_version()
-        self._check_not_newer(version)
-        return version, LATEST_VERSION
-
-    def migrate(self) -> list[int]:
-        applied: list[int] = []
-        for version, name, sql in MIGRATIONS:
-            # One transaction per migration; the version is re-read under the write lock so that two
-            # processes migrating at once apply each migration exactly once.
-            with self._write() as cur:
-                cur.execute(Q["migrations_table"])
-                found: list[Any] = cur.execute(Q["schema_version"]).fetchall()
-                current = int(found[0][0])
-                self._check_not_newer(current)
-                if current >= version:
-                    continue
-                cur.execute(sql)
-                cur.execute(
-                    Q["migration_record"], {"version": version, "name": name, "applied_at": time.time()}
-                )
-                applied.append(version)
-        if applied:
-            with self._errors():
-                self.conn.execute("ANALYZE sqlite_schema")  # reload the planner statistics just written
-        else:
-            self._check_not_newer(self._applied_version())
-        return applied
 
     # --- jobs: insert and read --------------------------------------------------------------------------
     def job_insert_many(self, jobs: Sequence[NewJob], now: datetime) -> list[Job]:
         if not jobs:
             return []
         now_ts = ts(now)
-        with self._write() as cur:
+        with self.write() as cur:
             if any(job.dedupe_key is not None for job in jobs):
                 out: list[Job] = []
                 grown: set[str] = set()
@@ -252,7 +207,7 @@ class Engine:
             (t.queue, t.kind, p, t.priority, run_at, t.max_attempts, None, t.document_id, now_ts)
             for p in payloads
         ]
-        with self._write() as cur:
+        with self.write() as cur:
             before = self.conn.total_changes()
             cur.executemany(Q["job_insert_bulk"], params)
             last = self.conn.last_insert_rowid()
@@ -293,7 +248,7 @@ class Engine:
                     raise QueueFull(name, max_depth)
 
     def job_get(self, job_id: int) -> Job | None:
-        found = self._read_jobs(Q["job_get"], {"id": job_id})
+        found = self.read_jobs(Q["job_get"], {"id": job_id})
         return found[0] if found else None
 
     def job_list(self, flt: JobFilter) -> list[Job]:
@@ -315,7 +270,7 @@ class Engine:
             "before_id": flt.before_id,
             "limit": flt.limit,
         }
-        with self._errors():
+        with self.errors():
             cursor = self.conn.execute(sql, params)
             return [job_from_row(r) for r in cursor]
 
@@ -323,13 +278,13 @@ class Engine:
     def job_claim(self, req: ClaimRequest, now: datetime) -> list[Job]:
         if req.limit <= 0 or req.queues == () or req.kinds == ():
             return []
-        with self._write() as cur:
+        with self.write() as cur:
             return self._claim(cur, req, now)
 
     def job_finish_and_claim(
         self, outcomes: Sequence[Outcome], req: ClaimRequest | None, now: datetime
     ) -> tuple[set[int], list[Job]]:
-        with self._write() as cur:
+        with self.write() as cur:
             # Claim first: the jobs being finished are running, so the claim cannot pick them, and a
             # job re-queued by a RETRY/RELEASED outcome is left for the next claim (anyone's).
             claimed: list[Job] = []
@@ -358,11 +313,11 @@ class Engine:
             sql, params["queues"] = Q["job_claim_queues" + capped], _json_list(req.queues)
         owner, lease, started = req.worker_id, dt(lease_until), dt(now_ts)
         claimed = [claimed_job(r, owner, lease, started) for r in cur.execute(sql, params)]
-        claimed.sort(key=_claim_order)
+        claimed.sort(key=claim_order_key)
         return claimed
 
     def job_finish_many(self, outcomes: Sequence[Outcome], now: datetime) -> set[int]:
-        with self._write() as cur:
+        with self.write() as cur:
             return self.apply_outcomes(cur, outcomes, now)
 
     def apply_outcomes(self, cur: apsw.Cursor, outcomes: Sequence[Outcome], now: datetime) -> set[int]:
@@ -400,10 +355,10 @@ class Engine:
             if kind in _FINISHING:
                 for queue, n in Counter([r[1] for r in rows_back]).items():
                     finished[queue, _FINISHING[kind]] += n
-        self._count_finished(cur, finished)
+        self.count_finished(cur, finished)
         return applied
 
-    def _count_finished(
+    def count_finished(
         self, cur: apsw.Cursor, deltas: Counter[tuple[str, str]], removed: bool = False
     ) -> None:
         """Keep ingestq_finished_counts in step, in the caller's transaction."""
@@ -418,164 +373,32 @@ class Engine:
             "attempt": attempt,
             "progress": rows.progress_json(progress),
         }
-        with self._write() as cur:
+        with self.write() as cur:
             return bool(cur.execute(Q["job_progress"], params).fetchall())
 
     def job_rescue_stale(self, now: datetime) -> tuple[list[int], bool]:
         """(ids moved, whether any went back to the queue)."""
-        params = {"now": ts(now), "error": LEASE_LOST_ERROR, "limit": ERROR_HISTORY_LIMIT}
-        with self._write() as cur:
+        params = {"now": ts(now), "error": LEASE_LOST, "limit": ERROR_HISTORY_LIMIT}
+        with self.write() as cur:
             moved: list[Any] = cur.execute(Q["job_rescue_stale"], params).fetchall()
             ended = [job_id for job_id, state, _ in moved if state != "queued"]
-            self._count_finished(
+            self.count_finished(
                 cur, Counter((queue, state) for _, state, queue in moved if state != "queued")
             )
             if ended:
-                self._settle_documents(cur, ended, now)
+                self.settle_documents(cur, ended, now)
         return sorted(r[0] for r in moved), any(r[1] == "queued" for r in moved)
 
-    def _settle_documents(self, cur: apsw.Cursor, job_ids: Sequence[int], now: datetime) -> None:
-        """Documents of ingestion jobs that just ended without their finalizer leave `pending`."""
-        params = {
-            "ids": dumps(list(job_ids)),
-            "kind": INGEST_JOB_KIND,
-            "cancelled": CANCELLED_BEFORE_INDEXED,
-            "now": ts(now),
-        }
+    def settle_documents(self, cur: apsw.Cursor, job_ids: Sequence[int], now: datetime) -> None:
+        """Documents of jobs that just ended without their finalizer leave `pending` (see
+        documents_settle_after_job)."""
+        params = {"ids": dumps(list(job_ids)), "cancelled": CANCELLED_BEFORE_INDEXED, "now": ts(now)}
         cur.execute(Q["documents_settle_after_job"], params)
 
-    # --- jobs: what a person does -----------------------------------------------------------------------
-    def _get_or_raise(self, cur: apsw.Cursor, job_id: int) -> Job:
-        found = cur.execute(Q["job_get"], {"id": job_id}).fetchall()
-        if not found:
-            raise JobNotFound(job_id)
-        return job_from_row(found[0])
-
-    def job_cancel(self, job_id: int, now: datetime) -> Job:
-        with self._write() as cur:
-            job = self._get_or_raise(cur, job_id)
-            if job.state is JobState.QUEUED:
-                cur.execute(Q["job_cancel_queued"], {"id": job_id, "now": ts(now)})
-                self._count_finished(cur, Counter({(job.queue, JobState.CANCELLED.value): 1}))
-                if job.kind == INGEST_JOB_KIND:
-                    self._settle_documents(cur, [job_id], now)
-            elif job.state is JobState.RUNNING:
-                cur.execute(Q["job_cancel_running"], {"id": job_id})
-            else:
-                return job
-            return self._get_or_raise(cur, job_id)
-
-    def job_retry(self, job_id: int, now: datetime) -> Job:
-        with self._write() as cur:
-            job = self._get_or_raise(cur, job_id)
-            if job.state not in (JobState.FAILED, JobState.CANCELLED):
-                raise InvalidJobState(
-                    f"job {job_id} is {job.state.value}: only failed or cancelled jobs can be retried"
-                )
-            if job.dedupe_key is not None:
-                twin = cur.execute(Q["job_get_unfinished_by_dedupe_key"], {"dedupe_key": job.dedupe_key})
-                for row in twin.fetchall():
-                    raise InvalidJobState(
-                        f"job {job_id} cannot be retried: job {row[0]} with the same dedupe key "
-                        f"{job.dedupe_key!r} is {row[5]}"
-                    )
-            cur.execute(Q["job_retry_by_person"], {"id": job_id, "now": ts(now)})
-            self._count_finished(cur, Counter({(job.queue, job.state.value): 1}), removed=True)
-            if job.kind == INGEST_JOB_KIND:
-                params = {"id": job_id, "kind": INGEST_JOB_KIND, "now": ts(now)}
-                cur.execute(Q["document_pending_after_retry"], params)
-            return self._get_or_raise(cur, job_id)
-
-    def job_position(self, job_id: int, now: datetime) -> int | None:
-        job = self.job_get(job_id)
-        if job is None or job.state is not JobState.QUEUED:
-            return None
-        params = {
-            "queue": job.queue,
-            "now": ts(now),
-            "priority": job.priority,
-            "run_at": ts(job.run_at),
-            "id": job.id,
-        }
-        ahead = int(self._read(Q["job_position"], params)[0][0])
-        # A job not yet due is not among the counted rows: it comes after every due one.
-        return ahead if job.run_at <= now else ahead + 1
-
-    def job_purge(
-        self, states: Sequence[JobState], queue: str | None, finished_before: datetime | None
-    ) -> int:
-        bad = [s for s in states if JobState(s) not in FINISHED_STATES]
-        if bad:
-            raise InvalidJobState(
-                f"cannot purge {', '.join(JobState(s).value for s in bad)} jobs: only finished jobs "
-                "(succeeded, failed, cancelled) can be purged"
-            )
-        if not states:
-            return 0
-        params = {
-            "states": dumps([JobState(s).value for s in states]),
-            "queue": queue,
-            "finished_before": None if finished_before is None else ts(finished_before),
-        }
-        with self._write() as cur:
-            gone = Counter((q, s) for q, s in cur.execute(Q["job_purge"], params))
-            self._count_finished(cur, gone, removed=True)
-        return gone.total()
-
-    def job_prune(self, retention: Retention, now: datetime, limit: int) -> int:
-        now_ts = ts(now)
-        deleted = 0
-        with self._write() as cur:
-            for state, keep in (
-                (JobState.SUCCEEDED, retention.succeeded),
-                (JobState.FAILED, retention.failed),
-                (JobState.CANCELLED, retention.cancelled),
-            ):
-                if keep is None or keep <= 0 or deleted >= limit:  # 0 or less: keep forever
-                    continue
-                params = {"state": state.value, "before": now_ts - keep, "limit": limit - deleted}
-                gone = Counter((q, s) for q, s in cur.execute(Q["job_prune"], params))
-                self._count_finished(cur, gone, removed=True)
-                deleted += gone.total()
-        return deleted
-
-    def stats(self, now: datetime) -> list[QueueStats]:
-        with self._snapshot():
-            return self._stats(ts(now))
-
-    def _stats(self, now_ts: float) -> list[QueueStats]:
-        counts: dict[str, dict[JobState, int]] = {name: {} for (name,) in self._read(Q["queue_names"])}
-        for queue, n in self._read(Q["stats_queued"]):
-            counts.setdefault(queue, {})[JobState.QUEUED] = n
-        for queue, state, n in self._read(Q["stats_finished"]):
-            counts.setdefault(queue, {})[JobState(state)] = n
-        running: dict[str, dict[str, int]] = {}
-        for queue, owner, n in self._read(Q["stats_running_by_worker"]):
-            running.setdefault(queue, {})[owner] = n
-            per_queue = counts.setdefault(queue, {})
-            per_queue[JobState.RUNNING] = per_queue.get(JobState.RUNNING, 0) + n
-        oldest = {q: now_ts - run_at for q, run_at in self._read(Q["stats_oldest_due"], {"now": now_ts})}
-        return [
-            QueueStats(
-                queue=q,
-                counts={s: counts[q].get(s, 0) for s in JobState},
-                oldest_queued_age=oldest.get(q),
-                running_by_worker=running.get(q, {}),
-            )
-            for q in sorted(counts)
-        ]
-
-    # --- queues, workers, periodic ----------------------------------------------------------------------
-    def queue_configure(self, config: QueueConfig) -> None:
-        with self._write() as cur:
-            cur.execute(Q["queue_configure"], {"name": config.name, "max_depth": config.max_depth})
-
-    def queue_list(self) -> list[QueueConfig]:
-        return [QueueConfig(name=n, max_depth=d) for n, d in self._read(Q["queue_list"])]
-
+    # --- workers and periodic jobs -------------------------------------------------------------------
     def worker_heartbeat(self, beat: WorkerBeat, now: datetime) -> HeartbeatReply:
         now_ts = ts(now)
-        with self._write() as cur:
+        with self.write() as cur:
             cur.execute(
                 Q["worker_upsert"],
                 {
@@ -592,7 +415,7 @@ class Engine:
             held: list[Any] = []
             if beat.job_ids:
                 held = cur.execute(
-                    Q["worker_extend_leases"],
+                    Q["job_extend_leases"],
                     {
                         "job_ids": dumps(list(beat.job_ids)),
                         "worker_id": beat.worker_id,
@@ -606,30 +429,8 @@ class Engine:
             cancel_requested=frozenset(job_id for job_id, cancel in held if cancel),
         )
 
-    def worker_deregister(self, worker_id: str) -> None:
-        with self._write() as cur:
-            cur.execute(Q["worker_deregister"], {"worker_id": worker_id})
-
-    def worker_list(self) -> list[WorkerInfo]:
-        return [
-            WorkerInfo(
-                worker_id=wid,
-                hostname=host,
-                pid=pid,
-                queues=None if queues is None else tuple(rows.loads_list(queues)),
-                concurrency=conc,
-                started_at=rows.dt(started),
-                heartbeat_at=rows.dt(beat),
-                running=running,
-                unavailable=unavailable,
-            )
-            for wid, host, pid, queues, conc, started, beat, running, unavailable in self._read(
-                Q["worker_list"]
-            )
-        ]
-
     def periodic_enqueue(self, name: str, slot: datetime, job: NewJob, now: datetime) -> Job | None:
-        with self._write() as cur:
+        with self.write() as cur:
             if not cur.execute(Q["periodic_claim_slot"], {"name": name, "slot": ts(slot)}).fetchall():
                 return None
             # Same transaction: if the insert fails (QueueFull) the slot is not consumed either.
@@ -640,28 +441,6 @@ class Engine:
 
 
 def _new_job(job_id: int, job: NewJob, run_at: float, now_ts: float) -> Job:
-    """The Job just inserted, built from what was written (no read back)."""
-    created = rows.dt(now_ts)
-    return Job(
-        id=job_id,
-        queue=job.queue,
-        kind=job.kind,
-        payload=job.payload,
-        priority=job.priority,
-        state=JobState.QUEUED,
-        run_at=created if run_at == now_ts else rows.dt(run_at),
-        attempt=0,
-        max_attempts=job.max_attempts,
-        dedupe_key=job.dedupe_key,
-        lease_owner=None,
-        lease_expires_at=None,
-        cancel_requested=False,
-        progress=None,
-        result=None,
-        last_error=None,
-        errors=(),
-        document_id=job.document_id,
-        created_at=created,
-        started_at=None,
-        finished_at=None,
-    )
+    """The Job just inserted, from what was written: times as the store will read them back."""
+    created = dt(now_ts)
+    return queued_job(job_id, job, created if run_at == now_ts else dt(run_at), created)

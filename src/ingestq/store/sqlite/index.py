@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+from ingestq.store.sqlite.base import SqliteBase
 
 if TYPE_CHECKING:
     from ingestq.model.document import (
@@ -25,24 +27,15 @@ if TYPE_CHECKING:
         Vector,
     )
     from ingestq.model.job import Outcome
-    from ingestq.store.sqlite.engine import Engine
     from ingestq.store.sqlite.index_engine import IndexEngine
 
-P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class SqliteIndexMixin:
-    """Mixed into SqliteStore, which provides `_e` (the open Engine) and `_run` (its thread)."""
+class SqliteIndex(SqliteBase):
+    """The IndexStore half of SqliteStore, on the base's Engine and thread (SqliteStore adds the queue)."""
 
     _index_engine: IndexEngine | None = None
-
-    if TYPE_CHECKING:
-
-        @property
-        def _e(self) -> Engine: ...
-
-        async def _run(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R: ...
 
     def _ix(self) -> IndexEngine:
         """On the store's thread: the index engine of the current connection (loads sqlite-vec once)."""

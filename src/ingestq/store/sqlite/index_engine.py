@@ -31,6 +31,13 @@ from ingestq.model.document import (
     Vector,
 )
 from ingestq.model.job import Outcome
+from ingestq.store.index_common import (
+    Fenced,
+    collection_from_row,
+    commit_collection,
+    document_from_row,
+    hit_from_row,
+)
 from ingestq.store.queries import load_queries
 from ingestq.store.sqlite.engine import Engine
 from ingestq.store.sqlite.rows import dt, dumps, ts
@@ -41,10 +48,6 @@ _WORD = re.compile(r"\w+")
 # A metadata filter can drop KNN rows; fetch this many times k first, and more only if still short.
 OVERFETCH = 10
 KNN_MAX_K = 4096  # sqlite-vec refuses a larger k
-
-
-class _Fenced(Exception):
-    """The job's outcome did not apply: roll the whole transaction back."""
 
 
 def fts_match(text: str) -> str | None:
@@ -62,46 +65,15 @@ def _sql(name: str, vec_table_id: int) -> str:
 
 
 def _document(row: Sequence[Any]) -> Document:
-    (collection, id_, source, status, version, media_type, content_hash, title, metadata) = row[:9]
-    (chunk_count, model_id, settings_hash, error, blob_id, created, updated) = row[9:]
-    return Document(
-        collection=collection,
-        id=id_,
-        source=source,
-        status=DocumentStatus(status),
-        version=version,
-        media_type=media_type,
-        content_hash=content_hash,
-        title=title,
-        metadata=json.loads(metadata),
-        chunk_count=chunk_count,
-        model_id=model_id,
-        settings_hash=settings_hash,
-        error=error,
-        blob_id=blob_id,
-        created_at=dt(created),
-        updated_at=dt(updated),
-    )
+    return document_from_row(row, json.loads, dt)
 
 
 def _collection(row: Sequence[Any]) -> Collection:
-    return Collection(name=row[0], model_id=row[1], dimension=row[2], created_at=dt(row[3]))
+    return collection_from_row(row, dt)
 
 
 def _hit(collection: str, row: Sequence[Any]) -> Hit:
-    chunk_id, doc_id, title, source, body, page, heading_path, score, metadata = row
-    return Hit(
-        chunk_id=chunk_id,
-        collection=collection,
-        document_id=doc_id,
-        title=title,
-        source=source,
-        text=body,
-        page=page,
-        heading_path=tuple(json.loads(heading_path)),
-        score=float(score),
-        metadata=json.loads(metadata),
-    )
+    return hit_from_row(collection, row, json.loads)
 
 
 def _all(cur: apsw.Cursor, sql: str, params: Any = None) -> list[Any]:
@@ -125,7 +97,7 @@ class IndexEngine:
             conn.enable_load_extension(False)
 
     def _rows(self, sql: str, params: Any = None) -> list[Any]:
-        return self.e._read(sql, params)
+        return self.e.read(sql, params)
 
     # --- collections and blobs ------------------------------------------------------------------------
     def _collection_row(self, name: str) -> Any | None:
@@ -135,7 +107,7 @@ class IndexEngine:
     def collection_ensure(self, name: str, model_id: str, dimension: int, now: datetime) -> Collection:
         if dimension <= 0:
             raise ValueError(f"collection {name!r}: dimension must be positive, not {dimension}")
-        with self.e._write() as cur:
+        with self.e.write() as cur:
             params = {"name": name, "model_id": model_id, "dimension": dimension, "now": ts(now)}
             cur.execute(Q["collection_insert"], params)
             row = _all(cur, Q["collection_get"], {"name": name})[0]
@@ -152,7 +124,7 @@ class IndexEngine:
 
     def blob_put(self, data: bytes, now: datetime) -> str:
         blob_id = hashlib.sha256(data).hexdigest()
-        with self.e._write() as cur:
+        with self.e.write() as cur:
             cur.execute(Q["blob_put"], {"id": blob_id, "data": data, "size": len(data), "now": ts(now)})
         return blob_id
 
@@ -170,7 +142,7 @@ class IndexEngine:
             "blob_id": ref.blob_id,
             "now": ts(now),
         }
-        with self.e._write() as cur:
+        with self.e.write() as cur:
             cur.execute(Q["document_register"], params)
             row = _all(cur, Q["document_get"], {"collection": ref.collection, "id": ref.id})
         return _document(row[0])
@@ -200,7 +172,7 @@ class IndexEngine:
         cur.execute(Q["chunks_delete_document"], {"doc_key": doc_key})  # FTS rows follow by trigger
 
     def document_delete(self, collection: str, document_id: str) -> bool:
-        with self.e._write() as cur:
+        with self.e.write() as cur:
             found = _all(cur, Q["document_key"], {"collection": collection, "id": document_id})
             if not found:
                 return False
@@ -235,22 +207,11 @@ class IndexEngine:
         return out
 
     def document_commit(self, write: IndexWrite, outcome: Outcome, now: datetime) -> bool:
-        coll = self._collection_row(write.collection)
-        if coll is None:
-            raise StoreError(f"collection {write.collection!r} does not exist: ensure it before indexing")
-        name, model_id, dimension, _, vec_table_id = coll
-        if model_id != write.model_id:
-            raise StoreError(
-                f"collection {name!r} is embedded with {model_id!r}, not {write.model_id!r}: "
-                "use another collection or re-create it"
-            )
+        coll = commit_collection(write, self._collection_row(write.collection))
+        vec_table_id = coll[4]
         chunk_rows, vectors = [], []
         for c in write.chunks:
-            if c.embedding is None or len(c.embedding) != dimension:
-                got = "no vector" if c.embedding is None else f"{len(c.embedding)} dimensions"
-                raise ValueError(
-                    f"chunk {c.id!r}: collection {name!r} needs {dimension} dimensions, got {got}"
-                )
+            assert c.embedding is not None  # check_commit refused chunks without one
             chunk_rows.append(
                 (
                     c.id,
@@ -268,14 +229,14 @@ class IndexEngine:
         now_ts = ts(now)
         key = {"collection": write.collection, "id": write.document_id}
         try:
-            with self.e._write() as cur:
+            with self.e.write() as cur:
                 if outcome.job_id not in self.e.apply_outcomes(cur, [outcome], now):
-                    raise _Fenced
-                cur.execute(Q["document_upsert_for_commit"], {**key, "now": now_ts})
+                    raise Fenced
+                cur.execute(Q["document_lock_for_commit"], {**key, "now": now_ts})
                 doc_key = _all(cur, Q["document_key"], key)[0][0]
                 self._drop_chunks(cur, doc_key, vec_table_id)
                 rowids = [
-                    r[0] for r in cur.executemany(Q["chunk_insert"], [(doc_key, *r) for r in chunk_rows])
+                    r[0] for r in cur.executemany(Q["chunks_insert"], [(doc_key, *r) for r in chunk_rows])
                 ]
                 if rowids:
                     cur.executemany(_sql("vec_insert", vec_table_id), list(zip(rowids, vectors, strict=True)))
@@ -293,7 +254,7 @@ class IndexEngine:
                         "now": now_ts,
                     },
                 )
-        except _Fenced:
+        except Fenced:
             return False
         return True
 
@@ -314,11 +275,11 @@ class IndexEngine:
             "now": ts(now),
         }
         try:
-            with self.e._write() as cur:
+            with self.e.write() as cur:
                 if outcome is not None and outcome.job_id not in self.e.apply_outcomes(cur, [outcome], now):
-                    raise _Fenced
+                    raise Fenced
                 marked = _all(cur, Q["document_mark"], params)
-        except _Fenced:
+        except Fenced:
             return False
         return bool(marked) or outcome is not None
 
@@ -344,15 +305,15 @@ class IndexEngine:
         if not items:
             return
         now_ts = ts(now)
-        with self.e._write() as cur:
+        with self.e.write() as cur:
             cur.executemany(
                 Q["embed_cache_put"], [(model_id, k, pack_f32(v), now_ts) for k, v in items.items()]
             )
 
     def rate_bucket_update(self, key: str, update: Callable[[BucketRow | None], BucketRow]) -> BucketRow:
         # BEGIN IMMEDIATE holds the write lock from the read to the write: other processes wait.
-        with self.e._write() as cur:
-            found = _all(cur, Q["rate_bucket_get"], {"key": key})
+        with self.e.write() as cur:
+            found = _all(cur, Q["rate_bucket_lock"], {"key": key})
             current = None if not found else BucketRow(found[0][0], found[0][1], dt(found[0][2]))
             new = update(current)
             cur.execute(

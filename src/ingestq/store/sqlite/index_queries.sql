@@ -1,4 +1,5 @@
--- Named queries of the SQLite index store (documents, chunks, vectors, full text, cache, buckets).
+-- Named queries of the SQLite index store (documents, chunks, vectors, full text, cache, buckets); the
+-- same operation has the same name as in store/postgres/index_queries.sql (see tests/unit/test_queries.py).
 -- Vector statements name the collection's vec0 table, so they are templates: {vec} is replaced by
 -- the table name read from ingestq_collections (never by caller text).
 
@@ -68,13 +69,14 @@ DELETE FROM {vec} WHERE rowid IN (SELECT rowid FROM ingestq_chunks WHERE doc_key
 -- name: chunks_delete_document
 DELETE FROM ingestq_chunks WHERE doc_key = :doc_key
 
--- name: document_upsert_for_commit
--- a commit for a document nobody registered still leaves one row (source = its id)
+-- name: document_lock_for_commit
+-- a commit for a document nobody registered still leaves one row (source = its id); the commit's
+-- BEGIN IMMEDIATE already holds the database's write lock, so unlike PostgreSQL nothing is locked here
 INSERT INTO ingestq_documents (collection, id, source, status, created_at, updated_at)
 VALUES (:collection, :id, :id, 'pending', :now, :now)
 ON CONFLICT (collection, id) DO NOTHING
 
--- name: chunk_insert
+-- name: chunks_insert
 INSERT INTO ingestq_chunks
     (doc_key, id, ordinal, text, body, heading_path, page, page_end, token_count, text_hash)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -130,7 +132,8 @@ WHERE c.model_id = :model_id AND c.key IN (SELECT value FROM json_each(:keys))
 INSERT INTO ingestq_embed_cache (model_id, key, vector, created_at) VALUES (?, ?, ?, ?)
 ON CONFLICT (model_id, key) DO UPDATE SET vector = excluded.vector, created_at = excluded.created_at
 
--- name: rate_bucket_get
+-- name: rate_bucket_lock
+-- read under the caller's BEGIN IMMEDIATE, which holds the write lock (PostgreSQL: FOR UPDATE)
 SELECT requests, tokens, updated_at FROM ingestq_rate_buckets WHERE key = :key
 
 -- name: rate_bucket_put

@@ -1,9 +1,10 @@
--- SQLite dialect of ingestq's named queries (same names as store/postgres/queries.sql).
+-- SQLite dialect of ingestq's named queries: the same operation has the same name as in
+-- store/postgres/queries.sql (tests/unit/test_queries.py lists the dialect-only names and why).
 -- Every query that returns jobs lists the columns in the order of ingestq.model.job.Job's fields.
 
 -- ===== schema ========================================================================================
 
--- name: migrations_table
+-- name: migrations_create_table
 CREATE TABLE IF NOT EXISTS ingestq_migrations (
     version    INTEGER PRIMARY KEY,
     name       TEXT NOT NULL,
@@ -16,7 +17,7 @@ SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'ingestq_migr
 -- name: schema_version
 SELECT coalesce(max(version), 0) FROM ingestq_migrations
 
--- name: migration_record
+-- name: migrations_record
 INSERT INTO ingestq_migrations (version, name, applied_at) VALUES (:version, :name, :applied_at)
 
 -- ===== jobs: insert and read =========================================================================
@@ -301,10 +302,11 @@ UPDATE ingestq_jobs SET cancel_requested = 1
 WHERE id = :id AND state = 'running'
 
 -- name: documents_settle_after_job
--- An ingestion job that ended without its handler's finalizer (cancelled while queued, or cancelled or
--- failed by the lease rescue) must not leave its document pending forever: back to indexed when an
--- indexed version is still served, else failed with a reason. Only a pending document moves: one that
--- a newer job already settled is left alone.
+-- A job that concerns a document (document_id set, the collection in its payload) and ended without its
+-- handler's finalizer (cancelled while queued, or cancelled or failed by the lease rescue) must not leave
+-- that document pending forever: back to indexed when an indexed version is still served, else failed
+-- with a reason. Only a pending document moves: one that a newer job already settled is left alone. The
+-- store does not know which kinds ingest; a job without a document_id matches no document.
 UPDATE ingestq_documents AS d
 SET status = CASE WHEN j.state = 'cancelled' AND d.version > 0 THEN 'indexed' ELSE 'failed' END,
     error = CASE WHEN j.state = 'cancelled' AND d.version > 0 THEN NULL
@@ -313,24 +315,22 @@ SET status = CASE WHEN j.state = 'cancelled' AND d.version > 0 THEN 'indexed' EL
     updated_at = :now
 FROM ingestq_jobs AS j
 WHERE j.id IN (SELECT value FROM json_each(:ids))
-  AND j.kind = :kind
   AND j.state IN ('cancelled', 'failed')
   AND d.collection = json_extract(j.payload, '$.collection')
   AND d.id = j.document_id
   AND d.status = 'pending'
 
 -- name: document_pending_after_retry
--- A person's retry of an ingestion job: its document is pending again until the job ends.
+-- A person's retry of a job that concerns a document: the document is pending again until the job ends.
 UPDATE ingestq_documents AS d
 SET status = 'pending', error = NULL, updated_at = :now
 FROM ingestq_jobs AS j
 WHERE j.id = :id
-  AND j.kind = :kind
   AND j.state = 'queued'
   AND d.collection = json_extract(j.payload, '$.collection')
   AND d.id = j.document_id
 
--- name: job_retry_by_person
+-- name: job_retry
 -- Due now, with at least one attempt left.
 UPDATE ingestq_jobs
 SET state = 'queued', run_at = :now, finished_at = NULL, cancel_requested = 0, lease_owner = NULL,
@@ -410,7 +410,7 @@ ON CONFLICT (worker_id) DO UPDATE SET
     concurrency = excluded.concurrency, lease_seconds = excluded.lease_seconds,
     heartbeat_at = excluded.heartbeat_at, unavailable = excluded.unavailable
 
--- name: worker_extend_leases
+-- name: job_extend_leases
 -- Extends only what the worker still owns; ids missing from the result were lost.
 UPDATE ingestq_jobs SET lease_expires_at = :lease_until
 WHERE id IN (SELECT value FROM json_each(:job_ids)) AND state = 'running' AND lease_owner = :worker_id

@@ -9,12 +9,10 @@ loop's own thread when that cannot stall it (dispatch.py). Wake-ups combine an i
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Literal, ParamSpec, TypeVar
-
-import apsw
 
 from ingestq.errors import StoreError
 from ingestq.model.job import (
@@ -34,10 +32,9 @@ from ingestq.model.job import (
     WorkerInfo,
 )
 from ingestq.settings import Settings
-from ingestq.store.sqlite.connection import connect, parse_sqlite_url
-from ingestq.store.sqlite.dispatch import Dispatch
-from ingestq.store.sqlite.engine import Engine
-from ingestq.store.sqlite.index import SqliteIndexMixin
+from ingestq.store.sqlite import admin, migrator
+from ingestq.store.sqlite.connection import parse_sqlite_url
+from ingestq.store.sqlite.index import SqliteIndex
 from ingestq.store.sqlite.wakeup import ChangeWatcher
 
 P = ParamSpec("P")
@@ -48,7 +45,7 @@ R = TypeVar("R")
 CHANGE_CHECK_INTERVAL = 0.008
 
 
-class SqliteStore(SqliteIndexMixin):
+class SqliteStore(SqliteIndex):
     backend = "sqlite"
 
     def __init__(
@@ -59,12 +56,8 @@ class SqliteStore(SqliteIndexMixin):
         synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
         change_check_interval: float = CHANGE_CHECK_INTERVAL,
     ) -> None:
-        self.path = path
-        self._busy_timeout_ms = busy_timeout_ms
-        self._synchronous: Literal["NORMAL", "FULL"] = synchronous
+        super().__init__(path, busy_timeout_ms, synchronous)
         self._change_check_interval = change_check_interval
-        self._dispatch: Dispatch | None = None
-        self._engine: Engine | None = None
         self._watcher: ChangeWatcher | None = None
         self._wakeup = asyncio.Event()
 
@@ -76,48 +69,11 @@ class SqliteStore(SqliteIndexMixin):
             synchronous=settings.sqlite_synchronous,
         )
 
-    def __repr__(self) -> str:
-        return f"SqliteStore({str(self.path)!r})"
-
-    # --- plumbing ---------------------------------------------------------------------------------------
-    def _connect(self) -> apsw.Connection:
-        return connect(self.path, busy_timeout_ms=self._busy_timeout_ms, synchronous=self._synchronous)
-
-    @property
-    def _d(self) -> Dispatch:
-        if self._dispatch is None:
-            raise StoreError(f"{self!r} is not open: await store.open() first")
-        return self._dispatch
-
-    async def _run(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-        return await self._d.run(fn, *args, **kwargs)
-
-    @property
-    def _e(self) -> Engine:
-        if self._engine is None:
-            raise StoreError(f"{self!r} is not open: await store.open() first")
-        return self._engine
-
     # --- lifecycle and schema ---------------------------------------------------------------------------
     async def open(self) -> None:
         if self._dispatch is not None:
             return
-        label = str(self.path)
-        dispatch = self._dispatch = Dispatch(
-            label, self._busy_timeout_ms, inline=self._synchronous == "NORMAL"
-        )
-
-        def open_engine() -> Engine:
-            engine = Engine(self._connect(), label)
-            dispatch.attach(engine.conn)
-            return engine
-
-        try:
-            self._engine = await dispatch.run(open_engine)
-        except BaseException:
-            dispatch.shutdown_now()
-            self._dispatch = None
-            raise
+        await self._open_engine()
         self._wakeup = asyncio.Event()
         self._watcher = ChangeWatcher(self._connect, self._change_check_interval)
         await asyncio.to_thread(self._watcher.start, asyncio.get_running_loop(), self._wakeup.set)
@@ -129,15 +85,13 @@ class SqliteStore(SqliteIndexMixin):
             await asyncio.to_thread(self._watcher.stop)
             self._watcher = None
         self._wakeup.set()  # a task still waiting for jobs returns now rather than at its timeout
-        engine, self._engine = self._engine, None
-        dispatch, self._dispatch = self._dispatch, None
-        await dispatch.close(engine.close if engine is not None else lambda: None)
+        await self._close_engine()
 
     async def migrate(self) -> list[int]:
-        return await self._run(self._e.migrate)
+        return await self._run(migrator.migrate, self._e)
 
     async def schema_version(self) -> tuple[int, int]:
-        return await self._run(self._e.schema_version)
+        return await self._run(migrator.schema_version, self._e)
 
     # --- jobs -------------------------------------------------------------------------------------------
     async def job_insert_many(self, jobs: Sequence[NewJob], now: datetime) -> list[Job]:
@@ -184,10 +138,10 @@ class SqliteStore(SqliteIndexMixin):
         return await self._run(self._e.job_progress, job_id, lease_owner, attempt, progress)
 
     async def job_cancel(self, job_id: int, now: datetime) -> Job:
-        return await self._run(self._e.job_cancel, job_id, now)
+        return await self._run(admin.job_cancel, self._e, job_id, now)
 
     async def job_retry(self, job_id: int, now: datetime) -> Job:
-        job = await self._run(self._e.job_retry, job_id, now)
+        job = await self._run(admin.job_retry, self._e, job_id, now)
         self._wakeup.set()
         return job
 
@@ -198,34 +152,34 @@ class SqliteStore(SqliteIndexMixin):
         return moved
 
     async def job_position(self, job_id: int, now: datetime) -> int | None:
-        return await self._run(self._e.job_position, job_id, now)
+        return await self._run(admin.job_position, self._e, job_id, now)
 
     async def job_purge(
         self, states: Sequence[JobState], queue: str | None, finished_before: datetime | None
     ) -> int:
-        return await self._run(self._e.job_purge, states, queue, finished_before)
+        return await self._run(admin.job_purge, self._e, states, queue, finished_before)
 
     async def job_prune(self, retention: Retention, now: datetime, limit: int = 10_000) -> int:
-        return await self._run(self._e.job_prune, retention, now, limit)
+        return await self._run(admin.job_prune, self._e, retention, now, limit)
 
     async def stats(self, now: datetime) -> list[QueueStats]:
-        return await self._run(self._e.stats, now)
+        return await self._run(admin.stats, self._e, now)
 
     # --- queues, workers, periodic jobs -----------------------------------------------------------------
     async def queue_configure(self, config: QueueConfig) -> None:
-        await self._run(self._e.queue_configure, config)
+        await self._run(admin.queue_configure, self._e, config)
 
     async def queue_list(self) -> list[QueueConfig]:
-        return await self._run(self._e.queue_list)
+        return await self._run(admin.queue_list, self._e)
 
     async def worker_heartbeat(self, beat: WorkerBeat, now: datetime) -> HeartbeatReply:
         return await self._run(self._e.worker_heartbeat, beat, now)
 
     async def worker_deregister(self, worker_id: str) -> None:
-        await self._run(self._e.worker_deregister, worker_id)
+        await self._run(admin.worker_deregister, self._e, worker_id)
 
     async def worker_list(self, now: datetime) -> list[WorkerInfo]:
-        return await self._run(self._e.worker_list)
+        return await self._run(admin.worker_list, self._e)
 
     async def periodic_enqueue(self, name: str, slot: datetime, job: NewJob, now: datetime) -> Job | None:
         inserted = await self._run(self._e.periodic_enqueue, name, slot, job, now)

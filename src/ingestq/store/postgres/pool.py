@@ -1,0 +1,144 @@
+"""The connection pool of PostgresStore: open (failing fast with libpq's reason), close, check out a
+connection, and translate the driver's errors a user can cause into one-line ingestq errors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from ingestq.errors import FeatureUnavailable, SchemaError, StoreError
+from ingestq.store.common import NOT_INITIALISED
+from ingestq.store.postgres.connect import (
+    check_idle_connection,
+    connect_kwargs,
+    first_line,
+    normalise_url,
+    store_error,
+    where,
+)
+from ingestq.store.postgres.statements import Q
+
+Conn = psycopg.AsyncConnection[tuple[Any, ...]]
+
+POOL_TIMEOUT_S = 15.0
+"""How long an operation waits for a pooled connection (e.g. while the server restarts) before it
+raises StoreError; the worker treats that as a transient failure and tries again."""
+RECONNECT_TIMEOUT_S = 5.0
+# Tables of migration 2, which needs pgvector: on a server without it the queue works and these are
+# missing, which deserves a better message than "not initialised".
+INDEX_TABLES = frozenset(
+    {
+        "ingestq_collections",
+        "ingestq_blobs",
+        "ingestq_documents",
+        "ingestq_chunks",
+        "ingestq_embed_cache",
+        "ingestq_rate_buckets",
+    }
+)
+NO_INDEX_SCHEMA = (
+    "documents and search are not set up in this database: it needs the pgvector extension "
+    "(install it on the server, then run `ingestq db migrate`); the queue works without it"
+)
+NOT_OPEN = "the PostgreSQL store is not open (call `await store.open()` first)"
+
+
+class PostgresPool:
+    """The connections of PostgresStore: PostgresIndex (the IndexStore half) and PostgresStore (the queue)
+    build on `_connection`, one class on top of the other."""
+
+    def __init__(self, url: str, pool_max_size: int, pool_timeout: float) -> None:
+        self._url = normalise_url(url)
+        self._pool_timeout = pool_timeout
+        self._kwargs = connect_kwargs(self._url)
+        self._where = where(self._url)
+        self._pool_max_size = pool_max_size
+        self._pool: AsyncConnectionPool[Conn] | None = None
+
+    async def open(self) -> None:
+        if self._pool is not None:
+            return
+        # One direct connection first: it fails fast with libpq's own reason, which a pool would only
+        # log while retrying until its timeout.
+        try:
+            probe = await psycopg.AsyncConnection.connect(self._url, autocommit=True, **self._kwargs)
+        except (psycopg.Error, OSError) as exc:
+            raise store_error(self._url, exc) from None
+        await probe.close()
+        pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+            self._url,
+            min_size=1,
+            max_size=self._pool_max_size,
+            kwargs={"autocommit": True, **self._kwargs},
+            # Connections broken by a server restart or pg_terminate_backend are replaced at checkout
+            # instead of failing a call (see check_idle_connection: no round trip while healthy).
+            check=check_idle_connection,
+            timeout=self._pool_timeout,
+            # psycopg_pool retries a failed connect with a doubling delay until reconnect_timeout (5
+            # minutes by default), so after a long outage its next attempt could come minutes after the
+            # server is back. Giving up after a few seconds resets the backoff: the next checkout starts
+            # a fresh attempt at once, so a worker recovers within seconds of a restart.
+            reconnect_timeout=RECONNECT_TIMEOUT_S,
+            open=False,
+            name="ingestq",
+        )
+        try:
+            await pool.open(wait=True, timeout=self._pool_timeout)
+        except PoolTimeout as exc:
+            await pool.close()
+            raise store_error(self._url, exc) from None
+        self._pool = pool
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Conn]:
+        """A pooled connection (autocommit), with driver errors a user can cause as ingestq errors."""
+        if self._pool is None:
+            raise StoreError(NOT_OPEN)
+        try:
+            async with self._pool.connection() as conn:
+                yield conn
+        except PoolTimeout:
+            raise StoreError(
+                f"PostgreSQL at {self._where} is unavailable: no connection within {self._pool_timeout:g}s"
+            ) from None
+        except pg_errors.UndefinedTable as exc:
+            missing = re.search(r'relation "(\w+)"', exc.diag.message_primary or "")
+            if missing and missing.group(1) in INDEX_TABLES:
+                raise FeatureUnavailable(NO_INDEX_SCHEMA) from None
+            raise SchemaError(NOT_INITIALISED) from None
+        except psycopg.DataError as exc:
+            # a value PostgreSQL cannot store (an integer out of range, a NUL character in text)
+            raise ValueError(f"PostgreSQL refused a value: {first_line(str(exc))}") from None
+        except psycopg.OperationalError as exc:
+            raise StoreError(f"PostgreSQL at {self._where}: {first_line(str(exc))}") from exc
+
+    async def _fetchall(self, query: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        async with self._connection() as conn:
+            cur = await conn.execute(query, params)
+            return await cur.fetchall()
+
+    async def _fetchone(self, query: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        async with self._connection() as conn:
+            cur = await conn.execute(query, params)
+            return await cur.fetchone()
+
+    async def _notify(self) -> None:
+        """Wake the workers that LISTEN (jobs were queued outside a statement that notifies itself)."""
+        async with self._connection() as conn:
+            await conn.execute(Q["jobs_notify"])
+
+    def _check_open(self) -> None:
+        if self._pool is None:
+            raise StoreError(NOT_OPEN)
