@@ -20,7 +20,7 @@ import httpx
 import pytest
 from service import Service, serving
 
-from ingestq.model.job import Job, JobState
+from ingestq.model.job import Job, JobFilter, JobState
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / d) for d in ("pipeline", "acceptance")]
 from docgen import make_docx, make_pdf  # noqa: E402
@@ -471,6 +471,90 @@ def test_delete_cancels_the_live_job_and_reprocess_queues_again(sqlite_url: str,
         assert gone.json()["cancelled_jobs"] == []
         hits = httpx.post(service.url + "/v1/search", json={"query": "Kingfishers", "mode": "text"})
         assert hits.json()["hits"] == []
+
+
+# --- the same content twice; the same request twice -----------------------------------------------------
+
+
+def test_the_same_content_in_a_collection_is_one_document(index_database_url: str, tmp_path: Path) -> None:
+    url = index_database_url
+    with serving(url, tmp_path / "serve.log") as service:
+        docs = service.url + "/v1/documents"
+        first = httpx.post(docs, files=[("file", ("kingfishers.md", MARKDOWN))], data={"collection": "kb"})
+        assert first.status_code == 202, first.text
+        # another name, the same bytes: the existing document and its job, nothing queued
+        again = httpx.post(docs, files=[("file", ("copy.md", MARKDOWN))], data={"collection": "kb"})
+        assert again.status_code == 200, again.text
+        assert again.json()["duplicate"] is True
+        assert again.json()["document_id"] == first.json()["document_id"]
+        assert again.json()["job_id"] == first.json()["job_id"]
+        assert again.headers["location"] == first.headers["location"]
+        # the same bytes as JSON text, and twice in one request
+        text = httpx.post(docs, json={"text": MARKDOWN.decode(), "title": "other", "collection": "kb"})
+        assert text.status_code == 200, text.text
+        assert text.json()["document_id"] == first.json()["document_id"]
+        twice = httpx.post(
+            docs,
+            files=[
+                ("file", ("x.md", b"# New\n\nfresh bytes\n")),
+                ("file", ("y.md", b"# New\n\nfresh bytes\n")),
+            ],
+            data={"collection": "kb"},
+        )
+        assert twice.status_code == 202, twice.text
+        pair = twice.json()["documents"]
+        assert pair[0]["document_id"] == pair[1]["document_id"]
+        assert [p["duplicate"] for p in pair] == [False, True]
+        assert len(listed(service, {}, collection="kb")) == 2
+        # dedupe holds within a collection only
+        other = httpx.post(docs, files=[("file", ("kingfishers.md", MARKDOWN))], data={"collection": "kb2"})
+        assert other.status_code == 202, other.text
+        assert other.json()["duplicate"] is False
+        # once indexed, a duplicate answers with the indexed document and its finished job
+        with worker(url, tmp_path / "worker.log"):
+            wait_final(service, first.headers["location"], {})
+        late = httpx.post(docs, files=[("file", ("late.md", MARKDOWN))], data={"collection": "kb"})
+        assert late.status_code == 200, late.text
+        assert late.json()["status"] == "indexed"
+        assert late.json()["job_id"] == first.json()["job_id"]
+
+
+def test_an_idempotency_key_replays_the_first_answer(index_database_url: str, tmp_path: Path) -> None:
+    url = index_database_url
+    docs_path = "/v1/documents"
+    key = {"Idempotency-Key": "9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d"}
+    with serving(url, tmp_path / "serve.log", env={"INGESTQ_UPLOAD_MAX_BYTES": "4096"}) as service:
+        docs = service.url + docs_path
+        # a refused request is not kept: the key can be used once it is fixed
+        big = httpx.post(docs, files=[("file", ("big.md", b"b" * 5000))], headers=key)
+        assert big.status_code == 413
+        first = httpx.post(docs, files=[("file", ("a.md", MARKDOWN))], headers=key)
+        assert first.status_code == 202, first.text
+        assert "idempotent-replayed" not in first.headers
+        # the same files again (httpx picks a new multipart boundary): the first answer, byte for byte
+        again = httpx.post(docs, files=[("file", ("a.md", MARKDOWN))], headers=key)
+        assert again.status_code == 202
+        assert again.headers["idempotent-replayed"] == "true"
+        assert again.content == first.content
+        assert again.headers["location"] == first.headers["location"]
+        # another request under the same key is refused
+        other = httpx.post(docs, files=[("file", ("b.md", MARKDOWN + b"more"))], headers=key)
+        assert other.status_code == 422
+        assert error_code(other) == "idempotency_key_reused"
+        assert len(listed(service, {})) == 1
+        bad = httpx.post(docs, files=[("file", ("b.md", b"x"))], headers={"Idempotency-Key": "no spaces"})
+        assert bad.status_code == 422
+        # without a key, the same content is a duplicate (200), not a replay of the 202
+        plain = httpx.post(docs, files=[("file", ("a.md", MARKDOWN))])
+        assert plain.status_code == 200
+    # kept in the database: a restarted server (or another replica) replays it too
+    with serving(url, tmp_path / "serve2.log") as service:
+        replay = httpx.post(service.url + docs_path, files=[("file", ("a.md", MARKDOWN))], headers=key)
+        assert replay.status_code == 202
+        assert replay.content == first.content
+        jobs = run_store(url, "job_list", JobFilter())
+        assert isinstance(jobs, list)
+        assert len(jobs) == 1
 
 
 def test_deleting_a_document_while_its_job_runs_does_not_bring_it_back(

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -48,6 +48,7 @@ from ingestq.api.document_schemas import (
     check_collection,
 )
 from ingestq.api.errors import ApiError, ShapedRoute
+from ingestq.api.idempotency import fingerprint, key_of, remember, replay
 from ingestq.api.schemas import ErrorBody
 from ingestq.api.state import Admin, IngestqRuntime, Reader
 from ingestq.api.uploads import FORM_OVERHEAD, FilePart, read_json, read_multipart, safe_name, too_large
@@ -153,6 +154,23 @@ def _invalid(exc: ValidationError, where: str) -> RequestValidationError:
 )
 async def ingest_documents(request: Request, runtime: IngestqRuntime) -> JSONResponse:
     docs = documents_of(request, runtime)
+    key = key_of(request, "POST /v1/documents")
+    run, asked = await _read_ingest(request, docs)
+    if key is None:
+        return _accepted(await run())
+    wanted = fingerprint(asked)
+    replayed = await replay(docs.store, key, wanted, runtime.client.clock.now())
+    if replayed is not None:
+        return replayed
+    response = _accepted(await run())
+    return await remember(docs.store, key, wanted, response, runtime.client.clock.now())
+
+
+async def _read_ingest(
+    request: Request, docs: Documents
+) -> tuple[Callable[[], Awaitable[list[Accepted]]], dict[str, Any]]:
+    """Read and check the whole request; return what will ingest it, and what it asks for (the
+    Idempotency-Key fingerprint: the same files and fields, whatever the multipart boundary)."""
     cap = docs.settings.upload_max_bytes
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media == "multipart/form-data":
@@ -160,21 +178,26 @@ async def ingest_documents(request: Request, runtime: IngestqRuntime) -> JSONRes
         collection, metadata = _form_fields(form.fields, docs)
         if not form.files:
             raise ApiError(422, "invalid_request", "no file part in the multipart body")
-        accepted = await _ingest_uploads(request, docs, form.files, collection, metadata)
-    elif media == "application/json" or media.endswith("+json"):
+        asked = {
+            "collection": collection,
+            "metadata": metadata,
+            "files": [[f.name, f.digest] for f in form.files],
+        }
+        return (lambda: _ingest_uploads(request, docs, form.files, collection, metadata)), asked
+    if media == "application/json" or media.endswith("+json"):
         raw, _ = await read_json(request, cap + FORM_OVERHEAD)
         try:
             body = SourceBody.model_validate(raw)
         except ValidationError as exc:
             raise _invalid(exc, "body") from None
-        accepted = await _ingest_json(request, docs, body)
-    else:
-        raise ApiError(
-            415,
-            "unsupported_media_type",
-            "send multipart/form-data (files) or application/json (url, text, path)",
-        )
-    return _accepted(accepted)
+        asked = body.model_dump(mode="json")
+        asked["collection"] = _collection(body.collection, docs)
+        return (lambda: _ingest_json(request, docs, body)), asked
+    raise ApiError(
+        415,
+        "unsupported_media_type",
+        "send multipart/form-data (files) or application/json (url, text, path)",
+    )
 
 
 def _form_fields(fields: dict[str, str], docs: Documents) -> tuple[str, dict[str, Any]]:
@@ -243,7 +266,11 @@ async def _ingest_json(request: Request, docs: Documents, body: SourceBody) -> l
 
 async def _existing(request: Request, docs: Documents, collection: str, digest: str) -> Accepted | None:
     """The document of `collection` that already holds these bytes, with its latest job, if any."""
-    return None
+    doc = await docs.store.document_by_content(collection, digest)
+    if doc is None:
+        return None
+    jobs = await _jobs_of(docs.client, collection, doc.id, None)
+    return _accepted_one(request, doc, jobs[0] if jobs else None, duplicate=True)
 
 
 def _accepted_one(request: Request, doc: Document, job: Job | None, *, duplicate: bool) -> Accepted:
@@ -303,11 +330,11 @@ async def list_documents(
 
 
 async def _jobs_of(
-    runtime: Runtime, collection: str, document_id: str, states: tuple[JobState, ...] | None
+    client: Client, collection: str, document_id: str, states: tuple[JobState, ...] | None
 ) -> list[Job]:
     """Ingestion jobs of the document, newest first."""
     flt = JobFilter(states=states, kinds=(INGEST_KIND,), document_id=document_id, limit=50)
-    jobs = await runtime.client.list(flt)
+    jobs = await client.list(flt)
     return [j for j in jobs if j.payload.get("collection") == collection]
 
 
@@ -345,7 +372,7 @@ async def get_document(
 ) -> DocumentDetail:
     docs = documents_of(request, runtime)
     doc = await docs.get(document_id, _collection(collection, docs))
-    jobs = await _jobs_of(runtime, doc.collection, doc.id, None)
+    jobs = await _jobs_of(runtime.client, doc.collection, doc.id, None)
     job = jobs[0] if jobs else None
     records = await docs.store.document_chunks(doc.collection, doc.id)
     result = job.result if job is not None and isinstance(job.result, dict) else {}
@@ -401,7 +428,7 @@ async def delete_document(
     name = _collection(collection, docs)
     await docs.get(document_id, name)  # 404 before touching any job
     cancelled, running = [], []
-    for job in await _jobs_of(runtime, name, document_id, (JobState.QUEUED, JobState.RUNNING)):
+    for job in await _jobs_of(runtime.client, name, document_id, (JobState.QUEUED, JobState.RUNNING)):
         if (await runtime.client.cancel(job.id)).state is JobState.RUNNING:
             running.append(job.id)
         cancelled.append(job.id)
