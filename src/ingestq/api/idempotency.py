@@ -22,7 +22,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi.responses import JSONResponse
-from starlette.requests import Request
 
 from ingestq.api.errors import ApiError
 from ingestq.model.document import IdempotentReply
@@ -33,9 +32,8 @@ HEADER = "Idempotency-Key"
 _KEY = re.compile(r"^[\x21-\x7e]{1,200}$")  # visible ASCII, what UUIDs and ULIDs are made of
 
 
-def key_of(request: Request, scope: str) -> str | None:
-    """The stored key for this request's `Idempotency-Key` (scoped by route), or None without one."""
-    raw = request.headers.get(HEADER)
+def key_of(raw: str | None, scope: str) -> str | None:
+    """The stored key for a request's `Idempotency-Key` value (scoped by route), or None without one."""
     if raw is None:
         return None
     value = raw.strip().strip('"')  # the draft sends it as a quoted string

@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
@@ -152,9 +152,19 @@ def _invalid(exc: ValidationError, where: str) -> RequestValidationError:
         **_errors(403, 413, 415),
     },
 )
-async def ingest_documents(request: Request, runtime: IngestqRuntime) -> JSONResponse:
+async def ingest_documents(
+    request: Request,
+    runtime: IngestqRuntime,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="send the request again with the same key: the first answer comes back (24 h)",
+        ),
+    ] = None,
+) -> JSONResponse:
     docs = documents_of(request, runtime)
-    key = key_of(request, "POST /v1/documents")
+    key = key_of(idempotency_key, "POST /v1/documents")
     run, asked = await _read_ingest(request, docs)
     if key is None:
         return _accepted(await run())
