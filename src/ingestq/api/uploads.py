@@ -73,13 +73,10 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 def safe_name(raw: str) -> str:
     """The last component of a client's file name, never a path: `../../etc/passwd` -> `passwd`,
-    `C:\\x\\report.pdf` -> `report.pdf`; empty, `.` and `..` -> `upload`."""
+    `C:\\x\\report.pdf` -> `report.pdf`; empty, `.` and `..` -> `upload`. Control characters go."""
     text = unicodedata.normalize("NFC", _CONTROL.sub("", raw)).replace("\\", "/")
     last = text.rsplit("/", 1)[-1].strip()
-    if ":" in last:  # a drive letter or an alternate data stream
-        last = last.rsplit(":", 1)[-1]
-    last = last.lstrip(".").strip() if set(last) <= {"."} else last.strip()
-    if not last:
+    if not last.strip("."):
         return "upload"
     return last[-MAX_NAME:]
 
