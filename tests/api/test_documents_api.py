@@ -510,6 +510,22 @@ def test_the_same_content_in_a_collection_is_one_document(index_database_url: st
         other = httpx.post(docs, files=[("file", ("kingfishers.md", MARKDOWN))], data={"collection": "kb2"})
         assert other.status_code == 202, other.text
         assert other.json()["duplicate"] is False
+        assert other.json()["document_id"] == first.json()["document_id"]  # the same id, in two collections
+        # one document a page across every collection: none is skipped, though two share an id
+        pages: list[tuple[str, str]] = []
+        params: dict[str, Any] = {"limit": 1}
+        while True:
+            page = httpx.get(docs, params=params).json()
+            pages += [(d["collection"], d["id"]) for d in page["documents"]]
+            if page["next_after"] is None:
+                break
+            params = {
+                "limit": 1,
+                "after": page["next_after"],
+                "after_collection": page["next_after_collection"],
+            }
+        assert sorted(pages) == sorted((d["collection"], d["id"]) for d in listed(service, {}))
+        assert len(pages) == 3
         # once indexed, a duplicate answers with the indexed document and its finished job
         with worker(url, tmp_path / "worker.log"):
             wait_final(service, first.headers["location"], {})

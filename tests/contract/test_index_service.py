@@ -8,7 +8,7 @@ import hashlib
 from contract_helpers import T0, at
 from index_helpers import DIM, MODEL, chunk, commit, index_of, write
 
-from ingestq.model.document import DocumentRef, IdempotentReply
+from ingestq.model.document import DocumentFilter, DocumentRef, IdempotentReply
 from ingestq.store import Store
 
 V = [1.0, 0.0, 0.0, 0.0]
@@ -84,3 +84,25 @@ async def test_expired_idempotency_answers_are_pruned_by_later_puts(store: Store
     # the expired answers are gone from the table, not only hidden: a get "before" their expiry misses them
     assert [await ix.idempotency_get(f"k{n}", at(1)) for n in range(5)] == [None] * 5
     assert await ix.idempotency_get("later", at(21)) is not None
+
+
+async def test_pages_across_collections_keep_documents_that_share_an_id(store: Store) -> None:
+    ix = await index_of(store)
+    for collection in ("a", "b", "c"):
+        for doc in ("d1", "d2"):
+            await ix.document_register(DocumentRef(collection, doc, f"/{doc}"), T0)
+    seen: list[tuple[str, str]] = []
+    after: tuple[str, str] | None = None
+    while True:
+        flt = DocumentFilter(
+            after_id=after[1] if after else None, limit=2, after_collection=after[0] if after else None
+        )
+        page = await ix.document_list(flt)
+        seen += [(d.collection, d.id) for d in page]
+        if len(page) < 2:
+            break
+        after = (page[-1].collection, page[-1].id)
+    assert seen == [(c, d) for d in ("d1", "d2") for c in ("a", "b", "c")]
+    # within a collection, after_id alone is the cursor, as before
+    within = await ix.document_list(DocumentFilter(collection="b", after_id="d1"))
+    assert [(d.collection, d.id) for d in within] == [("b", "d2")]

@@ -189,6 +189,9 @@ class DocumentDetail(DocumentView):
 class DocumentPage(BaseModel):
     documents: list[DocumentView]
     next_after: str | None = Field(description="pass as `after` for the next page; null on the last one")
+    next_after_collection: str | None = Field(
+        description="without a collection filter, pass as `after_collection` too (collections share ids)"
+    )
 
 
 class Reprocessed(BaseModel):

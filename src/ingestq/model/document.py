@@ -110,8 +110,9 @@ class IndexWrite:
 class DocumentFilter:
     collection: str | None = None
     status: DocumentStatus | None = None
-    after_id: str | None = None  # keyset pagination by (collection, id) ascending
+    after_id: str | None = None  # keyset pagination by (id, collection) ascending
     limit: int = 100
+    after_collection: str | None = None  # with after_id, across collections: the last row's collection
 
 
 @dataclass(frozen=True, slots=True)

@@ -318,7 +318,8 @@ def _accepted(accepted: list[Accepted]) -> JSONResponse:
 
 @router.get(
     "/documents",
-    summary="Documents, by id, keyset-paginated (pass next_after as after)",
+    summary="Documents by id, keyset-paginated: pass next_after as after (and next_after_collection as "
+    "after_collection)",
     response_model=DocumentPage,
     dependencies=[Reader],
 )
@@ -329,13 +330,18 @@ async def list_documents(
     status: DocumentStatus | None = None,
     after: Annotated[str | None, Query(description="the last id of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    after_collection: Annotated[
+        str | None, Query(description="the last collection of the previous page")
+    ] = None,
 ) -> DocumentPage:
     docs = documents_of(request, runtime)
     name = _collection(collection, docs) if collection is not None else None
-    found = await docs.list(name, status, after, limit)
+    found = await docs.list(name, status, after, limit, after_collection if name is None else None)
+    last = found[-1] if len(found) == limit else None
     return DocumentPage(
         documents=[DocumentView.of(d, location(request, d.collection, d.id)) for d in found],
-        next_after=found[-1].id if len(found) == limit else None,
+        next_after=last.id if last is not None else None,
+        next_after_collection=last.collection if last is not None and name is None else None,
     )
 
 

@@ -190,6 +190,7 @@ class PostgresIndex(PostgresPool):
             "collection": flt.collection,
             "status": None if flt.status is None else DocumentStatus(flt.status).value,
             "after_id": flt.after_id,
+            "after_collection": flt.after_collection,
             "limit": max(flt.limit, 0),
         }
         return [_document(r) for r in await self._rows(Q["document_list"], params)]

@@ -63,13 +63,14 @@ ORDER BY id
 LIMIT 1
 
 -- name: document_list
--- keyset pagination by id (within a collection: the (collection, id) unique index)
+-- keyset pagination by (id, collection): within a collection, the (collection, id) unique index
 SELECT collection, id, source, status, version, media_type, content_hash, title, metadata, chunk_count,
        model_id, settings_hash, error, blob_id, created_at, updated_at
 FROM ingestq_documents
 WHERE (%(collection)s::text IS NULL OR collection = %(collection)s)
   AND (%(status)s::text IS NULL OR status = %(status)s)
-  AND (%(after_id)s::text IS NULL OR id > %(after_id)s)
+  AND (%(after_id)s::text IS NULL OR id > %(after_id)s
+       OR (id = %(after_id)s AND %(after_collection)s::text IS NOT NULL AND collection > %(after_collection)s))
 ORDER BY id, collection
 LIMIT %(limit)s
 

@@ -187,6 +187,7 @@ class IndexEngine:
             "collection": flt.collection,
             "status": None if flt.status is None else DocumentStatus(flt.status).value,
             "after_id": flt.after_id,
+            "after_collection": flt.after_collection,
             "limit": flt.limit,
         }
         return [_document(r) for r in self._rows(Q["document_list"], params)]

@@ -57,13 +57,14 @@ ORDER BY id
 LIMIT 1
 
 -- name: document_list
--- keyset pagination by id (within a collection: the (collection, id) unique index)
+-- keyset pagination by (id, collection): within a collection, the (collection, id) unique index
 SELECT collection, id, source, status, version, media_type, content_hash, title, metadata, chunk_count,
        model_id, settings_hash, error, blob_id, created_at, updated_at
 FROM ingestq_documents
 WHERE (:collection IS NULL OR collection = :collection)
   AND (:status IS NULL OR status = :status)
-  AND (:after_id IS NULL OR id > :after_id)
+  AND (:after_id IS NULL OR id > :after_id
+       OR (id = :after_id AND :after_collection IS NOT NULL AND collection > :after_collection))
 ORDER BY id, collection
 LIMIT :limit
 
