@@ -57,10 +57,22 @@ def _ratio_goal(results: dict[str, Any], backend: str, peer: str, factor: float,
 
 
 def evaluate(results: dict[str, Any]) -> list[Verdict]:
-    """Every goal; the queue's only when a queue section ran, the embedding ones when `embed` ran."""
+    """Every goal; the queue's only when a queue section ran, the embedding ones when `embed` ran, the
+    fast embedder's when `ceiling` ran."""
     queue = any(results.get(k) for k in ("throughput", "pickup", "baselines", "flat"))
     embed = embed_verdicts(results) if results.get("embed") else []
-    return (queue_verdicts(results) if queue else []) + embed
+    ceiling = [ceiling_verdict(results)] if results.get("ceiling") else []
+    return (queue_verdicts(results) if queue else []) + embed + ceiling
+
+
+CEILING_GOAL = "ceiling (fast embedder): every ingestion job succeeds at attempt 1, both backends"
+
+
+def ceiling_verdict(results: dict[str, Any]) -> Verdict:
+    from bench.fast_embed import clean_everywhere
+
+    measured, ok = clean_everywhere(results["ceiling"])
+    return Verdict(CEILING_GOAL, measured, ok)
 
 
 def queue_verdicts(results: dict[str, Any]) -> list[Verdict]:

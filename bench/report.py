@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench import embed_report
+from bench import embed_report, fast_embed
 from bench.goals import evaluate
 
 __all__ = ["evaluate", "render"]
@@ -226,6 +226,8 @@ def render(results: dict[str, Any]) -> str:
         ]
     if results.get("embed"):
         out += embed_report.section(results)
+    if results.get("ceiling"):
+        out += fast_embed.section(results["ceiling"])
     if queue:
         out += [METHOD.format(**{"pickup_runs": 1, **results}), ""]  # results from before pooled pickups
         if ANALYSIS.exists():

@@ -8,6 +8,7 @@
     python -m bench.run --only-section embed --out /tmp/E.md    # the ingestion benchmark alone (≈ 40 min)
     python -m bench.run --only-section embed --quick --out /tmp/E.md   # on 100 of the 992 files
     python -m bench.run --only-section embed --add-to bench/out/results-*.json   # into an earlier report
+    python -m bench.run --only-section ceiling    # a fast embedder: ingestion's ceiling (bench/fast_embed.py)
     BENCH_ARGS="--quick" make bench      # the same options through make
 
 Peers are installed on first use in .bench-venv (never in ingestq's own venv). PostgreSQL: see --pg and
@@ -30,12 +31,12 @@ from typing import Any
 
 import psycopg
 
-from bench import baselines, embed_bench, flat, harness, machine, ours, peers, pgserver, report
+from bench import baselines, embed_bench, fast_embed, flat, harness, machine, ours, peers, pgserver, report
 from bench.harness import OUT, ROOT, System
 from bench.pgserver import PgChoice
 
 QUEUE_SECTIONS = ("throughput", "pickup", "baselines", "flat")
-SECTIONS = (*QUEUE_SECTIONS, "embed")
+SECTIONS = (*QUEUE_SECTIONS, "embed", "ceiling")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -50,6 +51,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--embed-files",
         type=int,
         help=f"embed section: Markdown files ingested (default all 992; --quick {embed_bench.QUICK_FILES})",
+    )
+    p.add_argument(
+        "--ceiling-docs",
+        type=int,
+        help=f"ceiling section: small Markdown files per run (default {fast_embed.DOCS:,}; --quick 1,000)",
     )
     p.add_argument("--embed-runs", type=int, default=1, help="embed section: runs, median shown (default 1)")
     p.add_argument("--jobs", type=int, help="jobs per throughput run (default 10,000; --quick 2,000)")
@@ -82,6 +88,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     args.pickup_runs = args.pickup_runs or (1 if args.quick else 3)
     args.flat_rows = args.flat_rows or (100_000 if args.quick else 1_000_000)
     args.embed_files = args.embed_files or (embed_bench.QUICK_FILES if args.quick else None)
+    args.ceiling_docs = args.ceiling_docs or (1_000 if args.quick else fast_embed.DOCS)
     args.skip = {s for s in args.skip.split(",") if s}
     only = {s for s in args.only_section.split(",") if s}
     for flag, names in (("--skip", args.skip), ("--only-section", only)):
@@ -288,6 +295,7 @@ def _measure(
         "baselines": {},
         "flat": {},
         "embed": {},
+        "ceiling": {},
     }
     log(f"machine: {results['machine']}; load {results['load_start']}")
     if "throughput" not in args.skip:
@@ -301,6 +309,12 @@ def _measure(
     if "embed" not in args.skip:
         results["embed"] = embed_bench.measure(args.embed_files, args.embed_runs, log)
         results["embed"]["command"] = results["command"]
+    if "ceiling" not in args.skip:
+        backends = (args.only,) if args.only else ("sqlite", "postgresql")
+        load = " ".join(f"{x:.2f}" for x in machine.loadavg())
+        begun = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load at start {load}"
+        results["ceiling"] = fast_embed.measure(args.ceiling_docs, (1, 2), backends, log)
+        results["ceiling"].update(command=results["command"], started=begun)
     results["finished"] = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     results["duration_s"] = time.time() - t0
     results["load_end"] = " ".join(f"{x:.2f}" for x in machine.loadavg())
@@ -341,6 +355,7 @@ def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     merged["baselines"] = {**old["baselines"], **new["baselines"]}
     merged["flat"] = {**old["flat"], **new["flat"]}
     merged["embed"] = new.get("embed") or old.get("embed") or {}
+    merged["ceiling"] = new.get("ceiling") or old.get("ceiling") or {}
     if new["pickup"]:
         merged["pickup_runs"] = new.get("pickup_runs", 1)
     known = {(s["name"], s["backend"]) for s in old["systems"]}

@@ -18,6 +18,7 @@ import pytest
 from ingestq.model.job import ClaimRequest, NewJob, Outcome, OutcomeKind
 from ingestq.store.sqlite import dispatch
 from ingestq.store.sqlite.connection import BusyWait
+from ingestq.store.sqlite.dispatch import Dispatch
 from ingestq.store.sqlite.engine import Engine
 from ingestq.store.sqlite.store import SqliteStore
 
@@ -190,3 +191,30 @@ async def test_a_wal_that_cannot_be_rewound_is_checkpointed_per_threshold_not_pe
     finally:
         reader.close()
         await store.close()
+
+
+async def test_an_urgent_call_runs_before_the_calls_queued_ahead_of_it() -> None:
+    """A heartbeat (urgent) must not wait behind bulk writes already queued on the store's thread."""
+    dispatch = Dispatch("test store", busy_timeout_ms=0, inline=False)
+    started, release = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def blocker() -> None:
+        started.set()
+        release.wait(10)
+        order.append("blocker")
+
+    def write(name: str) -> str:
+        order.append(name)
+        return name
+
+    first = asyncio.ensure_future(dispatch.run(blocker))
+    await asyncio.to_thread(started.wait, 10)  # the thread is busy: everything below queues
+    bulk = [asyncio.ensure_future(dispatch.run(write, f"bulk{i}")) for i in range(5)]
+    beat = asyncio.ensure_future(dispatch.run_urgent(write, "heartbeat"))
+    await asyncio.sleep(0)  # let the submissions reach the thread's queue
+    release.set()
+    assert await beat == "heartbeat"
+    await asyncio.gather(first, *bulk)
+    assert order == ["blocker", "heartbeat", "bulk0", "bulk1", "bulk2", "bulk3", "bulk4"]
+    await dispatch.close(lambda: None)

@@ -8,9 +8,12 @@ test releases it, so a test can look at a job stopped mid-embedding. Every reque
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
 import json
+import signal
+import sys
 import threading
 import time
 from collections import deque
@@ -53,8 +56,17 @@ def vector_for(text: str, dimension: int) -> list[float]:
 
 
 class EmbedServer:
-    def __init__(self, dimension: int = 8, api_key: str | None = None, reverse_order: bool = False) -> None:
+    def __init__(
+        self,
+        dimension: int = 8,
+        api_key: str | None = None,
+        reverse_order: bool = False,
+        *,
+        port: int = 0,
+        record: bool = True,
+    ) -> None:
         self.dimension = dimension
+        self.record = record
         self.api_key = api_key
         self.reverse_order = reverse_order
         """OpenAI protocol: list `data` in reverse (clients must sort by `index`)."""
@@ -64,7 +76,7 @@ class EmbedServer:
         self._every_gate: list[Gate] = []
         self._embed_requests = 0
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -155,7 +167,8 @@ class EmbedServer:
                     body = json.loads(raw or b"{}")
                 except ValueError:
                     body = {}
-                server.requests.append(Recorded(self.path, body, headers, time.monotonic()))
+                if server.record:
+                    server.requests.append(Recorded(self.path, body, headers, time.monotonic()))
                 if self.path not in ("/api/embed", "/v1/embeddings"):
                     self._send(404, '{"error": "not found"}')
                     return
@@ -176,3 +189,21 @@ class EmbedServer:
                 self._send(status, json.dumps(answer))
 
         return Handler
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Serve /v1/embeddings and /api/embed on 127.0.0.1.")
+    parser.add_argument("--port", type=int, default=0, help="TCP port (default: any free one)")
+    parser.add_argument("--dimension", type=int, default=8, help="vector length (default 8)")
+    args = parser.parse_args(argv)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    with EmbedServer(dimension=args.dimension, port=args.port, record=False) as server:
+        print(server.url, flush=True)
+        stop.wait()
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -42,6 +42,9 @@ class SqliteBase:
     async def _run(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         return await self._d.run(fn, *args, **kwargs)
 
+    async def _run_urgent(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        return await self._d.run_urgent(fn, *args, **kwargs)
+
     @property
     def _e(self) -> Engine:
         if self._engine is None:

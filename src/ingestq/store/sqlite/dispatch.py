@@ -16,6 +16,10 @@ calling thread, but only when doing so cannot stall the loop:
   has the thread checkpoint instead, once per CHECKPOINT_PAGES new WAL pages.
 
 The work is the same either way, and so is every transaction; only the thread that runs it differs.
+
+The thread takes urgent calls first (`run_urgent`): a worker's heartbeat, which keeps its jobs' leases,
+must not wait behind the bulk writes queued before it (a document's index commit, embedding-cache
+writes); when it did, leases expired under load and healthy workers lost their own jobs.
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ import asyncio
 import functools
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import ParamSpec, TypeVar
+from concurrent.futures import Future
+from typing import Any, ParamSpec, TypeVar
 
 import apsw
 
@@ -42,13 +47,58 @@ log = logging.getLogger("ingestq.store")
 CHECKPOINT_PAGES = 1000
 
 
+class Lanes:
+    """One thread that runs calls in submission order, urgent calls before the others."""
+
+    def __init__(self, name: str) -> None:
+        self._ready = threading.Condition()
+        self._urgent: deque[tuple[Future[Any], Callable[[], Any]]] = deque()
+        self._normal: deque[tuple[Future[Any], Callable[[], Any]]] = deque()
+        self._closed = False
+        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, call: Callable[[], R], *, urgent: bool = False) -> Future[R]:
+        future: Future[R] = Future()
+        with self._ready:
+            if self._closed:
+                raise RuntimeError("the store's thread is stopped")
+            (self._urgent if urgent else self._normal).append((future, call))
+            self._ready.notify()
+        return future
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop once every call already submitted has run."""
+        with self._ready:
+            self._closed = True
+            self._ready.notify()
+        if wait and threading.current_thread() is not self._thread:
+            self._thread.join()
+
+    def _work(self) -> None:
+        while True:
+            with self._ready:
+                while not self._urgent and not self._normal and not self._closed:
+                    self._ready.wait()
+                if self._urgent:
+                    future, call = self._urgent.popleft()
+                elif self._normal:
+                    future, call = self._normal.popleft()
+                else:
+                    return  # closed, nothing left
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(call())
+            except BaseException as exc:
+                future.set_exception(exc)
+
+
 class Dispatch:
     def __init__(self, label: str, busy_timeout_ms: int, inline: bool) -> None:
         self._label = label
         self._inline = inline
-        self._executor: ThreadPoolExecutor | None = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="ingestq-sqlite"
-        )
+        self._executor: Lanes | None = Lanes("ingestq-sqlite")
         self._conn: apsw.Connection | None = None
         self._busy = BusyWait(busy_timeout_ms)
         self._holder = threading.Lock()  # held by whoever is using the connection right now
@@ -74,10 +124,18 @@ class Dispatch:
 
     async def run(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         """`fn(*args, **kwargs)` on the store's thread."""
+        return await self._submit(False, functools.partial(fn, *args, **kwargs))
+
+    async def run_urgent(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """`fn(*args, **kwargs)` on the store's thread, before the calls already waiting there."""
+        return await self._submit(True, functools.partial(fn, *args, **kwargs))
+
+    async def _submit(self, urgent: bool, call: Callable[[], R]) -> R:
         if self._executor is None:
             raise StoreError(f"{self._label} is closed")
-        call = functools.partial(fn, *args, **kwargs) if kwargs else functools.partial(fn, *args)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._held, call)
+        return await asyncio.wrap_future(
+            self._executor.submit(functools.partial(self._held, call), urgent=urgent)
+        )
 
     async def run_hot(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         """`fn(*args, **kwargs)` on the calling thread if that cannot stall it (see the module docstring),
@@ -110,7 +168,7 @@ class Dispatch:
 
     def _checkpoint_later(self) -> None:
         if self._executor is not None:
-            self._executor.submit(self._held, lambda: None)  # `_held` checkpoints once the call is done
+            self._executor.submit(functools.partial(self._held, lambda: None))  # it checkpoints when done
 
     def _checkpoint(self) -> None:
         self._checkpoint_due = False

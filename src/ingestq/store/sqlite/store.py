@@ -173,7 +173,8 @@ class SqliteStore(SqliteIndex):
         return await self._run(admin.queue_list, self._e)
 
     async def worker_heartbeat(self, beat: WorkerBeat, now: datetime) -> HeartbeatReply:
-        return await self._run(self._e.worker_heartbeat, beat, now)
+        # ahead of the writes waiting on the store's thread: the beat keeps the worker's leases
+        return await self._run_urgent(self._e.worker_heartbeat, beat, now)
 
     async def worker_deregister(self, worker_id: str) -> None:
         await self._run(admin.worker_deregister, self._e, worker_id)
