@@ -172,8 +172,13 @@ class Documents:
         status: DocumentStatus | None = None,
         after_id: str | None = None,
         limit: int = 100,
+        after_collection: str | None = None,
     ) -> list[Document]:
-        return await self.store.document_list(DocumentFilter(collection, status, after_id, limit))
+        """Keyset pages by (id, collection): pass the last row's id, and its collection when listing
+        every collection (two collections may hold the same id)."""
+        return await self.store.document_list(
+            DocumentFilter(collection, status, after_id, limit, after_collection)
+        )
 
     async def get(self, document_id: str, collection: str | None = None) -> Document:
         name = self._collection(collection)

@@ -110,8 +110,9 @@ class IndexWrite:
 class DocumentFilter:
     collection: str | None = None
     status: DocumentStatus | None = None
-    after_id: str | None = None  # keyset pagination by (collection, id) ascending
+    after_id: str | None = None  # keyset pagination by (id, collection) ascending
     limit: int = 100
+    after_collection: str | None = None  # with after_id, across collections: the last row's collection
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,3 +145,16 @@ class BucketRow:
     requests: float
     tokens: float
     updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotentReply:
+    """An answer of the HTTP service kept for an `Idempotency-Key` (stored beside the documents)."""
+
+    key: str  # the client's key, scoped by the route it was sent to
+    fingerprint: str  # sha256 of what the request asked for
+    status: int
+    body: str  # the JSON answer as first sent
+    location: str | None
+    created_at: datetime
+    expires_at: datetime  # after this the key may be used again

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         DocumentRef,
         DocumentStatus,
         Hit,
+        IdempotentReply,
         IndexWrite,
         SearchQuery,
         Vector,
@@ -201,6 +202,12 @@ class IndexStore(Protocol):
 
     async def document_list(self, flt: DocumentFilter) -> list[Document]: ...
 
+    async def document_by_content(self, collection: str, content_hash: str) -> Document | None:
+        """The collection's document holding bytes with this sha256: an upload whose latest bytes they are
+        (its blob), or else a document from a path or URL whose served version was built from them. The
+        first by id if several do; None if none."""
+        ...
+
     async def document_counts(self, collection: str | None) -> dict[DocumentStatus, int]: ...
 
     async def document_delete(self, collection: str, document_id: str) -> bool:
@@ -254,6 +261,16 @@ class IndexStore(Protocol):
 
     async def search_text(self, query: SearchQuery) -> list[Hit]:
         """Full-text matches (FTS5 bm25 / ts_rank), best first, metadata-filtered."""
+        ...
+
+    # --- the HTTP service's Idempotency-Key answers ----------------------------------------------------
+    async def idempotency_get(self, key: str, now: datetime) -> IdempotentReply | None:
+        """The answer kept for `key`, unless it expired by `now`."""
+        ...
+
+    async def idempotency_put(self, reply: IdempotentReply, now: datetime) -> IdempotentReply:
+        """Keep `reply` unless an unexpired answer is already kept for its key; return the answer kept
+        (this one, or the one that was there first). Also deletes a batch of expired answers."""
         ...
 
 

@@ -16,6 +16,9 @@ from ingestq.model.document import Collection, Document, DocumentStatus, Hit, In
 
 Decode = Callable[[Any], Any]
 
+IDEMPOTENCY_PRUNE_BATCH = 100
+"""Expired Idempotency-Key answers deleted by each put: the table stays as small as a day's requests."""
+
 
 class Fenced(Exception):
     """The job's outcome did not apply: roll the whole transaction back."""

@@ -102,13 +102,26 @@ class IngestAttempt:
         self.missing = False  # the document is gone
         self.had_version = False  # a previous version stays searchable if this one fails
         self.unchanged = False  # the served version already is these bytes with this model and settings
+        self.stage_seconds: dict[str, float] = {}  # per stage, reported in the job's result
+        self.embedded_tokens = 0  # tokens sent to the embedder (cache misses)
+        self._stage: tuple[str, float] | None = None
+
+    async def _enter(self, stage: str, done: int = 0, total: int | None = None) -> None:
+        """Report `stage` as the job's progress and time the stages (the commit runs after `run`
+        returns, so it is not timed)."""
+        now = time.monotonic()
+        if self._stage is not None:
+            name, since = self._stage
+            self.stage_seconds[name] = round(self.stage_seconds.get(name, 0.0) + now - since, 4)
+        self._stage = (stage, now) if stage != "commit" else None
+        await self.ctx.progress(stage, done, total)
 
     async def run(self) -> dict[str, Any]:
         started = time.monotonic()
         rt, ctx = self.runtime, self.ctx
         doc = await self._document()
         model_id = await self._model_for_collection()
-        await ctx.progress("fetch")
+        await self._enter("fetch")
         source = await self._load(doc)
         ctx.raise_if_cancelled()
         content_hash = hashlib.sha256(source.data).hexdigest()
@@ -116,7 +129,7 @@ class IngestAttempt:
             # Re-ingesting unchanged content: the served chunks already are what parsing, chunking and
             # embedding would make again, so skip the parser process and the model entirely.
             self.unchanged = True
-            await ctx.progress("commit", doc.chunk_count, doc.chunk_count)
+            await self._enter("commit", doc.chunk_count, doc.chunk_count)
             return {
                 "unchanged": True,
                 "media_type": doc.media_type,
@@ -124,6 +137,8 @@ class IngestAttempt:
                 "embedded": 0,
                 "reused": doc.chunk_count,
                 "seconds": round(time.monotonic() - started, 3),
+                "stage_seconds": self.stage_seconds,
+                "embedded_tokens": 0,
             }
         parsed = await self._parse(source)
         chunks = await self._chunk(parsed)
@@ -131,7 +146,7 @@ class IngestAttempt:
         await rt.store.collection_ensure(self.collection, model_id, len(vectors[0]), rt.clock.now())
         self.write = self._index_write(doc, source, parsed, content_hash, model_id, chunks, vectors)
         total = len(chunks)
-        await ctx.progress("commit", total, total)
+        await self._enter("commit", total, total)
         return {
             "media_type": parsed.media_type.value,
             "pages": parsed.pages,
@@ -141,6 +156,8 @@ class IngestAttempt:
             "max_tokens": max(c.token_count for c in chunks),
             "warnings": list(parsed.warnings[:20]),
             "seconds": round(time.monotonic() - started, 3),
+            "stage_seconds": self.stage_seconds,
+            "embedded_tokens": self.embedded_tokens,
         }
 
     # --- steps ---------------------------------------------------------------------------------------
@@ -179,10 +196,10 @@ class IngestAttempt:
 
     async def _parse(self, source: SourceDocument) -> ParsedDocument:
         rt, ctx = self.runtime, self.ctx
-        await ctx.progress("detect")
+        await self._enter("detect")
         detect(source)  # unsupported or encrypted input fails here, before a parser process is used
         ctx.raise_if_cancelled()
-        await ctx.progress("parse")
+        await self._enter("parse")
         async with rt.parse_slots:
             result = await rt.pool.aparse(source, rt.parse_options)
         if result.document is None:
@@ -194,7 +211,7 @@ class IngestAttempt:
         return result.document
 
     async def _chunk(self, parsed: ParsedDocument) -> list[Chunk]:
-        await self.ctx.progress("chunk")
+        await self._enter("chunk")
         chunks = await asyncio.to_thread(self.runtime.chunker.chunk, parsed, self.document_id)
         if not chunks:
             raise NoTextFound("no text to index")
@@ -205,12 +222,14 @@ class IngestAttempt:
         """The chunks' vectors (from the cache where it has them) and how many were embedded or reused."""
         rt, ctx = self.runtime, self.ctx
         total = len(chunks)
-        await ctx.progress("embed", 0, total)
+        await self._enter("embed", 0, total)
         cache = StoreCache(rt.store, model_id, rt.clock)
         tokens = {c.text: c.token_count for c in chunks}  # counted by the chunker: not again
 
         async def embed(texts: Sequence[str]) -> list[Vector]:
-            return await rt.batcher.embed(texts, [tokens[t] for t in texts])
+            counts = [tokens[t] for t in texts]
+            self.embedded_tokens += sum(counts)
+            return await rt.batcher.embed(texts, counts)
 
         vectors: list[Vector] = []
         embedded = reused = 0

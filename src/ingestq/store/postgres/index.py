@@ -24,12 +24,14 @@ from ingestq.model.document import (
     DocumentRef,
     DocumentStatus,
     Hit,
+    IdempotentReply,
     IndexWrite,
     SearchQuery,
     Vector,
 )
 from ingestq.model.job import Outcome, OutcomeKind
 from ingestq.store.index_common import (
+    IDEMPOTENCY_PRUNE_BATCH,
     Fenced,
     collection_from_row,
     commit_collection,
@@ -157,11 +159,38 @@ class PostgresIndex(PostgresPool):
         found = await self._rows(Q["document_get"], {"collection": collection, "id": document_id})
         return _document(found[0]) if found else None
 
+    async def document_by_content(self, collection: str, content_hash: str) -> Document | None:
+        found = await self._rows(Q["document_by_content"], {"collection": collection, "hash": content_hash})
+        return _document(found[0]) if found else None
+
+    async def idempotency_get(self, key: str, now: datetime) -> IdempotentReply | None:
+        found = await self._rows(Q["idempotency_get"], {"key": key, "now": now})
+        return IdempotentReply(*found[0]) if found else None
+
+    async def idempotency_put(self, reply: IdempotentReply, now: datetime) -> IdempotentReply:
+        params = {
+            "key": reply.key,
+            "fingerprint": reply.fingerprint,
+            "status": reply.status,
+            "body": reply.body,
+            "location": reply.location,
+            "now": reply.created_at,
+            "expires_at": reply.expires_at,
+        }
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute(Q["idempotency_prune"], {"now": now, "limit": IDEMPOTENCY_PRUNE_BATCH})
+            await conn.execute(Q["idempotency_put"], params)
+            cur = await conn.execute(Q["idempotency_get"], {"key": reply.key, "now": now})
+            row = await cur.fetchone()
+        assert row is not None  # just written, or kept because it had not expired
+        return IdempotentReply(*row)
+
     async def document_list(self, flt: DocumentFilter) -> list[Document]:
         params = {
             "collection": flt.collection,
             "status": None if flt.status is None else DocumentStatus(flt.status).value,
             "after_id": flt.after_id,
+            "after_collection": flt.after_collection,
             "limit": max(flt.limit, 0),
         }
         return [_document(r) for r in await self._rows(Q["document_list"], params)]

@@ -47,14 +47,30 @@ SELECT collection, id, source, status, version, media_type, content_hash, title,
        model_id, settings_hash, error, blob_id, created_at, updated_at
 FROM ingestq_documents WHERE collection = %(collection)s AND id = %(id)s
 
+-- name: document_by_content
+-- the collection's document holding these bytes: an upload whose latest bytes they are (blob ids are the
+-- sha256), or a document read from a path or URL whose served version was built from them
+SELECT collection, id, source, status, version, media_type, content_hash, title, metadata, chunk_count,
+       model_id, settings_hash, error, blob_id, created_at, updated_at
+FROM ingestq_documents
+WHERE collection = %(collection)s AND blob_id = %(hash)s
+UNION ALL
+SELECT collection, id, source, status, version, media_type, content_hash, title, metadata, chunk_count,
+       model_id, settings_hash, error, blob_id, created_at, updated_at
+FROM ingestq_documents
+WHERE collection = %(collection)s AND content_hash = %(hash)s AND blob_id IS NULL
+ORDER BY id
+LIMIT 1
+
 -- name: document_list
--- keyset pagination by id (within a collection: the (collection, id) unique index)
+-- keyset pagination by (id, collection): within a collection, the (collection, id) unique index
 SELECT collection, id, source, status, version, media_type, content_hash, title, metadata, chunk_count,
        model_id, settings_hash, error, blob_id, created_at, updated_at
 FROM ingestq_documents
 WHERE (%(collection)s::text IS NULL OR collection = %(collection)s)
   AND (%(status)s::text IS NULL OR status = %(status)s)
-  AND (%(after_id)s::text IS NULL OR id > %(after_id)s)
+  AND (%(after_id)s::text IS NULL OR id > %(after_id)s
+       OR (id = %(after_id)s AND %(after_collection)s::text IS NOT NULL AND collection > %(after_collection)s))
 ORDER BY id, collection
 LIMIT %(limit)s
 
@@ -180,3 +196,27 @@ FROM ingestq_chunks c JOIN ingestq_documents d ON d.doc_key = c.doc_key
 WHERE c.coll_id = {coll_id} AND d.metadata @> %(filters)s::jsonb
 ORDER BY (c.embedding::vector({dim}) <=> %(vector)s::vector({dim})) + 0, c.id
 LIMIT %(k)s
+
+-- name: idempotency_get
+-- an unexpired answer kept for this key
+SELECT key, fingerprint, status, body, location, created_at, expires_at
+FROM ingestq_idempotency WHERE key = %(key)s AND expires_at > %(now)s
+
+-- name: idempotency_put
+-- keep the answer unless an unexpired one is already kept for the key (the caller reads back the winner)
+INSERT INTO ingestq_idempotency (key, fingerprint, status, body, location, created_at, expires_at)
+VALUES (%(key)s, %(fingerprint)s, %(status)s, %(body)s, %(location)s, %(now)s, %(expires_at)s)
+ON CONFLICT (key) DO UPDATE SET
+    fingerprint = excluded.fingerprint,
+    status = excluded.status,
+    body = excluded.body,
+    location = excluded.location,
+    created_at = excluded.created_at,
+    expires_at = excluded.expires_at
+WHERE ingestq_idempotency.expires_at <= excluded.created_at
+
+-- name: idempotency_prune
+-- expired answers, a bounded batch at a time (each put clears some)
+DELETE FROM ingestq_idempotency WHERE key IN (
+    SELECT key FROM ingestq_idempotency WHERE expires_at <= %(now)s ORDER BY expires_at LIMIT %(limit)s
+)

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         DocumentRef,
         DocumentStatus,
         Hit,
+        IdempotentReply,
         IndexWrite,
         SearchQuery,
         Vector,
@@ -73,6 +74,15 @@ class SqliteIndex(SqliteBase):
 
     async def document_list(self, flt: DocumentFilter) -> list[Document]:
         return await self._ix_run(lambda ix: ix.document_list(flt))
+
+    async def document_by_content(self, collection: str, content_hash: str) -> Document | None:
+        return await self._ix_run(lambda ix: ix.document_by_content(collection, content_hash))
+
+    async def idempotency_get(self, key: str, now: datetime) -> IdempotentReply | None:
+        return await self._ix_run(lambda ix: ix.idempotency_get(key, now))
+
+    async def idempotency_put(self, reply: IdempotentReply, now: datetime) -> IdempotentReply:
+        return await self._ix_run(lambda ix: ix.idempotency_put(reply, now))
 
     async def document_counts(self, collection: str | None) -> dict[DocumentStatus, int]:
         return await self._ix_run(lambda ix: ix.document_counts(collection))

@@ -26,12 +26,14 @@ from ingestq.model.document import (
     DocumentRef,
     DocumentStatus,
     Hit,
+    IdempotentReply,
     IndexWrite,
     SearchQuery,
     Vector,
 )
 from ingestq.model.job import Outcome
 from ingestq.store.index_common import (
+    IDEMPOTENCY_PRUNE_BATCH,
     Fenced,
     collection_from_row,
     commit_collection,
@@ -74,6 +76,11 @@ def _collection(row: Sequence[Any]) -> Collection:
 
 def _hit(collection: str, row: Sequence[Any]) -> Hit:
     return hit_from_row(collection, row, json.loads)
+
+
+def _reply(row: Sequence[Any]) -> IdempotentReply:
+    key, fingerprint, status, body, location, created, expires = row
+    return IdempotentReply(key, fingerprint, status, body, location, dt(created), dt(expires))
 
 
 def _all(cur: apsw.Cursor, sql: str, params: Any = None) -> list[Any]:
@@ -151,11 +158,36 @@ class IndexEngine:
         found = self._rows(Q["document_get"], {"collection": collection, "id": document_id})
         return _document(found[0]) if found else None
 
+    def document_by_content(self, collection: str, content_hash: str) -> Document | None:
+        found = self._rows(Q["document_by_content"], {"collection": collection, "hash": content_hash})
+        return _document(found[0]) if found else None
+
+    def idempotency_get(self, key: str, now: datetime) -> IdempotentReply | None:
+        found = self._rows(Q["idempotency_get"], {"key": key, "now": ts(now)})
+        return _reply(found[0]) if found else None
+
+    def idempotency_put(self, reply: IdempotentReply, now: datetime) -> IdempotentReply:
+        params = {
+            "key": reply.key,
+            "fingerprint": reply.fingerprint,
+            "status": reply.status,
+            "body": reply.body,
+            "location": reply.location,
+            "now": ts(reply.created_at),
+            "expires_at": ts(reply.expires_at),
+        }
+        with self.e.write() as cur:
+            cur.execute(Q["idempotency_prune"], {"now": ts(now), "limit": IDEMPOTENCY_PRUNE_BATCH})
+            cur.execute(Q["idempotency_put"], params)
+            kept = _all(cur, Q["idempotency_get"], {"key": reply.key, "now": ts(now)})
+        return _reply(kept[0])
+
     def document_list(self, flt: DocumentFilter) -> list[Document]:
         params = {
             "collection": flt.collection,
             "status": None if flt.status is None else DocumentStatus(flt.status).value,
             "after_id": flt.after_id,
+            "after_collection": flt.after_collection,
             "limit": flt.limit,
         }
         return [_document(r) for r in self._rows(Q["document_list"], params)]

@@ -41,14 +41,30 @@ SELECT collection, id, source, status, version, media_type, content_hash, title,
        model_id, settings_hash, error, blob_id, created_at, updated_at
 FROM ingestq_documents WHERE collection = :collection AND id = :id
 
+-- name: document_by_content
+-- the collection's document holding these bytes: an upload whose latest bytes they are (blob ids are the
+-- sha256), or a document read from a path or URL whose served version was built from them
+SELECT collection, id, source, status, version, media_type, content_hash, title, metadata, chunk_count,
+       model_id, settings_hash, error, blob_id, created_at, updated_at
+FROM ingestq_documents
+WHERE collection = :collection AND blob_id = :hash
+UNION ALL
+SELECT collection, id, source, status, version, media_type, content_hash, title, metadata, chunk_count,
+       model_id, settings_hash, error, blob_id, created_at, updated_at
+FROM ingestq_documents
+WHERE collection = :collection AND content_hash = :hash AND blob_id IS NULL
+ORDER BY id
+LIMIT 1
+
 -- name: document_list
--- keyset pagination by id (within a collection: the (collection, id) unique index)
+-- keyset pagination by (id, collection): within a collection, the (collection, id) unique index
 SELECT collection, id, source, status, version, media_type, content_hash, title, metadata, chunk_count,
        model_id, settings_hash, error, blob_id, created_at, updated_at
 FROM ingestq_documents
 WHERE (:collection IS NULL OR collection = :collection)
   AND (:status IS NULL OR status = :status)
-  AND (:after_id IS NULL OR id > :after_id)
+  AND (:after_id IS NULL OR id > :after_id
+       OR (id = :after_id AND :after_collection IS NOT NULL AND collection > :after_collection))
 ORDER BY id, collection
 LIMIT :limit
 
@@ -178,3 +194,27 @@ WHERE ingestq_chunks_fts MATCH :match
   )
 ORDER BY bm25(ingestq_chunks_fts), c.id
 LIMIT :k
+
+-- name: idempotency_get
+-- an unexpired answer kept for this key
+SELECT key, fingerprint, status, body, location, created_at, expires_at
+FROM ingestq_idempotency WHERE key = :key AND expires_at > :now
+
+-- name: idempotency_put
+-- keep the answer unless an unexpired one is already kept for the key (the caller reads back the winner)
+INSERT INTO ingestq_idempotency (key, fingerprint, status, body, location, created_at, expires_at)
+VALUES (:key, :fingerprint, :status, :body, :location, :now, :expires_at)
+ON CONFLICT (key) DO UPDATE SET
+    fingerprint = excluded.fingerprint,
+    status = excluded.status,
+    body = excluded.body,
+    location = excluded.location,
+    created_at = excluded.created_at,
+    expires_at = excluded.expires_at
+WHERE ingestq_idempotency.expires_at <= excluded.created_at
+
+-- name: idempotency_prune
+-- expired answers, a bounded batch at a time (each put clears some)
+DELETE FROM ingestq_idempotency WHERE key IN (
+    SELECT key FROM ingestq_idempotency WHERE expires_at <= :now ORDER BY expires_at LIMIT :limit
+)
