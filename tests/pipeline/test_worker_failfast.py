@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from breakage import LXML_CLEAN, pythonpath, shadow
@@ -122,3 +124,41 @@ def test_ingest_wait_on_a_machine_that_cannot_parse_says_why_and_keeps_the_docum
     assert "parser process failed to start: ImportError" in errors[0]
     assert "Traceback" not in proc.stderr
     assert [(j.state.value, j.attempt) for j in _jobs(tmp_path)] == [("queued", 0)] * 3
+
+
+def test_sigterm_during_the_start_up_check_exits_cleanly(tmp_path: Path) -> None:
+    """A supervisor may stop a worker while its start-up check still waits (a model loading, a parser
+    process importing): exit 0 with nothing claimed, not the default action of the signal."""
+    broken = tmp_path / "broken"
+    package = broken / "trafilatura"
+    package.mkdir(parents=True)
+    marker = tmp_path / "importing"
+    # the parser child hangs while importing its parsers, so the check waits
+    (package / "__init__.py").write_text(
+        f"import pathlib, time\npathlib.Path({str(marker)!r}).touch()\ntime.sleep(120)\n"
+    )
+    _queue_documents(tmp_path, 2)
+    env = {
+        **os.environ,
+        "INGESTQ_DATABASE_URL": f"sqlite:///{tmp_path / 'q.db'}",
+        "INGESTQ_EMBEDDER": "fake",
+        "PYTHONPATH": pythonpath(broken),
+    }
+    worker = subprocess.Popen(
+        [INGESTQ, "worker"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():  # the check is under way: its parser child is importing
+            assert worker.poll() is None, worker.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        worker.send_signal(signal.SIGTERM)
+        _, stderr = worker.communicate(timeout=30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == 0, stderr
+    assert "stopped before its first claim" in stderr
+    assert "Traceback" not in stderr
+    assert [(j.state.value, j.attempt) for j in _jobs(tmp_path)] == [("queued", 0)] * 2

@@ -19,6 +19,7 @@ stopped worker is a normal event for a supervisor, not a failure.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import os
@@ -163,7 +164,9 @@ async def _serve(
     async with await Runtime.open(settings, registry) as runtime:
         if await _needs_ingestion_check(runtime, config, drain=drain):
             try:
-                await runtime.check_ingestion()
+                if not await _check_unless_stopped(runtime):
+                    echo_err("ingestq worker stopped before its first claim")
+                    return
             except Unavailable as exc:
                 unavailable = exc.reason
         if unavailable is None:
@@ -178,6 +181,31 @@ async def _serve(
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
+
+
+async def _check_unless_stopped(runtime: Runtime) -> bool:
+    """Run the start-up check (loading the model can take seconds); False if SIGTERM or SIGINT came first.
+    A supervisor that stops a starting worker gets exit 0, as for a running one: nothing was claimed."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals = () if sys.platform == "win32" else (signal.SIGTERM, signal.SIGINT)
+    for signum in signals:
+        loop.add_signal_handler(signum, stop.set)
+    check = asyncio.create_task(runtime.check_ingestion())
+    stopped = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({check, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for signum in signals:
+            loop.remove_signal_handler(signum)
+        stopped.cancel()
+    if not check.done():
+        check.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await check
+        return False
+    check.result()  # raises Unavailable
+    return True
 
 
 async def _needs_ingestion_check(runtime: Runtime, config: WorkerConfig, *, drain: bool) -> bool:

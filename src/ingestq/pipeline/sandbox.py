@@ -233,7 +233,7 @@ def _one_line(text: str) -> str:
 # --- parent side ------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(eq=False)  # identity: the pool keeps the children it is starting in a set
 class _Child:
     process: subprocess.Popen[bytes]
     conn: _PipeConnection
@@ -297,6 +297,7 @@ class ParserPool:
         self._size = size
         self._closed = False
         self._start_lock = threading.Lock()
+        self._starting: set[_Child] = set()  # children spawned, not yet ready (guarded by _start_lock)
         self._start_failure: str | None = None
         """Why the last start failed (None: it did not); starts are refused until `_start_retry_at`."""
         self._start_retry_at = 0.0
@@ -360,6 +361,10 @@ class ParserPool:
         if self._closed:
             return
         self._closed = True
+        with self._start_lock:
+            starting = list(self._starting)
+        for starting_child in starting:  # one still importing would hold its slot for up to _START_TIMEOUT
+            starting_child.kill()
         for _ in range(self._size):
             child = self._slots.get()
             if child is None:
@@ -416,6 +421,8 @@ class ParserPool:
             self.stats.children_started += 1
         reply: object = None
         timed_out = False
+        with self._start_lock:
+            self._starting.add(child)
         try:
             if child.conn.poll(_START_TIMEOUT):
                 reply = child.conn.recv()
@@ -423,6 +430,9 @@ class ParserPool:
                 timed_out = True
         except (EOFError, OSError):
             pass  # the pipe closed: the child is exiting (it may not be reaped yet, so do not ask alive())
+        finally:
+            with self._start_lock:
+                self._starting.discard(child)
         if reply == "ready":
             return child
         if isinstance(reply, tuple) and len(reply) == 2 and reply[0] == "failed":
