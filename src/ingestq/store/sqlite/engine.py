@@ -300,6 +300,7 @@ class Engine:
             "lease_until": lease_until,
             "now": now_ts,
             "kinds": _json_list(req.kinds),
+            "paused": _json_list(req.exclude_queues),
             "limit": req.limit,
         }
         capped = "_capped" if req.kind_limits else ""
@@ -423,10 +424,12 @@ class Engine:
                     },
                 ).fetchall()
             cur.execute(Q["worker_delete_silent"], {"now": now_ts})
+            paused = frozenset(name for (name,) in cur.execute(Q["queue_paused"]))
         owned = {job_id for job_id, _ in held}
         return HeartbeatReply(
             lost=frozenset(set(beat.job_ids) - owned),
             cancel_requested=frozenset(job_id for job_id, cancel in held if cancel),
+            paused_queues=paused,
         )
 
     def periodic_enqueue(self, name: str, slot: datetime, job: NewJob, now: datetime) -> Job | None:

@@ -159,10 +159,13 @@ RETURNING id, queue, kind, payload, priority, run_at, attempt, max_attempts, ded
           last_error, errors, document_id, created_at
 
 -- name: claim_candidates
--- Every queue. {columns}: `id`, or what claim_capped needs.
+-- Every queue. {columns}: `id`, or what claim_capped needs. `paused` (a JSON array, or NULL: no queue
+-- is left out) is ClaimRequest.exclude_queues, the paused queues: like `kinds`, a filter on the rows
+-- the index walk finds, short-circuited by the NULL test when nothing is paused.
 SELECT {columns} FROM ingestq_jobs INDEXED BY ingestq_jobs_claim
 WHERE state = 'queued' AND run_at <= :now
   AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds)))
+  AND (:paused IS NULL OR queue NOT IN (SELECT value FROM json_each(:paused)))
 ORDER BY priority DESC, run_at, id
 LIMIT :limit
 
@@ -171,6 +174,7 @@ LIMIT :limit
 SELECT {columns} FROM ingestq_jobs INDEXED BY ingestq_jobs_claim_queue
 WHERE state = 'queued' AND queue = :queue AND run_at <= :now
   AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds)))
+  AND (:paused IS NULL OR queue NOT IN (SELECT value FROM json_each(:paused)))
 ORDER BY priority DESC, run_at, id
 LIMIT :limit
 
@@ -180,6 +184,7 @@ SELECT {columns} FROM ingestq_jobs INDEXED BY ingestq_jobs_claim
 WHERE state = 'queued' AND run_at <= :now
   AND queue IN (SELECT value FROM json_each(:queues))
   AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds)))
+  AND (:paused IS NULL OR queue NOT IN (SELECT value FROM json_each(:paused)))
 ORDER BY priority DESC, run_at, id
 LIMIT :limit
 
@@ -389,11 +394,24 @@ GROUP BY queue, lease_owner
 -- ===== queues, workers, periodic =====================================================================
 
 -- name: queue_configure
+-- Sets max_depth only: a paused queue stays paused.
 INSERT INTO ingestq_queues (name, max_depth) VALUES (:name, :max_depth)
 ON CONFLICT (name) DO UPDATE SET max_depth = excluded.max_depth
+RETURNING name, max_depth, paused_at
+
+-- name: queue_pause
+-- Pause (:paused_at, or the earlier time of an already paused queue) or resume (NULL): max_depth stays.
+INSERT INTO ingestq_queues (name, paused_at) VALUES (:name, :paused_at)
+ON CONFLICT (name) DO UPDATE
+SET paused_at = CASE WHEN excluded.paused_at IS NULL THEN NULL ELSE coalesce(paused_at, excluded.paused_at) END
+RETURNING name, max_depth, paused_at
 
 -- name: queue_list
-SELECT name, max_depth FROM ingestq_queues ORDER BY name
+SELECT name, max_depth, paused_at FROM ingestq_queues ORDER BY name
+
+-- name: queue_paused
+-- The heartbeat's answer: the paused queues (few rows: the queues table holds only configured queues).
+SELECT name FROM ingestq_queues WHERE paused_at IS NOT NULL
 
 -- name: queue_names
 SELECT name FROM ingestq_queues
