@@ -5,7 +5,8 @@ answers with the jobs this worker no longer owns (its lease expired and the resc
 someone else), the jobs a person asked to cancel and the paused queues (the worker leaves them out of
 its claims from then on: a pause takes effect within one interval, lease/3). Lost jobs are stopped and
 their outcomes dropped: writing them would be refused by the fence anyway, and their handlers must not
-keep producing effects. Three beats per lease means two can fail (a database blip) before a live worker loses anything.
+keep producing effects. Three beats per lease means two can fail (a database blip) before a live worker
+loses anything.
 """
 
 from __future__ import annotations
