@@ -144,9 +144,11 @@ LIMIT :limit
 
 -- The claims are spliced together by the store from the pieces below: `claim_update` with {candidates}
 -- replaced by one of the `claim_candidates*` selections (which queue or queues), wrapped in
--- `claim_capped` for a claim that must respect kinds' caps. The plain form is the worker's usual claim:
+-- `claim_capped` for a claim that must respect kinds' caps, with `claim_exclude` at {exclude} for a claim
+-- that leaves out paused queues. The plain form is the worker's usual claim:
 -- the caps' per-candidate count costs about 70 us per execution even when no cap applies. The store
--- names the results job_claim, job_claim_queue, job_claim_queues and the same with `_capped`.
+-- names the results job_claim, job_claim_queue, job_claim_queues and the same with `_excluding`,
+-- `_capped` or both.
 
 -- name: claim_update
 -- Rows come back in no particular order; the store sorts them into claim order. Only the columns a
@@ -159,13 +161,11 @@ RETURNING id, queue, kind, payload, priority, run_at, attempt, max_attempts, ded
           last_error, errors, document_id, created_at
 
 -- name: claim_candidates
--- Every queue. {columns}: `id`, or what claim_capped needs. `paused` (a JSON array, or NULL: no queue
--- is left out) is ClaimRequest.exclude_queues, the paused queues: like `kinds`, a filter on the rows
--- the index walk finds, short-circuited by the NULL test when nothing is paused.
+-- Every queue. {columns}: `id`, or what claim_capped needs. {exclude}: nothing, or claim_exclude.
 SELECT {columns} FROM ingestq_jobs INDEXED BY ingestq_jobs_claim
 WHERE state = 'queued' AND run_at <= :now
   AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds)))
-  AND (:paused IS NULL OR queue NOT IN (SELECT value FROM json_each(:paused)))
+  {exclude}
 ORDER BY priority DESC, run_at, id
 LIMIT :limit
 
@@ -174,7 +174,7 @@ LIMIT :limit
 SELECT {columns} FROM ingestq_jobs INDEXED BY ingestq_jobs_claim_queue
 WHERE state = 'queued' AND queue = :queue AND run_at <= :now
   AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds)))
-  AND (:paused IS NULL OR queue NOT IN (SELECT value FROM json_each(:paused)))
+  {exclude}
 ORDER BY priority DESC, run_at, id
 LIMIT :limit
 
@@ -184,9 +184,15 @@ SELECT {columns} FROM ingestq_jobs INDEXED BY ingestq_jobs_claim
 WHERE state = 'queued' AND run_at <= :now
   AND queue IN (SELECT value FROM json_each(:queues))
   AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds)))
-  AND (:paused IS NULL OR queue NOT IN (SELECT value FROM json_each(:paused)))
+  {exclude}
 ORDER BY priority DESC, run_at, id
 LIMIT :limit
+
+-- name: claim_exclude
+-- ClaimRequest.exclude_queues (the paused queues, a JSON array), spliced in only for a claim that has
+-- some: a filter on the rows the index walk finds. Left out, the claim is the statement it was before
+-- queues could be paused (an `:paused IS NULL OR ...` test would cost every candidate row).
+AND queue NOT IN (SELECT value FROM json_each(:paused))
 
 -- name: claim_capped
 -- `caps` (a JSON object kind -> n): of the candidates, at most n of such a kind are claimed, the first
