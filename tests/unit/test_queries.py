@@ -56,6 +56,7 @@ SQLITE_ONLY = {
         "claim_candidates_queue",
         "claim_candidates_queues",
         "claim_capped",
+        "claim_exclude",
         # one outcome statement per kind (see job_succeed); PostgreSQL has one job_finish_many
         "job_succeed",
         "job_retry_later",
