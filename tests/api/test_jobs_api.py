@@ -9,7 +9,7 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -114,8 +114,9 @@ def test_a_full_queue_answers_429_with_retry_after(database_url: str, tmp_path: 
     with serving(database_url, tmp_path / "serve.log") as service, api(service) as http:
         configured = http.put("/v1/queues/small", json={"max_depth": 2})
         assert configured.status_code == 200, configured.text
-        assert configured.json() == {"name": "small", "max_depth": 2}
-        assert {"name": "small", "max_depth": 2} in http.get("/v1/queues").json()
+        small = {"name": "small", "max_depth": 2, "paused": False, "paused_at": None}
+        assert configured.json() == small
+        assert small in http.get("/v1/queues").json()
         enqueue(http, queue="small")
         enqueue(http, queue="small")
         full = http.post("/v1/jobs", json={"kind": PROBE, "queue": "small"})
@@ -127,6 +128,38 @@ def test_a_full_queue_answers_429_with_retry_after(database_url: str, tmp_path: 
         # removing the limit lets it in
         assert http.put("/v1/queues/small", json={"max_depth": None}).json()["max_depth"] is None
         enqueue(http, queue="small")
+
+
+def test_a_paused_queue_keeps_its_jobs_from_a_worker_until_resumed(
+    database_url: str, tmp_path: Path, worker_process: list[subprocess.Popen[bytes]]
+) -> None:
+    with serving(database_url, tmp_path / "serve.log") as service, api(service) as http:
+        paused = http.post("/v1/queues/held/pause")
+        assert paused.status_code == 200, paused.text
+        assert paused.json()["paused"] is True
+        assert paused.json()["max_depth"] is None
+        assert http.put("/v1/queues/held", json={"max_depth": 10}).json()["paused"] is True  # kept
+        (listed,) = http.get("/v1/queues").json()
+        assert (listed["name"], listed["max_depth"], listed["paused"]) == ("held", 10, True)
+        held = [enqueue(http, queue="held")["id"] for _ in range(3)]
+        free = [enqueue(http, queue="free")["id"] for _ in range(5)]
+        # a real worker (heartbeat every 0.5 s): it beats before its first claim, so never takes "held"
+        log = tmp_path / "worker.log"
+        worker_process.append(start_worker(database_url, log, "--concurrency", "2", "--lease", "1.5"))
+        wait_for(lambda: states(http, queue="free") == {"succeeded": 5}, log)
+        time.sleep(1.5)  # three more heartbeats and polls: still not claimed
+        assert states(http, queue="held") == {"queued": 3}
+        resumed = http.post("/v1/queues/held/resume").json()
+        assert (resumed["paused"], resumed["paused_at"], resumed["max_depth"]) == (False, None, 10)
+        wait_for(lambda: states(http, queue="held") == {"succeeded": 3}, log)
+        assert {http.get(f"/v1/jobs/{i}").json()["state"] for i in held + free} == {"succeeded"}
+
+
+def wait_for(done: Callable[[], bool], log: Path, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not done():
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.1)
 
 
 # --- auth ----------------------------------------------------------------------------------------------
@@ -149,6 +182,8 @@ def test_reading_needs_a_token_and_changing_needs_admin(sqlite_url: str, tmp_pat
             ("POST", f"/v1/jobs/{job['id']}/retry", None),
             ("POST", "/v1/jobs/bulk/cancel", {"filter": {}, "dry_run": True}),
             ("PUT", "/v1/queues/default", {"max_depth": 1}),
+            ("POST", "/v1/queues/default/pause", None),
+            ("POST", "/v1/queues/default/resume", None),
             ("POST", "/v1/process?budget=1", None),
         ]
         for method, path, body in writes:

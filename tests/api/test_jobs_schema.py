@@ -90,7 +90,7 @@ def test_openapi_documents_each_response_of_the_job_routes() -> None:
         if path.startswith(mine)
         for method, op in methods.items()
     ]
-    assert len(operations) == 11
+    assert len(operations) == 13
     for path, method, op in operations:
         responses = op["responses"]
         ok = [status for status in responses if status.startswith("2")]

@@ -63,9 +63,23 @@ def test_list_filters_and_pages(db: list[str]) -> None:
 
 def test_queues_set_and_list(db: list[str]) -> None:
     assert "max depth 2" in invoke(*db, "queues", "set", "q", "--max-depth", "2")
-    assert json.loads(invoke(*db, "queues", "list", "--json")) == [{"name": "q", "max_depth": 2}]
+    listed = [{"name": "q", "max_depth": 2, "paused_at": None, "paused": False}]
+    assert json.loads(invoke(*db, "queues", "list", "--json")) == listed
     assert "unbounded" in invoke(*db, "queues", "set", "q", "--unbounded")
     assert "exactly one of" in invoke(*db, "queues", "set", "q", code=1)
+
+
+def test_queues_pause_and_resume(db: list[str]) -> None:
+    assert "paused since" in invoke(*db, "queues", "pause", "q")
+    assert "max depth 3" in invoke(*db, "queues", "set", "q", "--max-depth", "3")
+    (q,) = json.loads(invoke(*db, "queues", "list", "--json"))
+    assert (q["name"], q["max_depth"], q["paused"]) == ("q", 3, True)
+    assert q["paused_at"] is not None
+    assert "paused since" in invoke(*db, "queues", "list")
+    assert "resumed" in invoke(*db, "queues", "resume", "q")
+    (q,) = json.loads(invoke(*db, "queues", "list", "--json"))
+    assert (q["max_depth"], q["paused"], q["paused_at"]) == (3, False, None)
+    assert "paused" not in invoke(*db, "queues", "list").split("\n", 1)[1]
 
 
 def test_enqueue_rejects_conflicting_options(db: list[str]) -> None:

@@ -135,6 +135,23 @@ def test_retry_a_failed_job_from_the_jobs_page(page: Page, served: Served) -> No
     assert seed.states(served.database_url, [job]) == [JobState.QUEUED]
 
 
+def test_pause_and_resume_a_queue_from_the_queues_page(page: Page, served: Served) -> None:
+    seed.enqueue(served.database_url, kind="pause.browser", queue="browserq")
+    sign_in(page, served)
+    page.goto(served.url + "/dashboard/queues")
+    row = page.locator('tr[data-queue="browserq"]')
+    assert "active" in row.inner_text()
+    row.locator("button", has_text="Pause").click()
+    page.wait_for_load_state()
+    assert "Queue paused" in page.inner_text(".notice")
+    assert "paused" in row.inner_text()
+    row.locator("button", has_text="Resume").click()
+    page.wait_for_load_state()
+    assert "Queue resumed" in page.inner_text(".notice")
+    assert "active" in row.inner_text()
+    assert row.locator("button", has_text="Pause").count() == 1
+
+
 def test_bulk_retry_by_filter_shows_the_count_first(page: Page, served: Served) -> None:
     ids = seed.fail(served.database_url, kind="bulk.kind", n=4, error="quota exceeded")
     (other,) = seed.fail(served.database_url, kind="bulk.other")

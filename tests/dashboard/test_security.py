@@ -263,3 +263,46 @@ def test_queue_max_depth_is_set_from_the_queues_page(served: Served) -> None:
             data={"queue": "depthq", "max_depth": "1", "_csrf": csrf_of(client)},
         )
         assert refused.status_code == 403
+
+
+def test_a_queue_is_paused_and_resumed_from_the_queues_page(served: Served) -> None:
+    seed.enqueue(served.database_url, kind="pause.kind", queue="pauseq")
+    with signed_in(served, ADMIN) as client:
+        page = client.get("/dashboard/queues")
+        assert 'value="pause"' in page.text
+        token = csrf_of(client)
+        stale = client.post("/dashboard/queues/pause", data={"queue": "pauseq", "action": "pause"})
+        assert stale.status_code == 403  # no CSRF token
+        paused = client.post(
+            "/dashboard/queues/pause", data={"queue": "pauseq", "action": "pause", "_csrf": token}
+        )
+        assert paused.status_code == 303
+        page = client.get(paused.headers["location"])
+        assert "Queue paused" in page.text
+        row = page.text[page.text.index('data-queue="pauseq"') :]
+        row = row[: row.index("</tr>")]
+        assert "chip-paused" in row
+        assert 'value="resume"' in row
+        bad = client.post(
+            "/dashboard/queues/pause", data={"queue": "pauseq", "action": "explode", "_csrf": token}
+        )
+        assert bad.status_code == 400
+    with signed_in(served, READER) as client:
+        page = client.get("/dashboard/queues")
+        assert "chip-paused" in page.text  # a reader sees the state
+        assert "/queues/pause" not in page.text  # but no buttons
+        refused = client.post(
+            "/dashboard/queues/pause",
+            data={"queue": "pauseq", "action": "resume", "_csrf": csrf_of(client)},
+        )
+        assert refused.status_code == 403
+    with signed_in(served, ADMIN) as client:
+        resumed = client.post(
+            "/dashboard/queues/pause",
+            data={"queue": "pauseq", "action": "resume", "_csrf": csrf_of(client)},
+        )
+        assert resumed.status_code == 303
+        page = client.get(resumed.headers["location"])
+        assert "Queue resumed" in page.text
+        row = page.text[page.text.index('data-queue="pauseq"') :]
+        assert "chip-active" in row[: row.index("</tr>")]

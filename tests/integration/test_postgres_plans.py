@@ -78,7 +78,7 @@ def conn(request: pytest.FixtureRequest, embedded_pg: Any) -> Iterator[psycopg.C
 
 def test_claim_walks_the_claim_index_in_order(conn: psycopg.Connection[Any]) -> None:
     params = {"now": NOW, "limit": 10, "worker_id": "w", "lease_expires_at": NOW, "kinds": None}
-    params["caps"] = None
+    params["caps"] = params["paused"] = None
     plan = _plan(conn, "job_claim", params)
     assert _table_scans(plan) == []
     assert "ingestq_jobs_claim" in _indexes(plan)
@@ -92,6 +92,12 @@ def test_claim_walks_the_claim_index_in_order(conn: psycopg.Connection[Any]) -> 
     assert _table_scans(capped) == []
     assert "ingestq_jobs_claim" in _indexes(capped)
     assert not [n for n in _nodes(capped) if n["Node Type"] == "Sort"], json.dumps(capped)
+    # a worker that leaves paused queues out still walks the claim index, in order
+    for name, extra in (("job_claim", {}), ("job_claim_queues", {"queues": ["q0", "q1"]})):
+        paused = _plan(conn, name, {**params, **extra, "paused": ["q2"]})
+        assert _table_scans(paused) == []
+        assert "ingestq_jobs_claim" in _indexes(paused)
+        assert not [n for n in _nodes(paused) if n["Node Type"] == "Sort"], json.dumps(paused)
 
 
 @pytest.mark.parametrize(
@@ -155,7 +161,7 @@ def test_finish_and_claim_generic_plan_walks_the_indexes(conn: psycopg.Connectio
 
     outcomes = json.dumps([{"id": 1, "lease_owner": "w", "attempt": 1, "kind": "succeeded"}])
     params = {"now": NOW, "limit": 10, "worker_id": "w", "lease_expires_at": NOW, "kinds": None, "caps": None}
-    params |= {"outcomes": outcomes, "history": 10}
+    params |= {"outcomes": outcomes, "history": 10, "paused": None}
     for claim in ("job_claim", "job_claim_queue"):
         query = PostgresQuery(psycopg.adapt.Transformer(conn))
         query.convert(FINISH_AND_CLAIM[Q[claim]], {**params, "queue": "q1"})

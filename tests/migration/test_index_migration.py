@@ -40,7 +40,7 @@ async def test_without_pgvector_the_queue_schema_stays(database_url: str) -> Non
             await store.migrate()
         assert "\n" not in str(info.value)
         version, latest = await store.schema_version()
-        assert (version, latest) == (1, 3)  # 3 (the workers' `unavailable`) is applied past the refused 2
+        assert (version, latest) == (1, 5)  # 3 and 5 (queue schema only) are applied past the refused 2
         now = datetime(2030, 1, 1, tzinfo=UTC)
         (job,) = await store.job_insert_many([NewJob(kind="k")], now)
         assert await store.job_get(job.id) == job
@@ -54,16 +54,19 @@ async def test_without_pgvector_the_queue_schema_stays(database_url: str) -> Non
 async def test_a_queue_only_migration_applies_past_a_refused_one(
     embedded_pg: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A server without an extension refuses the index migration; the later queue-only migration (3, the
-    workers' `unavailable`) still applies there, and the version stays at the unbroken run (1)."""
+    """A server without an extension refuses the index migration; the later queue-only migrations (3, the
+    workers' `unavailable`; 5, paused queues) still apply there, the index-only 4 does not, and the version
+    stays at the unbroken run (1)."""
     from ingestq.store.postgres import migrator
 
-    (first, (_, index_name, _), third) = migrator.MIGRATIONS
+    (first, (_, index_name, _), third, fourth, fifth) = migrator.MIGRATIONS
     assert migrator.QUEUE_ONLY in third[2]
+    assert migrator.QUEUE_ONLY not in fourth[2]  # service dedupe: built on the documents tables
+    assert migrator.QUEUE_ONLY in fifth[2]
     refused = (
         "DO $$ BEGIN RAISE EXCEPTION 'no such extension' USING ERRCODE = 'feature_not_supported'; END $$;"
     )
-    monkeypatch.setattr(migrator, "MIGRATIONS", [first, (2, index_name, refused), third])
+    monkeypatch.setattr(migrator, "MIGRATIONS", [first, (2, index_name, refused), third, fourth, fifth])
     name = embedded_pg.create_db(migrated=False)
     try:
         store = open_store(Settings(database_url=embedded_pg.url_for(name), auto_migrate=False))
@@ -71,12 +74,12 @@ async def test_a_queue_only_migration_applies_past_a_refused_one(
         try:
             with pytest.raises(FeatureUnavailable, match="no such extension"):
                 await store.migrate()
-            assert await store.schema_version() == (1, 3)
+            assert await store.schema_version() == (1, 5)
             now = datetime(2030, 1, 1, tzinfo=UTC)
             beat = WorkerBeat("w1", "host", 1, None, 1, (), 30.0, unavailable="parser down; fix it")
             await store.worker_heartbeat(beat, now)
             assert [w.unavailable for w in await store.worker_list(now)] == ["parser down; fix it"]
-            with pytest.raises(FeatureUnavailable):  # 2 is tried again, 3 is not applied twice
+            with pytest.raises(FeatureUnavailable):  # 2 is tried again, 3 and 5 are not applied twice
                 await store.migrate()
         finally:
             await store.close()

@@ -27,6 +27,7 @@ from ingestq.model.job import (
     JobState,
     Outcome,
     OutcomeKind,
+    QueueConfig,
     WorkerBeat,
 )
 from ingestq.settings import Settings
@@ -167,6 +168,18 @@ async def test_queue_full_inserts_nothing(client: Client) -> None:
         await client.enqueue("k", queue="small")
     await client.configure_queue("small", None)
     await client.enqueue("k", queue="small")
+
+
+async def test_pause_and_resume_a_queue(client: Client) -> None:
+    paused = await client.pause_queue("q")
+    assert paused.paused
+    assert paused.paused_at == client.clock.now()
+    assert (await client.configure_queue("q", 5)).paused  # setting the depth keeps the pause
+    assert await client.queues() == [QueueConfig("q", 5, paused.paused_at)]
+    resumed = await client.resume_queue("q")
+    assert (resumed.max_depth, resumed.paused) == (5, False)
+    with pytest.raises(ConfigError):
+        await client.pause_queue("")
 
 
 async def test_get_missing_job(client: Client) -> None:

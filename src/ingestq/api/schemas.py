@@ -296,10 +296,14 @@ class WorkerOut(BaseModel):
 class QueueOut(BaseModel):
     name: str
     max_depth: int | None = Field(description="Most unfinished jobs the queue accepts; null: unbounded")
+    paused: bool = Field(description="Workers do not claim its jobs (it still accepts them)")
+    paused_at: datetime | None = Field(description="When it was paused; null: not paused")
 
     @classmethod
     def of(cls, config: QueueConfig) -> Self:
-        return cls(name=config.name, max_depth=config.max_depth)
+        return cls(
+            name=config.name, max_depth=config.max_depth, paused=config.paused, paused_at=config.paused_at
+        )
 
 
 class QueueIn(BaseModel):

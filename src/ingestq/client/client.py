@@ -425,11 +425,25 @@ class Client:
         return await self.store.job_purge(chosen, queue, before)
 
     async def configure_queue(self, name: str, max_depth: int | None) -> QueueConfig:
-        """Set (or with None, remove) a queue's maximum number of unfinished jobs."""
+        """Set (or with None, remove) a queue's maximum number of unfinished jobs. A paused queue stays
+        paused. Returns the queue's settings."""
         if not name:
             raise ConfigError("queue name must not be empty")
         if max_depth is not None and max_depth < 0:
             raise ConfigError(f"max_depth must be zero or more, got {max_depth}")
-        config = QueueConfig(name=name, max_depth=max_depth)
-        await self.store.queue_configure(config)
-        return config
+        return await self.store.queue_configure(QueueConfig(name=name, max_depth=max_depth))
+
+    async def pause_queue(self, name: str) -> QueueConfig:
+        """Stop workers claiming the queue's jobs, from their next heartbeat (within lease/3). The queue
+        still accepts jobs (up to its max_depth); jobs already running run on. Pausing a paused queue
+        keeps its first paused_at. Returns the queue's settings."""
+        return await self._pause(name, True)
+
+    async def resume_queue(self, name: str) -> QueueConfig:
+        """Let workers claim the queue's jobs again (from their next heartbeat)."""
+        return await self._pause(name, False)
+
+    async def _pause(self, name: str, paused: bool) -> QueueConfig:
+        if not name:
+            raise ConfigError("queue name must not be empty")
+        return await self.store.queue_pause(name, paused, self.clock.now())

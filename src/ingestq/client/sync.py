@@ -219,3 +219,5 @@ class SyncClient:
     retry = _bridge(Client.retry)
     purge = _bridge(Client.purge)
     configure_queue = _bridge(Client.configure_queue)
+    pause_queue = _bridge(Client.pause_queue)
+    resume_queue = _bridge(Client.resume_queue)

@@ -140,6 +140,9 @@ class ClaimRequest:
     kinds: tuple[str, ...] | None = None  # None: every kind
     # kind -> most jobs of that kind this claim may return (the worker's room under TaskSpec.concurrency)
     kind_limits: Mapping[str, int] | None = None
+    # queues left out of the claim (paused ones; None: none). The worker keeps it up to date from its
+    # heartbeat replies (HeartbeatReply.paused_queues).
+    exclude_queues: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +169,12 @@ class QueueStats:
 class QueueConfig:
     name: str
     max_depth: int | None = None  # unfinished jobs (queued + running) allowed; None: unbounded
+    # when the queue was paused (its jobs are kept, workers stop claiming them); None: not paused
+    paused_at: datetime | None = None
+
+    @property
+    def paused(self) -> bool:
+        return self.paused_at is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +196,7 @@ class WorkerBeat:
 class HeartbeatReply:
     lost: frozenset[int]  # held jobs this worker no longer owns (rescued and reclaimed, or gone)
     cancel_requested: frozenset[int]  # held jobs a person asked to cancel
+    paused_queues: frozenset[str] = frozenset()  # every paused queue: the worker claims from none of them
 
 
 @dataclass(frozen=True, slots=True)

@@ -145,13 +145,21 @@ class Store(Protocol):
     async def stats(self, now: datetime) -> list[QueueStats]: ...
 
     # --- queues, workers, periodic jobs ---------------------------------------------------------------
-    async def queue_configure(self, config: QueueConfig) -> None: ...
+    async def queue_configure(self, config: QueueConfig) -> QueueConfig:
+        """Set the queue's max_depth (creating its row); its paused state is kept. Returns the row."""
+        ...
+
+    async def queue_pause(self, name: str, paused: bool, now: datetime) -> QueueConfig:
+        """Pause (paused_at = now, unless already paused) or resume a queue, creating its row; its
+        max_depth is kept. Returns the row. Workers stop claiming from a paused queue at their next
+        heartbeat: ClaimRequest.exclude_queues, from HeartbeatReply.paused_queues."""
+        ...
 
     async def queue_list(self) -> list[QueueConfig]: ...
 
     async def worker_heartbeat(self, beat: WorkerBeat, now: datetime) -> HeartbeatReply:
-        """Upsert the worker row, extend the leases of `beat.job_ids` it still owns, report lost jobs and
-        cancel requests. Also deletes worker rows silent for more than 10 leases."""
+        """Upsert the worker row, extend the leases of `beat.job_ids` it still owns, report lost jobs,
+        cancel requests and the paused queues. Also deletes worker rows silent for more than 10 leases."""
         ...
 
     async def worker_deregister(self, worker_id: str) -> None: ...

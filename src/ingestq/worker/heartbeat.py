@@ -2,9 +2,11 @@
 
 Every lease/3 the worker tells the store which jobs it still holds. The store extends those leases and
 answers with the jobs this worker no longer owns (its lease expired and the rescuer gave the job to
-someone else) and the jobs a person asked to cancel. Lost jobs are stopped and their outcomes dropped:
-writing them would be refused by the fence anyway, and their handlers must not keep producing effects.
-Three beats per lease means two can fail (a database blip) before a live worker loses anything.
+someone else), the jobs a person asked to cancel and the paused queues (the worker leaves them out of
+its claims from then on: a pause takes effect within one interval, lease/3). Lost jobs are stopped and
+their outcomes dropped: writing them would be refused by the fence anyway, and their handlers must not
+keep producing effects. Three beats per lease means two can fail (a database blip) before a live worker
+loses anything.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class Heartbeat:
         concurrency: int,
         lease_seconds: float,
         on_lost: Callable[[int], None],
+        on_paused: Callable[[frozenset[str]], None] | None = None,
         probes: Probes = NO_PROBES,
     ) -> None:
         self._store = store
@@ -51,6 +54,7 @@ class Heartbeat:
         self._concurrency = concurrency
         self._lease = lease_seconds
         self._on_lost = on_lost
+        self._on_paused = on_paused
         self._probes = probes
         self.interval = lease_seconds / 3
         self.unavailable: str | None = None
@@ -61,7 +65,8 @@ class Heartbeat:
         self.answered_at: float | None = None
 
     async def beat(self) -> HeartbeatReply:
-        """One heartbeat; applies the reply (stops lost jobs, forwards cancel requests)."""
+        """One heartbeat; applies the reply (stops lost jobs, forwards cancel requests and the paused
+        queues)."""
         # Remember which attempt each id was: if a job finishes and is claimed again by this worker while
         # the beat is in flight, a "lost" for the old attempt must not stop the new one.
         self.tried_at = time.monotonic()
@@ -78,6 +83,8 @@ class Heartbeat:
         )
         reply = await self._store.worker_heartbeat(beat, self._clock.now())
         self.answered_at = time.monotonic()
+        if self._on_paused is not None:
+            self._on_paused(reply.paused_queues)
         for job_id in reply.lost:
             run = self._held.get(job_id)
             if run is None or run.job.attempt != snapshot.get(job_id):

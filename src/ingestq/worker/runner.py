@@ -3,7 +3,7 @@
     claim (free slots) ──▶ executor (one task per job) ──▶ completer (batched writes)
             ▲                                                     │
             └──── a slot frees / new jobs arrive / poll ◀─────────┘
-    heartbeat (lease/3): extend leases, stop lost jobs, forward cancel requests
+    heartbeat (lease/3): extend leases, stop lost jobs, forward cancel requests, learn the paused queues
     maintenance: rescuer, retention cleaner, periodic scheduler
 
 The loop never prefetches beyond its free slots (like River's producer): a job claimed by a busy worker
@@ -21,6 +21,10 @@ A handler that raises `Unavailable` (this machine cannot serve the kind now: a p
 start) gives its job back without spending the attempt; the worker stops claiming that kind, gives back
 the other jobs of the kind it holds, shows the reason on its heartbeat, and calls the error's `recheck`
 with backoff until it passes. Other kinds run on.
+
+A paused queue (`ingestq queues pause`) is left out of the claims from the next heartbeat reply on, so a
+pause takes effect within one heartbeat interval (lease/3); the first beat comes before the first claim,
+so a worker that starts while a queue is paused never claims from it. Jobs it already holds run on.
 """
 
 from __future__ import annotations
@@ -113,6 +117,7 @@ class Worker:
         self._scanning = False  # looking for orphaned claims: no claim may run meanwhile
         self._drain = False
         self._request: ClaimRequest | None = None
+        self._paused: frozenset[str] = frozenset()  # paused queues, from the last heartbeat reply
         self._heartbeat: Heartbeat | None = None
         self._progress = ProgressThrottle(
             store, clock, self.worker_id, self._held, self.config.progress_interval, self._on_lost
@@ -178,10 +183,11 @@ class Worker:
             concurrency=cfg.concurrency,
             lease_seconds=cfg.lease_seconds,
             on_lost=self._on_lost,
+            on_paused=self._on_paused,
             probes=self.probes,
         )
         try:
-            await heartbeat.beat()
+            await heartbeat.beat()  # also learns the paused queues before the first claim
         except Exception as exc:  # keep going: the loops below retry until the database is back
             log.warning("could not register worker %s (will retry): %s", self.worker_id, exc)
         if any(not spec.is_async for spec in self.registry.tasks.values()):
@@ -220,13 +226,7 @@ class Worker:
     # --- fetch loop ------------------------------------------------------------------------------------
     async def _fetch_loop(self, drain: bool) -> None:
         cfg = self.config
-        request = self._request = ClaimRequest(
-            worker_id=self.worker_id,
-            limit=cfg.concurrency,
-            lease_seconds=cfg.lease_seconds,
-            queues=cfg.queues,
-            kinds=self.registry.kinds(),
-        )
+        request = self._request = self._claim_request()
         self._drain = drain
         slots = self._slots
         jobs_wait: asyncio.Task[None] | None = None
@@ -234,6 +234,7 @@ class Worker:
         try:
             while not self._stopping:
                 self._wake.clear()
+                request = self._request or request  # a heartbeat may have changed the paused queues
                 free = self._slots.free()
                 if self._completer.will_claim and not self._claim_failed:
                     pass  # its write claims for the free slots (reserve below): one transaction, not two
@@ -264,6 +265,37 @@ class Worker:
         finally:
             if jobs_wait is not None and not jobs_wait.done():
                 jobs_wait.cancel()
+
+    def _claim_request(self) -> ClaimRequest:
+        """The claim for every free slot, leaving out the paused queues: a worker of named queues
+        claims only those not paused (a one-queue claim stays on that queue's index slice; none left,
+        no claim), a worker of every queue excludes the paused ones (ClaimRequest.exclude_queues)."""
+        cfg = self.config
+        queues, exclude = cfg.queues, None
+        if queues is None:
+            exclude = tuple(sorted(self._paused)) or None
+        elif self._paused:
+            queues = tuple(q for q in queues if q not in self._paused)
+        return ClaimRequest(
+            worker_id=self.worker_id,
+            limit=cfg.concurrency,
+            lease_seconds=cfg.lease_seconds,
+            queues=queues,
+            kinds=self.registry.kinds(),
+            exclude_queues=exclude,
+        )
+
+    def _on_paused(self, paused: frozenset[str]) -> None:
+        """A heartbeat's paused queues: the fetch loop's and the completer's next claims follow them
+        (both build theirs from `self._request`). A resumed queue may have jobs due: claim at once.
+        Jobs already claimed from a queue that is paused now run to their end."""
+        if paused == self._paused:
+            return
+        self._paused = paused
+        if self._request is not None:
+            self._request = self._claim_request()
+        self._maybe_more = True
+        self._wake.set()
 
     def _jobs_may_be_available(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:

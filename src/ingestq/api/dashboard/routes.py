@@ -58,6 +58,8 @@ NOTICES = {
     "uploaded": "Uploaded: the document is pending until a worker has indexed it.",
     "signedout": "Signed out.",
     "queue": "Queue limit saved.",
+    "paused": "Queue paused: workers stop claiming its jobs at their next heartbeat.",
+    "resumed": "Queue resumed: workers claim its jobs again from their next heartbeat.",
 }
 
 _templates = environment()
@@ -517,14 +519,37 @@ async def queues_page(request: Request) -> Response:
     viewer = _viewer(request)
     client = _client(request)
     stats = {s.queue: s for s in await client.stats()}
-    limits = {q.name: q.max_depth for q in await client.queues()}
-    names = sorted(set(stats) | set(limits))
+    configs = {q.name: q for q in await client.queues()}
+    names = sorted(set(stats) | set(configs))
     rows = []
     for name in names:
         counts = stats[name].counts if name in stats else {}
         depth = counts.get(JobState.QUEUED, 0) + counts.get(JobState.RUNNING, 0)
-        rows.append({"name": name, "depth": depth, "max_depth": limits.get(name), "stats": stats.get(name)})
+        config = configs.get(name)
+        rows.append(
+            {
+                "name": name,
+                "depth": depth,
+                "max_depth": config.max_depth if config else None,
+                "paused_at": config.paused_at if config else None,
+                "stats": stats.get(name),
+            }
+        )
     return _render(request, "queues.html", viewer, page="queues", rows=rows)
+
+
+@dashboard_router.post("/queues/pause")
+async def queue_pause(request: Request) -> Response:
+    viewer, form = await _guard(request)
+    action = _text(form, "action")
+    if action not in ("pause", "resume"):
+        raise _Refused(400, "Unknown action: pause or resume a queue.")
+    name = _text(form, "queue")
+    if not name:
+        raise _Refused(400, "Which queue? The form named none.")
+    client = _client(request)
+    await (client.pause_queue(name) if action == "pause" else client.resume_queue(name))
+    raise _Redirect(f"{viewer.base}/queues?notice={'paused' if action == 'pause' else 'resumed'}")
 
 
 @dashboard_router.post("/queues/max-depth")

@@ -1,7 +1,5 @@
-"""`/v1/stats`, `/v1/queues`, `/v1/workers`: how the queues stand, their limits, who works on them.
-
-(Pausing a queue needs a store change and comes later.)
-"""
+"""`/v1/stats`, `/v1/queues`, `/v1/workers`: how the queues stand, their limits and pauses, who works
+on them."""
 
 from __future__ import annotations
 
@@ -53,7 +51,7 @@ async def workers(client: IngestqClient) -> list[WorkerOut]:
 
 @router.get(
     "/queues",
-    summary="Configured queues and their maximum depth",
+    summary="Configured queues: their maximum depth, whether they are paused",
     response_model=list[QueueOut],
     dependencies=[Reader],
 )
@@ -74,3 +72,27 @@ async def configure_queue(client: IngestqClient, name: QueueName, body: QueueIn)
     except ConfigError as exc:
         raise ApiError(422, "invalid_request", str(exc)) from None
     return QueueOut.of(config)
+
+
+@router.post(
+    "/queues/{name}/pause",
+    summary="Pause a queue: workers stop claiming its jobs",
+    description="Workers leave it out of their claims from their next heartbeat (within a third of their "
+    "lease). The queue still accepts jobs, up to its maximum depth; jobs already running finish. Pausing "
+    "a paused queue keeps its `paused_at`.",
+    response_model=QueueOut,
+    dependencies=[Admin],
+)
+async def pause_queue(client: IngestqClient, name: QueueName) -> QueueOut:
+    return QueueOut.of(await client.pause_queue(name))
+
+
+@router.post(
+    "/queues/{name}/resume",
+    summary="Resume a paused queue: workers claim its jobs again",
+    description="From the workers' next heartbeat (within a third of their lease).",
+    response_model=QueueOut,
+    dependencies=[Admin],
+)
+async def resume_queue(client: IngestqClient, name: QueueName) -> QueueOut:
+    return QueueOut.of(await client.resume_queue(name))

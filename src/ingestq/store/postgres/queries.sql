@@ -145,10 +145,13 @@ LIMIT %(limit)s
 -- (TaskSpec.concurrency): of the candidates, at most n of such a kind are kept, the first in claim
 -- order; the others are unlocked at commit, unclaimed. Only the worker's own slots count: the cap is
 -- per worker, like the concurrency.
+-- `paused` (NULL, or text[]) is ClaimRequest.exclude_queues, the paused queues: a filter on the rows the
+-- index walk finds; NULL (nothing paused) short-circuits it, and the plan is the same either way.
 WITH candidates AS (
     SELECT id, kind, priority, run_at FROM ingestq_jobs
     WHERE state = 'queued' AND run_at <= %(now)s
       AND (%(kinds)s::text[] IS NULL OR kind = ANY(%(kinds)s::text[]))
+      AND (%(paused)s::text[] IS NULL OR NOT queue = ANY(%(paused)s::text[]))
     ORDER BY priority DESC, run_at, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -175,6 +178,7 @@ WITH candidates AS (
     SELECT id, kind, priority, run_at FROM ingestq_jobs
     WHERE state = 'queued' AND queue = %(queue)s AND run_at <= %(now)s
       AND (%(kinds)s::text[] IS NULL OR kind = ANY(%(kinds)s::text[]))
+      AND (%(paused)s::text[] IS NULL OR NOT queue = ANY(%(paused)s::text[]))
     ORDER BY priority DESC, run_at, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -202,6 +206,7 @@ WITH candidates AS (
     SELECT id, kind, priority, run_at FROM ingestq_jobs
     WHERE state = 'queued' AND run_at <= %(now)s AND queue = ANY(%(queues)s::text[])
       AND (%(kinds)s::text[] IS NULL OR kind = ANY(%(kinds)s::text[]))
+      AND (%(paused)s::text[] IS NULL OR NOT queue = ANY(%(paused)s::text[]))
     ORDER BY priority DESC, run_at, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -432,11 +437,25 @@ GROUP BY queue
 SELECT queue, lease_owner, count(*) FROM ingestq_jobs WHERE state = 'running' GROUP BY queue, lease_owner
 
 -- name: queue_configure
+-- Sets max_depth only: a paused queue stays paused.
 INSERT INTO ingestq_queues (name, max_depth) VALUES (%(name)s, %(max_depth)s)
 ON CONFLICT (name) DO UPDATE SET max_depth = EXCLUDED.max_depth
+RETURNING name, max_depth, paused_at
+
+-- name: queue_pause
+-- Pause (paused_at, or the earlier time of an already paused queue) or resume (NULL): max_depth stays.
+INSERT INTO ingestq_queues (name, paused_at) VALUES (%(name)s, %(paused_at)s)
+ON CONFLICT (name) DO UPDATE
+SET paused_at = CASE WHEN EXCLUDED.paused_at IS NULL THEN NULL
+                     ELSE coalesce(ingestq_queues.paused_at, EXCLUDED.paused_at) END
+RETURNING name, max_depth, paused_at
 
 -- name: queue_list
-SELECT name, max_depth FROM ingestq_queues ORDER BY name
+SELECT name, max_depth, paused_at FROM ingestq_queues ORDER BY name
+
+-- name: queue_paused
+-- The heartbeat's answer: the paused queues (few rows: the queues table holds only configured queues).
+SELECT name FROM ingestq_queues WHERE paused_at IS NOT NULL
 
 -- name: worker_upsert
 INSERT INTO ingestq_workers

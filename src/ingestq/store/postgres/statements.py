@@ -24,6 +24,7 @@ def claim_statement(req: ClaimRequest, now: datetime) -> tuple[str, dict[str, An
         "worker_id": req.worker_id,
         "lease_expires_at": now + timedelta(seconds=req.lease_seconds),
         "kinds": list(req.kinds) if req.kinds is not None else None,
+        "paused": list(req.exclude_queues) if req.exclude_queues is not None else None,
         "caps": json.dumps(dict(req.kind_limits)) if req.kind_limits else None,
     }
     if req.queues is None:

@@ -316,13 +316,18 @@ class PostgresStore(PostgresIndex):
         ]
 
     # --- queues, workers, periodic jobs ---------------------------------------------------------------
-    async def queue_configure(self, config: QueueConfig) -> None:
-        async with self._connection() as conn:
-            await conn.execute(Q["queue_configure"], {"name": config.name, "max_depth": config.max_depth})
+    async def queue_configure(self, config: QueueConfig) -> QueueConfig:
+        (row,) = await self._fetchall(
+            Q["queue_configure"], {"name": config.name, "max_depth": config.max_depth}
+        )
+        return QueueConfig(*row)
+
+    async def queue_pause(self, name: str, paused: bool, now: datetime) -> QueueConfig:
+        (row,) = await self._fetchall(Q["queue_pause"], {"name": name, "paused_at": now if paused else None})
+        return QueueConfig(*row)
 
     async def queue_list(self) -> list[QueueConfig]:
-        rows = await self._fetchall(Q["queue_list"], {})
-        return [QueueConfig(name=name, max_depth=max_depth) for name, max_depth in rows]
+        return [QueueConfig(*row) for row in await self._fetchall(Q["queue_list"], {})]
 
     async def worker_heartbeat(self, beat: WorkerBeat, now: datetime) -> HeartbeatReply:
         params = {
@@ -341,11 +346,14 @@ class PostgresStore(PostgresIndex):
             await conn.execute(Q["worker_upsert"], params)
             held_cur = await conn.execute(Q["job_extend_leases"], params)
             await conn.execute(Q["worker_delete_silent"], params)
+            paused_cur = await conn.execute(Q["queue_paused"])
             held = await held_cur.fetchall()
+            paused = frozenset(name for (name,) in await paused_cur.fetchall())
         owned = {job_id for job_id, _ in held}
         return HeartbeatReply(
             lost=frozenset(set(beat.job_ids) - owned),
             cancel_requested=frozenset(job_id for job_id, flag in held if flag),
+            paused_queues=paused,
         )
 
     async def worker_deregister(self, worker_id: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import apsw
 
@@ -153,13 +154,31 @@ def _stats(engine: Engine, now_ts: float) -> list[QueueStats]:
     ]
 
 
-def queue_configure(engine: Engine, config: QueueConfig) -> None:
+def queue_configure(engine: Engine, config: QueueConfig) -> QueueConfig:
     with engine.write() as cur:
-        cur.execute(Q["queue_configure"], {"name": config.name, "max_depth": config.max_depth})
+        row = cur.execute(
+            Q["queue_configure"], {"name": config.name, "max_depth": config.max_depth}
+        ).fetchone()
+    return _queue(row)
+
+
+def queue_pause(engine: Engine, name: str, paused: bool, now: datetime) -> QueueConfig:
+    with engine.write() as cur:
+        row = cur.execute(
+            Q["queue_pause"], {"name": name, "paused_at": rows.ts(now) if paused else None}
+        ).fetchone()
+    return _queue(row)
 
 
 def queue_list(engine: Engine) -> list[QueueConfig]:
-    return [QueueConfig(name=n, max_depth=d) for n, d in engine.read(Q["queue_list"])]
+    return [_queue(row) for row in engine.read(Q["queue_list"])]
+
+
+def _queue(row: Any) -> QueueConfig:
+    name, max_depth, paused_at = row
+    return QueueConfig(
+        name=name, max_depth=max_depth, paused_at=None if paused_at is None else rows.dt(paused_at)
+    )
 
 
 def worker_deregister(engine: Engine, worker_id: str) -> None:

@@ -52,12 +52,14 @@ PACKAGE = "ingestq.store.sqlite"
 def _with_claims(queries: dict[str, str]) -> dict[str, str]:
     """The claim statements, spliced from their pieces in queries.sql (see the comment there)."""
     update = queries["claim_update"]
+    exclusions = {"": "", "_excluding": "  " + queries["claim_exclude"] + "\n"}
     for where in ("", "_queue", "_queues"):
-        candidates = queries["claim_candidates" + where]
-        capped = queries["claim_capped"].replace("{candidates}", candidates.replace("{columns}", _CAPPED))
-        plain = candidates.replace("{columns}", "id")
-        queries["job_claim" + where] = update.replace("{candidates}", plain)
-        queries["job_claim" + where + "_capped"] = update.replace("{candidates}", capped)
+        for excluding, exclude in exclusions.items():
+            candidates = queries["claim_candidates" + where].replace("  {exclude}\n", exclude)
+            capped = queries["claim_capped"].replace("{candidates}", candidates.replace("{columns}", _CAPPED))
+            plain = candidates.replace("{columns}", "id")
+            queries["job_claim" + where + excluding] = update.replace("{candidates}", plain)
+            queries["job_claim" + where + excluding + "_capped"] = update.replace("{candidates}", capped)
     return queries
 
 
@@ -302,15 +304,19 @@ class Engine:
             "kinds": _json_list(req.kinds),
             "limit": req.limit,
         }
-        capped = "_capped" if req.kind_limits else ""
-        if capped:
-            params["caps"] = dumps(dict(req.kind_limits or {}))
+        variant = ""
+        if req.exclude_queues:  # paused queues: the statement with claim_exclude spliced in
+            variant = "_excluding"
+            params["paused"] = dumps(list(req.exclude_queues))
+        if req.kind_limits:
+            variant += "_capped"
+            params["caps"] = dumps(dict(req.kind_limits))
         if req.queues is None:
-            sql = Q["job_claim" + capped]
+            sql = Q["job_claim" + variant]
         elif len(req.queues) == 1:
-            sql, params["queue"] = Q["job_claim_queue" + capped], req.queues[0]
+            sql, params["queue"] = Q["job_claim_queue" + variant], req.queues[0]
         else:
-            sql, params["queues"] = Q["job_claim_queues" + capped], _json_list(req.queues)
+            sql, params["queues"] = Q["job_claim_queues" + variant], _json_list(req.queues)
         owner, lease, started = req.worker_id, dt(lease_until), dt(now_ts)
         claimed = [claimed_job(r, owner, lease, started) for r in cur.execute(sql, params)]
         claimed.sort(key=claim_order_key)
@@ -423,10 +429,12 @@ class Engine:
                     },
                 ).fetchall()
             cur.execute(Q["worker_delete_silent"], {"now": now_ts})
+            paused = frozenset(name for (name,) in cur.execute(Q["queue_paused"]))
         owned = {job_id for job_id, _ in held}
         return HeartbeatReply(
             lost=frozenset(set(beat.job_ids) - owned),
             cancel_requested=frozenset(job_id for job_id, cancel in held if cancel),
+            paused_queues=paused,
         )
 
     def periodic_enqueue(self, name: str, slot: datetime, job: NewJob, now: datetime) -> Job | None:

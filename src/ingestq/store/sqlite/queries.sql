@@ -144,9 +144,11 @@ LIMIT :limit
 
 -- The claims are spliced together by the store from the pieces below: `claim_update` with {candidates}
 -- replaced by one of the `claim_candidates*` selections (which queue or queues), wrapped in
--- `claim_capped` for a claim that must respect kinds' caps. The plain form is the worker's usual claim:
+-- `claim_capped` for a claim that must respect kinds' caps, with `claim_exclude` at {exclude} for a claim
+-- that leaves out paused queues. The plain form is the worker's usual claim:
 -- the caps' per-candidate count costs about 70 us per execution even when no cap applies. The store
--- names the results job_claim, job_claim_queue, job_claim_queues and the same with `_capped`.
+-- names the results job_claim, job_claim_queue, job_claim_queues and the same with `_excluding`,
+-- `_capped` or both.
 
 -- name: claim_update
 -- Rows come back in no particular order; the store sorts them into claim order. Only the columns a
@@ -159,10 +161,11 @@ RETURNING id, queue, kind, payload, priority, run_at, attempt, max_attempts, ded
           last_error, errors, document_id, created_at
 
 -- name: claim_candidates
--- Every queue. {columns}: `id`, or what claim_capped needs.
+-- Every queue. {columns}: `id`, or what claim_capped needs. {exclude}: nothing, or claim_exclude.
 SELECT {columns} FROM ingestq_jobs INDEXED BY ingestq_jobs_claim
 WHERE state = 'queued' AND run_at <= :now
   AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds)))
+  {exclude}
 ORDER BY priority DESC, run_at, id
 LIMIT :limit
 
@@ -171,6 +174,7 @@ LIMIT :limit
 SELECT {columns} FROM ingestq_jobs INDEXED BY ingestq_jobs_claim_queue
 WHERE state = 'queued' AND queue = :queue AND run_at <= :now
   AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds)))
+  {exclude}
 ORDER BY priority DESC, run_at, id
 LIMIT :limit
 
@@ -180,8 +184,15 @@ SELECT {columns} FROM ingestq_jobs INDEXED BY ingestq_jobs_claim
 WHERE state = 'queued' AND run_at <= :now
   AND queue IN (SELECT value FROM json_each(:queues))
   AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds)))
+  {exclude}
 ORDER BY priority DESC, run_at, id
 LIMIT :limit
+
+-- name: claim_exclude
+-- ClaimRequest.exclude_queues (the paused queues, a JSON array), spliced in only for a claim that has
+-- some: a filter on the rows the index walk finds. Left out, the claim is the statement it was before
+-- queues could be paused (an `:paused IS NULL OR ...` test would cost every candidate row).
+AND queue NOT IN (SELECT value FROM json_each(:paused))
 
 -- name: claim_capped
 -- `caps` (a JSON object kind -> n): of the candidates, at most n of such a kind are claimed, the first
@@ -389,11 +400,24 @@ GROUP BY queue, lease_owner
 -- ===== queues, workers, periodic =====================================================================
 
 -- name: queue_configure
+-- Sets max_depth only: a paused queue stays paused.
 INSERT INTO ingestq_queues (name, max_depth) VALUES (:name, :max_depth)
 ON CONFLICT (name) DO UPDATE SET max_depth = excluded.max_depth
+RETURNING name, max_depth, paused_at
+
+-- name: queue_pause
+-- Pause (:paused_at, or the earlier time of an already paused queue) or resume (NULL): max_depth stays.
+INSERT INTO ingestq_queues (name, paused_at) VALUES (:name, :paused_at)
+ON CONFLICT (name) DO UPDATE
+SET paused_at = CASE WHEN excluded.paused_at IS NULL THEN NULL ELSE coalesce(paused_at, excluded.paused_at) END
+RETURNING name, max_depth, paused_at
 
 -- name: queue_list
-SELECT name, max_depth FROM ingestq_queues ORDER BY name
+SELECT name, max_depth, paused_at FROM ingestq_queues ORDER BY name
+
+-- name: queue_paused
+-- The heartbeat's answer: the paused queues (few rows: the queues table holds only configured queues).
+SELECT name FROM ingestq_queues WHERE paused_at IS NOT NULL
 
 -- name: queue_names
 SELECT name FROM ingestq_queues

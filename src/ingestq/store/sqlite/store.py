@@ -166,8 +166,11 @@ class SqliteStore(SqliteIndex):
         return await self._run(admin.stats, self._e, now)
 
     # --- queues, workers, periodic jobs -----------------------------------------------------------------
-    async def queue_configure(self, config: QueueConfig) -> None:
-        await self._run(admin.queue_configure, self._e, config)
+    async def queue_configure(self, config: QueueConfig) -> QueueConfig:
+        return await self._run(admin.queue_configure, self._e, config)
+
+    async def queue_pause(self, name: str, paused: bool, now: datetime) -> QueueConfig:
+        return await self._run(admin.queue_pause, self._e, name, paused, now)
 
     async def queue_list(self) -> list[QueueConfig]:
         return await self._run(admin.queue_list, self._e)

@@ -1,0 +1,5 @@
+-- A paused queue keeps accepting jobs but no worker claims them: its workers leave it out of their
+-- claims from their next heartbeat on (within lease/3). NULL: not paused; otherwise when it was paused.
+-- Queue schema only: applied even where the index migration (2) is refused for want of pgvector.
+
+ALTER TABLE ingestq_queues ADD COLUMN paused_at timestamptz;
