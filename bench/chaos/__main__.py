@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import shlex
 import sys
 import warnings
@@ -34,7 +35,7 @@ def line(res: Result) -> str:
     )
 
 
-def parse(argv: list[str]) -> tuple[list[str], list[str], Options, bool]:
+def parse(argv: list[str]) -> tuple[list[str], list[str], Options, bool, bool]:
     p = argparse.ArgumentParser(prog="python -m bench.chaos", description=__doc__.split("\n")[0])
     p.add_argument("scenario", choices=[*SCENARIOS, "all"])
     p.add_argument("--backend", choices=["sqlite", "pg", "both"], default=None, help="default: all it fits")
@@ -48,6 +49,9 @@ def parse(argv: list[str]) -> tuple[list[str], list[str], Options, bool]:
     p.add_argument("--down", type=float, default=30.0, help="pg-outage: seconds the server is stopped")
     p.add_argument("--minutes", type=float, default=None, help="run about M minutes (sets --jobs)")
     p.add_argument("--timeout", type=float, default=180.0, help="give up on the jobs after S seconds")
+    p.add_argument(
+        "--keep", action="store_true", help="keep the scratch directory (logs, markers, databases)"
+    )
     p.add_argument("--report", action="store_true", help="rewrite the rows in docs/reliability.md")
     a = p.parse_args(argv)
     every = None
@@ -68,16 +72,18 @@ def parse(argv: list[str]) -> tuple[list[str], list[str], Options, bool]:
     )
     names = list(SCENARIOS) if a.scenario == "all" else [a.scenario]
     backends = ["sqlite", "pg"] if a.backend in (None, "both") else [a.backend]
-    return names, backends, opts, a.report
+    return names, backends, opts, a.report, a.keep
 
 
-async def run(names: list[str], backends: list[str], opts: Options, report: bool, argv: list[str]) -> int:
+async def run(
+    names: list[str], backends: list[str], opts: Options, report: bool, keep: bool, argv: list[str]
+) -> int:
     failed = 0
     for backend in backends:
         todo = [n for n in names if backend in SCENARIOS[n][1]]
         if not todo:
             continue
-        env = Env(backend)
+        env = Env(backend, keep)
         try:
             for name in todo:
                 print(f"== {name} [{backend}]", flush=True)
@@ -107,7 +113,7 @@ def _without(argv: list[str], options: set[str], positional: list[str]) -> list[
         if arg in options:
             skip = True
             continue
-        if arg in positional or arg == "--report":
+        if arg in positional or arg in ("--report", "--keep"):
             continue
         out.append(arg)
     return out
@@ -115,9 +121,11 @@ def _without(argv: list[str], options: set[str], positional: list[str]) -> list[
 
 def main(argv: list[str] | None = None) -> int:
     warnings.simplefilter("ignore")  # platformdirs, when XDG_RUNTIME_DIR is unset
+    # the harness's own pool complains while the server is away on purpose: the workers' logs tell more
+    logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)
     argv = sys.argv[1:] if argv is None else argv
-    names, backends, opts, report = parse(argv)
-    return asyncio.run(run(names, backends, opts, report, argv))
+    names, backends, opts, report, keep = parse(argv)
+    return asyncio.run(run(names, backends, opts, report, keep, argv))
 
 
 if __name__ == "__main__":

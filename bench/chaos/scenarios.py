@@ -45,6 +45,10 @@ class Options:
     down: float = 30.0  # pg-outage: seconds the server stays stopped
     minutes: float | None = None  # run about this long (sets the number of jobs)
     timeout: float = 180.0  # give up waiting for the jobs after this long
+    max_faults: int | None = None  # stop injecting after this many (the test-suite samples)
+    baseline: bool = True  # also run the load undisturbed, for the throughput ratio
+    fill_seconds: float = 5.0  # sqlite-full-disk: how long the workers meet the full disk
+    resume_within: float = 60.0  # sqlite-full-disk: how long work may take to resume once space is freed
 
     def jobs_for(self, factor: float = 0.8) -> int:
         """--minutes M: enough jobs to keep the workers busy about M minutes (at `factor` of the ideal)."""
@@ -79,8 +83,9 @@ class Result:
 class Env:
     """Where the databases live: a scratch directory, and for PostgreSQL one embedded server."""
 
-    def __init__(self, backend: str) -> None:
+    def __init__(self, backend: str, keep: bool = False) -> None:
         self.backend = backend
+        self.keep = keep
         self.root = Path(tempfile.mkdtemp(prefix="ingestq-chaos-"))
         self.pg: PgServer | None = PgServer() if backend == "pg" else None
         self._n = 0
@@ -99,7 +104,10 @@ class Env:
     def close(self) -> None:
         if self.pg is not None:
             self.pg.close()
-        shutil.rmtree(self.root, ignore_errors=True)
+        if self.keep:
+            print(f"  kept the databases, marker files and worker logs in {self.root}", flush=True)
+        else:
+            shutil.rmtree(self.root, ignore_errors=True)
 
 
 Fault = Callable[[Cluster, "asyncio.Task[float | None]", dict[str, Any]], Awaitable[None]]
@@ -158,7 +166,9 @@ async def run_load(
     return figures, info, cluster, url
 
 
-async def baseline(env: Env, opts: Options, lease: float, jobs: int) -> float:
+async def baseline(env: Env, opts: Options, lease: float, jobs: int) -> float | None:
+    if not opts.baseline:
+        return None
     key = (env.backend, jobs, opts.seconds, opts.workers, opts.concurrency, lease, opts.grace)
     if key not in _baselines:
         figures, _, _, _ = await run_load(env, opts, "baseline", lease, jobs, None)
@@ -174,6 +184,10 @@ async def pause(seconds: float, done: asyncio.Task[float | None]) -> bool:
     """Sleep, waking early when the load is finished; True if it is."""
     await asyncio.wait({done}, timeout=seconds)
     return done.done()
+
+
+def more_faults(opts: Options, done_so_far: int) -> bool:
+    return opts.max_faults is None or done_so_far < opts.max_faults
 
 
 def interval(opts: Options, default: tuple[float, float]) -> float:
@@ -198,7 +212,7 @@ async def sigkill(env: Env, opts: Options) -> Result:
 
     async def fault(cluster: Cluster, done: asyncio.Task[float | None], info: dict[str, Any]) -> None:
         info["kills"] = 0
-        while not await pause(interval(opts, (2.0, 4.0)), done):
+        while more_faults(opts, info["kills"]) and not await pause(interval(opts, (2.0, 4.0)), done):
             live = cluster.live()
             if live:
                 cluster.kill(random.choice(live))
@@ -236,7 +250,7 @@ async def rolling_sigterm(env: Env, opts: Options) -> Result:
         codes: list[int] = []
         exits: list[float] = []
         info["codes"], info["exits"] = codes, exits
-        while not await pause(interval(opts, (3.0, 5.0)), done):
+        while more_faults(opts, len(codes)) and not await pause(interval(opts, (3.0, 5.0)), done):
             live = cluster.live()
             cluster.start()  # deploy-style: the new one first, then the oldest goes
             if live:
@@ -403,7 +417,7 @@ async def sqlite_full_disk(env: Env, opts: Options) -> Result:
                 cluster.start()
             stop = asyncio.Event()
             tail = asyncio.create_task(cluster.tailer(stop))
-            await asyncio.sleep(5.0)  # the workers meet the full disk
+            await asyncio.sleep(opts.fill_seconds)  # the workers meet the full disk
             before = await succeeded(store)
             info["alive_while_full"] = len(cluster.live())
             for _ in range(opts.workers - len(cluster.live())):
@@ -411,7 +425,7 @@ async def sqlite_full_disk(env: Env, opts: Options) -> Result:
             filler.unlink()
             freed = cluster.now()
             resumed = None
-            while cluster.now() - freed < min(opts.timeout, 60.0):
+            while cluster.now() - freed < opts.resume_within:
                 if await succeeded(store) > before:
                     resumed = cluster.now() - freed
                     break
@@ -424,7 +438,9 @@ async def sqlite_full_disk(env: Env, opts: Options) -> Result:
             await tail
             rows = await all_jobs(store)
             fig = analyse(cluster, rows, ids, t_end if t_end is not None else cluster.now())
-            if t_end is None:
+            if resumed is None:
+                fig.notes.append(f"no job finished within {opts.resume_within:g} s of the space being freed")
+            elif t_end is None:
                 fig.notes.append(f"timed out after {opts.timeout:.0f}s")
         finally:
             cluster.kill_all()
@@ -436,7 +452,8 @@ async def sqlite_full_disk(env: Env, opts: Options) -> Result:
         "sqlite-full-disk",
         "sqlite",
         len(ids),
-        f"8 MB tmpfs filled for 5 s; enqueue refused: {info['enqueue_error'][:90] or 'NOT refused'}",
+        f"8 MB tmpfs filled for {opts.fill_seconds:g} s; enqueue refused: "
+        + (info["enqueue_error"][:90] or "NOT refused"),
         fig,
         f"work resumed {resumed:.2f}s after space freed" if resumed is not None else "did not resume",
         None,
