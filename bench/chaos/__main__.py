@@ -39,7 +39,7 @@ def parse(argv: list[str]) -> tuple[list[str], list[str], Options, bool, bool]:
     p = argparse.ArgumentParser(prog="python -m bench.chaos", description=__doc__.split("\n")[0])
     p.add_argument("scenario", choices=[*SCENARIOS, "all"])
     p.add_argument("--backend", choices=["sqlite", "pg", "both"], default=None, help="default: all it fits")
-    p.add_argument("--jobs", type=int, default=2000)
+    p.add_argument("--jobs", type=int, default=None, help="default: the scenario's (see DEFAULT_JOBS)")
     p.add_argument("--seconds", type=float, default=0.2, help="each job sleeps this long (default 0.2)")
     p.add_argument("--workers", type=int, default=3)
     p.add_argument("--concurrency", type=int, default=8)
@@ -88,7 +88,7 @@ async def run(
             for name in todo:
                 print(f"== {name} [{backend}]", flush=True)
                 opts.backend = backend
-                res = await SCENARIOS[name][0](env, opts)
+                res = await SCENARIOS[name][0](env, opts, name)
                 print(line(res), flush=True)
                 for check, ok in res.checks.items():
                     print(f"  {'ok  ' if ok else 'FAIL'} {check}", flush=True)

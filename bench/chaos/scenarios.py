@@ -31,11 +31,21 @@ from ingestq.settings import Settings
 from ingestq.store import open_store
 from ingestq.store.base import Store
 
+# Moderate sizes (3 workers x 8 slots, 0.2 s jobs: about 110 jobs/s here): long enough for several faults.
+DEFAULT_JOBS = {
+    "sigkill": 4000,
+    "rolling-sigterm": 3000,
+    "pg-restart": 8000,
+    "pg-restart-fast": 3000,
+    "pg-outage": 4000,
+    "sqlite-full-disk": 2000,
+}
+
 
 @dataclass
 class Options:
     backend: str = "sqlite"
-    jobs: int = 2000
+    jobs: int | None = None  # None: the scenario's default (DEFAULT_JOBS)
     seconds: float = 0.2  # each probe job sleeps this long
     workers: int = 3
     concurrency: int = 8
@@ -50,10 +60,10 @@ class Options:
     fill_seconds: float = 5.0  # sqlite-full-disk: how long the workers meet the full disk
     resume_within: float = 60.0  # sqlite-full-disk: how long work may take to resume once space is freed
 
-    def jobs_for(self, factor: float = 0.8) -> int:
+    def jobs_for(self, scenario: str, factor: float = 0.8) -> int:
         """--minutes M: enough jobs to keep the workers busy about M minutes (at `factor` of the ideal)."""
         if self.minutes is None:
-            return self.jobs
+            return self.jobs if self.jobs is not None else DEFAULT_JOBS[scenario]
         return int(self.minutes * 60 * self.workers * self.concurrency / max(self.seconds, 0.01) * factor)
 
 
@@ -205,9 +215,9 @@ def common_checks(res: Result, fig: Figures, info: dict[str, Any]) -> None:
 # --- SIGKILL ------------------------------------------------------------------------------------------
 
 
-async def sigkill(env: Env, opts: Options) -> Result:
+async def sigkill(env: Env, opts: Options, name: str = "sigkill") -> Result:
     lease = opts.lease or 5.0
-    jobs = opts.jobs_for()
+    jobs = opts.jobs_for(name)
     base = await baseline(env, opts, lease, jobs)
 
     async def fault(cluster: Cluster, done: asyncio.Task[float | None], info: dict[str, Any]) -> None:
@@ -241,9 +251,9 @@ async def sigkill(env: Env, opts: Options) -> Result:
 # --- rolling SIGTERM ----------------------------------------------------------------------------------
 
 
-async def rolling_sigterm(env: Env, opts: Options) -> Result:
+async def rolling_sigterm(env: Env, opts: Options, name: str = "rolling-sigterm") -> Result:
     lease = opts.lease or 15.0
-    jobs = opts.jobs_for()
+    jobs = opts.jobs_for(name)
     base = await baseline(env, opts, lease, jobs)
 
     async def fault(cluster: Cluster, done: asyncio.Task[float | None], info: dict[str, Any]) -> None:
@@ -289,24 +299,26 @@ def pg_checks(res: Result, fig: Figures, info: dict[str, Any], resumed: list[flo
     res.checks["work resumed within 1 s"] = bool(resumed) and max(resumed) <= 1.0
 
 
-async def pg_restart(env: Env, opts: Options) -> Result:
+async def pg_restart(env: Env, opts: Options, name: str = "pg-restart") -> Result:
     assert env.pg is not None
     server = env.pg
     lease = opts.lease or 15.0
-    jobs = opts.jobs_for()
+    jobs = opts.jobs_for(name)
     base = await baseline(env, opts, lease, jobs)
     ups: list[float] = []
 
+    default = (2.0, 4.0) if name == "pg-restart-fast" else (15.0, 25.0)
+
     async def fault(cluster: Cluster, done: asyncio.Task[float | None], info: dict[str, Any]) -> None:
-        while not await pause(interval(opts, (15.0, 25.0)), done):
+        while more_faults(opts, len(ups)) and not await pause(interval(opts, default), done):
             await asyncio.to_thread(server.restart)  # -w: returns once it accepts connections
             ups.append(cluster.now())
 
-    fig, info, cluster, _ = await run_load(env, opts, "pg-restart", lease, jobs, fault)
+    fig, info, cluster, _ = await run_load(env, opts, name, lease, jobs, fault)
     resumed = [r - t for t in ups if (r := cluster.first_after(t)) is not None]
-    low, high = opts.every or (15.0, 25.0)
+    low, high = opts.every or default
     res = Result(
-        "pg-restart",
+        name,
         "pg",
         jobs,
         f"{len(ups)} restarts (every {low:g}–{high:g} s)",
@@ -315,16 +327,16 @@ async def pg_restart(env: Env, opts: Options) -> Result:
         base,
     )
     pg_checks(res, fig, info, resumed)
-    if opts.every is None:
+    if opts.every is None and name == "pg-restart":
         res.checks["throughput ≥ 90% of undisturbed"] = (res.ratio or 0) >= 0.9
     return res
 
 
-async def pg_outage(env: Env, opts: Options) -> Result:
+async def pg_outage(env: Env, opts: Options, name: str = "pg-outage") -> Result:
     assert env.pg is not None
     server = env.pg
     lease = opts.lease or 45.0  # the goal: an outage shorter than the lease re-runs nothing
-    jobs = opts.jobs_for()
+    jobs = opts.jobs_for(name)
     ups: list[float] = []
 
     async def fault(cluster: Cluster, done: asyncio.Task[float | None], info: dict[str, Any]) -> None:
@@ -390,14 +402,14 @@ async def _try_enqueue(store: Store, n: int, seconds: float) -> tuple[list[int],
         return [], f"{type(exc).__name__}: {exc}"
 
 
-async def sqlite_full_disk(env: Env, opts: Options) -> Result:
+async def sqlite_full_disk(env: Env, opts: Options, name: str = "sqlite-full-disk") -> Result:
     if env.backend != "sqlite":
         raise SystemExit("sqlite-full-disk runs on SQLite only")
     where = env.scratch("full-disk")
     disk = where / "disk"
     disk.mkdir()
     await asyncio.to_thread(_mount, disk)
-    jobs = opts.jobs_for()
+    jobs = opts.jobs_for(name)
     info: dict[str, Any] = {}
     try:
         url = f"sqlite:///{disk / 'ingestq.db'}"
@@ -469,10 +481,11 @@ async def sqlite_full_disk(env: Env, opts: Options) -> Result:
     return res
 
 
-SCENARIOS: dict[str, tuple[Callable[[Env, Options], Awaitable[Result]], tuple[str, ...]]] = {
+SCENARIOS: dict[str, tuple[Callable[[Env, Options, str], Awaitable[Result]], tuple[str, ...]]] = {
     "sigkill": (sigkill, ("sqlite", "pg")),
     "rolling-sigterm": (rolling_sigterm, ("sqlite", "pg")),
     "pg-restart": (pg_restart, ("pg",)),
+    "pg-restart-fast": (pg_restart, ("pg",)),
     "pg-outage": (pg_outage, ("pg",)),
     "sqlite-full-disk": (sqlite_full_disk, ("sqlite",)),
 }
