@@ -161,6 +161,7 @@ class Cluster:
         self.root = root
         self.args = args
         self.t0 = time.monotonic()
+        self.wall0 = time.time()  # to compare the cluster clock with timestamps in job rows
         self.workers: list[Worker] = []
         self.events: list[Event] = []
         self._offsets: dict[int, int] = {}
@@ -294,6 +295,7 @@ class Figures:
     concurrent: int = 0  # (job, attempt) running on two workers at overlapping times
     attempts_burned: int = 0  # sum of attempt - 1 over succeeded jobs (the probe never fails)
     uncounted_reruns: int = 0  # starts beyond the attempt count, summed over jobs
+    rescue_delay_max: float | None = None  # killed jobs: kill → back in the queue, worst case
     rerun_delay_max: float | None = None  # killed jobs: kill → next start, worst case
     not_rerun: int = 0  # killed jobs never started again
     elapsed: float = 0.0  # first start → all succeeded
@@ -331,27 +333,36 @@ def _overlap(rs: list[Run], ends: dict[int, float]) -> bool:
     )
 
 
-def _rerun_delays(cluster: Cluster, runs: dict[tuple[int, int], list[Run]]) -> tuple[list[float], int]:
-    """For each job cut short by a SIGKILL: seconds from the kill to its next start; and how many never
-    started again."""
+def _rerun_delays(
+    cluster: Cluster, runs: dict[tuple[int, int], list[Run]], rows: dict[int, Job]
+) -> tuple[list[float], list[float], int]:
+    """For each job cut short by a SIGKILL: seconds from the kill until the rescuer put it back in the
+    queue (its error record for that attempt), seconds until it started again (behind the queue's
+    backlog: a rescued job is due now, FIFO after the jobs already due), and how many never started
+    again."""
     starts_of: dict[int, list[float]] = defaultdict(list)
     for e in cluster.events:
         if e.event == "start":
             starts_of[e.job].append(e.t)
-    delays: list[float] = []
+    rescued: list[float] = []
+    rerun: list[float] = []
     missing = 0
     for w in cluster.workers:
         if w.how != "sigkill" or w.ended is None:
             continue
         killed_at = w.ended
-        cut = {job for (job, _), rs in runs.items() for r in rs if r[0] == w.index and r[2] is None}
-        for job in cut:
+        cut = {key for key, rs in runs.items() for r in rs if r[0] == w.index and r[2] is None}
+        for job, attempt in cut:
             later = [t for t in starts_of[job] if t > killed_at]
             if later:
-                delays.append(min(later) - killed_at)
+                rerun.append(min(later) - killed_at)
             else:
                 missing += 1
-    return delays, missing
+            row = rows.get(job)
+            records = [r for r in row.errors if r.attempt == attempt] if row is not None else []
+            if records:
+                rescued.append(records[0].at.timestamp() - cluster.wall0 - killed_at)
+    return rescued, rerun, missing
 
 
 def analyse(cluster: Cluster, rows: dict[int, Job], ids: list[int], t_end: float) -> Figures:
@@ -366,8 +377,9 @@ def analyse(cluster: Cluster, rows: dict[int, Job], ids: list[int], t_end: float
     fig.concurrent = sum(1 for rs in repeated if _overlap(rs, ends))
     fig.attempts_burned = sum(max(0, rows[i].attempt - 1) for i in ok)
     fig.uncounted_reruns = sum(max(0, starts[i] - rows[i].attempt) for i in ok)
-    delays, fig.not_rerun = _rerun_delays(cluster, runs)
-    fig.rerun_delay_max = max(delays) if delays else None
+    rescued, rerun, fig.not_rerun = _rerun_delays(cluster, runs, rows)
+    fig.rescue_delay_max = max(rescued) if rescued else None
+    fig.rerun_delay_max = max(rerun) if rerun else None
     first = min((e.t for e in cluster.events if e.event == "start"), default=0.0)
     fig.elapsed = max(0.001, t_end - first)
     fig.throughput = len(ids) / fig.elapsed

@@ -230,21 +230,26 @@ async def sigkill(env: Env, opts: Options, name: str = "sigkill") -> Result:
             cluster.start()  # the replacement
 
     fig, info, _, _ = await run_load(env, opts, "sigkill", lease, jobs, fault)
-    bound = lease * 4 / 3 + 1.0  # expiry (≤ lease after the last heartbeat) + one rescue interval + claim
-    delay = fig.rerun_delay_max
+    bound = lease * 4 / 3 + 1.0  # expiry (≤ lease after the last heartbeat) + one rescue interval + slack
+    rescue, rerun = fig.rescue_delay_max, fig.rerun_delay_max
+    recovery = (
+        f"killed jobs back in the queue ≤ {rescue:.1f}s, started again ≤ {rerun:.1f}s (lease {lease:g}s)"
+        if rescue is not None and rerun is not None
+        else "n/a"
+    )
     res = Result(
-        "sigkill",
+        name,
         env.backend,
         jobs,
         f"{info['kills']} SIGKILL (every 2–4 s, replaced)",
         fig,
-        f"killed jobs re-run ≤ {delay:.1f}s (lease {lease:g}s)" if delay is not None else "n/a",
+        recovery,
         base,
         extra={"lease": lease},
     )
     common_checks(res, fig, info)
     res.checks["every killed job re-run"] = fig.not_rerun == 0
-    res.checks[f"re-run within lease + rescue interval ({bound:.1f}s)"] = delay is None or delay <= bound
+    res.checks[f"rescued within lease + rescue interval ({bound:.1f}s)"] = rescue is None or rescue <= bound
     return res
 
 
