@@ -28,6 +28,7 @@ def line(res: Result) -> str:
     )
     return (
         f"{res.scenario} [{res.backend}] jobs={res.jobs} faults={res.faults!r} lost={fig.lost} "
+        f"(missing={fig.missing} unfinished={fig.unfinished}) "
         f"finished_twice={fig.finished_twice} same_attempt_twice={fig.same_attempt_twice} "
         f"concurrent={fig.concurrent} uncounted_reruns={fig.uncounted_reruns} "
         f"attempts_burned={fig.attempts_burned} recovery={res.recovery!r} "

@@ -290,6 +290,8 @@ async def wait_done(cluster: Cluster, store: Store, total: int, within: float) -
 class Figures:
     jobs: int
     lost: int = 0  # not succeeded at the end
+    missing: int = 0  # of those, no row at all (an enqueue that returned, then vanished)
+    unfinished: int = 0  # of those, still queued or running (stuck, not gone)
     finished_twice: int = 0  # jobs with more than one `done` line: finished work ran again
     same_attempt_twice: int = 0  # (job, attempt) started more than once: a re-run the attempt misses
     concurrent: int = 0  # (job, attempt) running on two workers at overlapping times
@@ -369,6 +371,8 @@ def analyse(cluster: Cluster, rows: dict[int, Job], ids: list[int], t_end: float
     fig = Figures(jobs=len(ids))
     ok = {i for i in ids if i in rows and rows[i].state == JobState.SUCCEEDED}
     fig.lost = len(ids) - len(ok)
+    fig.missing = sum(1 for i in ids if i not in rows)
+    fig.unfinished = sum(1 for i in ids if i in rows and rows[i].state in (JobState.QUEUED, JobState.RUNNING))
     ends = {w.index: (w.ended if w.ended is not None else t_end) for w in cluster.workers}
     runs, starts, dones = _runs(cluster.events)
     fig.finished_twice = sum(1 for n in dones.values() if n > 1)

@@ -33,7 +33,7 @@ def row(res: Result, command: str) -> str:
         res.backend,
         str(res.jobs),
         res.faults.replace("|", "/"),
-        str(fig.lost),
+        str(fig.lost) + (f" ({fig.missing} missing, {fig.unfinished} still unfinished)" if fig.lost else ""),
         f"{fig.finished_twice} / {fig.same_attempt_twice} / {fig.concurrent}",
         f"{fig.attempts_burned} ({fig.uncounted_reruns})",
         res.recovery,
