@@ -428,7 +428,7 @@ async def sqlite_full_disk(env: Env, opts: Options, name: str = "sqlite-full-dis
             info["filled"] = await asyncio.to_thread(_fill, filler)
             refused, error = await _try_enqueue(store, 200, opts.seconds)
             single, error1 = await _try_enqueue(store, 1, opts.seconds)
-            info["enqueue_error"] = error or error1
+            info["enqueue_error"] = (error or error1).replace(str(disk) + "/", "")
             ids += refused + single  # whatever an enqueue confirmed must not be lost
             for _ in range(opts.workers):
                 cluster.start()
