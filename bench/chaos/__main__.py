@@ -1,7 +1,8 @@
 """`python -m bench.chaos SCENARIO [--backend sqlite|pg] [--jobs N] [--minutes M]`: the fault suite.
 
 SCENARIO is one of the names in `bench.chaos.scenarios.SCENARIOS`, or `all` (what `make chaos` runs:
-every scenario on every backend it applies to, at moderate sizes). Each scenario prints one line of
+every scenario but `soak` on every backend it applies to, at moderate sizes; `soak --minutes 60` is the
+long run). Each scenario prints one line of
 figures and its checks; `--report` rewrites its row of the table in docs/reliability.md. The exit code
 is 1 when a check failed.
 """
@@ -16,7 +17,7 @@ import sys
 import warnings
 
 from bench.chaos.report import update_table
-from bench.chaos.scenarios import SCENARIOS, Env, Options, Result
+from bench.chaos.scenarios import IN_ALL, SCENARIOS, Env, Options, Result
 
 
 def line(res: Result) -> str:
@@ -71,7 +72,7 @@ def parse(argv: list[str]) -> tuple[list[str], list[str], Options, bool, bool]:
         minutes=a.minutes,
         timeout=a.timeout,
     )
-    names = list(SCENARIOS) if a.scenario == "all" else [a.scenario]
+    names = IN_ALL if a.scenario == "all" else [a.scenario]
     backends = ["sqlite", "pg"] if a.backend in (None, "both") else [a.backend]
     return names, backends, opts, a.report, a.keep
 

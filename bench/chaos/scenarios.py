@@ -39,6 +39,7 @@ DEFAULT_JOBS = {
     "pg-restart-fast": 3000,
     "pg-outage": 4000,
     "sqlite-full-disk": 2000,
+    "soak": 6000,  # --minutes M sets it (the soak is meant for --minutes 60)
 }
 
 
@@ -293,6 +294,49 @@ async def rolling_sigterm(env: Env, opts: Options, name: str = "rolling-sigterm"
     return res
 
 
+# --- soak: both kinds of worker stop, for --minutes ------------------------------------------------
+
+
+async def soak(env: Env, opts: Options, name: str = "soak") -> Result:
+    """SIGKILL and rolling SIGTERM taking turns every 2–4 s (replacements started) for as long as the
+    jobs last: `--minutes M` sizes the load. Not part of `all`: run it on purpose."""
+    lease = opts.lease or 5.0
+    jobs = opts.jobs_for(name)
+    base = await baseline(env, opts, lease, jobs)
+
+    async def fault(cluster: Cluster, done: asyncio.Task[float | None], info: dict[str, Any]) -> None:
+        info["kills"], info["terms"], info["codes"] = 0, 0, []
+        while more_faults(opts, info["kills"] + info["terms"]) and not await pause(
+            interval(opts, (2.0, 4.0)), done
+        ):
+            live = cluster.live()
+            cluster.start()
+            if not live:
+                continue
+            if random.random() < 0.5:
+                cluster.kill(random.choice(live))
+                info["kills"] += 1
+            else:
+                info["codes"].append(await cluster.terminate(live[0], within=opts.grace + 30))
+                info["terms"] += 1
+
+    fig, info, _, _ = await run_load(env, opts, name, lease, jobs, fault)
+    rescue = fig.rescue_delay_max
+    res = Result(
+        name,
+        env.backend,
+        jobs,
+        f"{info['kills']} SIGKILL + {info['terms']} SIGTERM (every 2–4 s, replaced)",
+        fig,
+        f"killed jobs back in the queue ≤ {rescue:.1f}s (lease {lease:g}s)" if rescue is not None else "n/a",
+        base,
+    )
+    common_checks(res, fig, info)
+    res.checks["every killed job re-run"] = fig.not_rerun == 0
+    res.checks["SIGTERM: exit 0 every time"] = all(c == 0 for c in info["codes"])
+    return res
+
+
 # --- PostgreSQL restarted / unreachable ---------------------------------------------------------------
 
 
@@ -493,4 +537,6 @@ SCENARIOS: dict[str, tuple[Callable[[Env, Options, str], Awaitable[Result]], tup
     "pg-restart-fast": (pg_restart, ("pg",)),
     "pg-outage": (pg_outage, ("pg",)),
     "sqlite-full-disk": (sqlite_full_disk, ("sqlite",)),
+    "soak": (soak, ("sqlite", "pg")),
 }
+IN_ALL = [name for name in SCENARIOS if name != "soak"]
