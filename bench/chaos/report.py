@@ -44,6 +44,31 @@ def row(res: Result, command: str) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def _ordered(rows: list[str]) -> list[str]:
+    """In the order of SCENARIOS, SQLite before PostgreSQL."""
+    from bench.chaos.scenarios import SCENARIOS
+
+    names = list(SCENARIOS)
+
+    def key(r: str) -> tuple[int, str]:
+        cells = [c.strip() for c in r.strip("|").split("|")]
+        return (
+            names.index(cells[0]) if cells[0] in names else len(names),
+            "0" if cells[1] == "sqlite" else cells[1],
+        )
+
+    return sorted(rows, key=key)
+
+
+def reorder() -> None:
+    """Put the table's rows in order (after editing the page by hand)."""
+    text = DOC.read_text()
+    head, _, rest = text.partition(START)
+    body, _, tail = rest.partition(END)
+    rows = [r for r in body.strip().splitlines() if r.startswith("| ") and r not in HEADER]
+    DOC.write_text(f"{head}{START}\n" + "\n".join([*HEADER, *_ordered(rows)]) + f"\n{END}{tail}")
+
+
 def update_table(res: Result, command: str) -> None:
     text = DOC.read_text()
     head, _, rest = text.partition(START)
@@ -54,5 +79,5 @@ def update_table(res: Result, command: str) -> None:
     rows = [new if r.startswith(key) else r for r in rows]
     if new not in rows:
         rows.append(new)
-    table = "\n".join([*HEADER, *rows])
+    table = "\n".join([*HEADER, *_ordered(rows)])
     DOC.write_text(f"{head}{START}\n{table}\n{END}{tail}")
