@@ -54,10 +54,13 @@ bench: $(STAMP) ## run the benchmarks side by side with peers; writes BENCHMARKS
 bench-install: $(STAMP) ## create .bench-venv with the peers (pgqueuer, procrastinate, huey, LlamaIndex); make bench does it too
 	$(BIN)/python -c "from bench.peers import ensure_venv; ensure_venv()"
 
+chaos: $(STAMP) ## the fault suite (kills, restarts, outages, full disk) on SQLite and PostgreSQL; rewrites docs/reliability.md's table (CHAOS_ARGS="--minutes 60")
+	$(BIN)/python -m bench.chaos all --report $(CHAOS_ARGS)
+
 corpus: $(STAMP) ## ingest all of ../shared/corpora and write the per-file report into docs/
 	$(BIN)/python -m bench.corpus
 
 clean: ## remove .venv, caches and the demo database
 	rm -rf $(VENV) .ingestq .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install install-check deploy-check test lint fmt demo bench bench-install corpus clean
+.PHONY: help install install-check deploy-check test lint fmt demo bench bench-install chaos corpus clean
