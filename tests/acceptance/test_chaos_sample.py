@@ -72,15 +72,6 @@ async def test_full_disk_refuses_enqueue_and_keeps_what_was_committed(env: Env) 
 
 
 @needs_root
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "workers that met the full disk never claim again once space is freed (queued jobs stay queued): "
-        "after a failed claim, Worker._claim (worker/runner.py) looks for orphaned claims before "
-        "_start_all(jobs) holds the jobs it has just claimed, releases them as orphans, runs them anyway "
-        "(their success is then fenced off) and the fetch loop stalls; for the lead (worker/ is not ours)"
-    ),
-)
 async def test_workers_that_met_a_full_disk_resume_once_space_is_freed(env: Env) -> None:
     opts = Options(jobs=300, seconds=0.05, fill_seconds=4.0, resume_within=10.0, baseline=False, timeout=60)
     res = await sqlite_full_disk(env, opts)

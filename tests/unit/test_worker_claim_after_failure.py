@@ -1,14 +1,13 @@
-"""A finding of the fault suite (docs/reliability.md), pinned in process for the lead: jobs claimed by the
-first claim that succeeds after a failed one must run once. Today `Worker._claim` scans for orphaned claims
-before `_start_all` holds the jobs it has just claimed, so it releases them (attempt given back), runs them
-anyway (their outcome is then fenced off) and they run again under the same attempt."""
+"""A finding of the fault suite (docs/reliability.md): jobs claimed by the first claim that succeeds after a
+failed one must run once. `Worker._claim` used to scan for orphaned claims before `_start_all` held the jobs
+it had just claimed, so it released them (attempt given back), ran them anyway (their outcome then fenced
+off) and they ran again under the same attempt."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
 
-import pytest
 from test_worker import FlakyStore, insert, state_of
 
 from ingestq.clock import ManualClock
@@ -19,14 +18,6 @@ from ingestq.tasks.task import JobContext
 from ingestq.worker import Worker, WorkerConfig
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "worker/runner.py Worker._claim: _release_orphans() runs before _start_all(jobs), so the jobs of the "
-        "first successful claim after a failed one look orphaned, are released and run again under the "
-        "same attempt (worker/ is not this branch's to change)"
-    ),
-)
 async def test_jobs_of_the_claim_after_a_failed_claim_run_once(store: Store) -> None:
     clock = ManualClock()
     registry = Registry()

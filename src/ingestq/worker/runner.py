@@ -318,6 +318,10 @@ class Worker:
             return None
         finally:
             self._slots.unreserve(req)
+        # Held before the orphan scan below: the jobs this claim returned are leased to us and not yet in
+        # `_held`, so the scan took them for orphans, released them and ran them anyway (run twice under
+        # one attempt after a database outage: found by the fault suite, docs/reliability.md).
+        self._start_all(jobs)
         if self._claim_failed and not self._slots.reserved:
             # (With a claim of the completer in flight, its jobs would look orphaned: look next time.)
             self._scanning = True
@@ -325,7 +329,6 @@ class Worker:
                 self._claim_failed = not await self._release_orphans()
             finally:
                 self._scanning = False
-        self._start_all(jobs)
         return len(jobs), self._slots.maybe_more(req, jobs)
 
     # --- Claimer: the completer claims with its writes -------------------------------------------------
@@ -413,8 +416,10 @@ class Worker:
         run.task = loop.create_task(self._execute(run))
 
     def _hold(self, run: Running) -> None:
+        previous = self._held.get(run.job.id)
         self._held[run.job.id] = run
-        self._slots.take(run.job.kind)
+        if previous is None:  # one slot per job, however often it is held
+            self._slots.take(run.job.kind)
 
     def _unhold(self, job_id: int) -> Running | None:
         """Free the job's slot (its outcome is committed, or it is lost to another worker)."""
