@@ -2,7 +2,7 @@
 
 python sqlite_child.py enqueue-then-die DB N     insert N jobs, then SIGKILL itself at once
 python sqlite_child.py enqueue DB N              insert N jobs and exit normally
-python sqlite_child.py drain DB WORKER           claim until empty; print the claimed ids
+python sqlite_child.py drain DB WORKER           claim until empty (two start lines on stdin); print the claimed ids
 """
 
 from __future__ import annotations
@@ -28,11 +28,18 @@ async def main(command: str, db: str, arg: str) -> None:
             os.kill(os.getpid(), signal.SIGKILL)  # no close, no atexit: the commit alone must hold
     elif command == "drain":
         # Start together: say "ready", then wait for the parent's line on stdin.
+        # Then claim one batch, say "first" and wait again: every process holds jobs before the race, so
+        # a process that the scheduler starts late still takes part in it (and cannot find the queue empty).
         print("ready", flush=True)
         await asyncio.to_thread(sys.stdin.readline)
         claimed: list[int] = []
+        first = True
         while True:
             jobs = await store.job_claim(ClaimRequest(worker_id=arg, limit=3, lease_seconds=60), now)
+            if first:
+                print("first", flush=True)
+                await asyncio.to_thread(sys.stdin.readline)
+                first = False
             if not jobs:
                 break
             claimed.extend(j.id for j in jobs)

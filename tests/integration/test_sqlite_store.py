@@ -181,9 +181,15 @@ async def test_processes_claiming_at_once_never_share_a_job(tmp_path: Path) -> N
         )
         for n in range(3)
     ]
-    for proc in procs:  # all started and open before any claims
-        assert proc.stdout is not None
-        assert await asyncio.wait_for(proc.stdout.readline(), 60) == b"ready\n"
+    for step in (b"ready\n", b"first\n"):  # all open, then all holding a first batch, before the race
+        for proc in procs:
+            assert proc.stdout is not None
+            assert await asyncio.wait_for(proc.stdout.readline(), 60) == step
+        if step == b"ready\n":
+            for proc in procs:
+                assert proc.stdin is not None
+                proc.stdin.write(b"go\n")
+                await proc.stdin.drain()
     outputs = await asyncio.gather(*(p.communicate(b"go\n") for p in procs))
     assert all(p.returncode == 0 for p in procs)
     results = [out.decode() for out, _ in outputs]
