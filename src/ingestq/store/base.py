@@ -65,6 +65,12 @@ class Store(Protocol):
         the database is newer than the code."""
         ...
 
+    async def queue_schema_missing(self) -> list[int]:
+        """The migrations the queue's own tables need that the database lacks (empty: the queue is
+        current). Job and worker statements may use any column those add, so a process that does not
+        migrate must refuse to start on a non-empty answer."""
+        ...
+
     # --- jobs ------------------------------------------------------------------------------------------
     async def job_insert_many(self, jobs: Sequence[NewJob], now: datetime) -> list[Job]:
         """Insert in one transaction, returning one Job per input in input order. A job whose dedupe_key

@@ -73,6 +73,10 @@ class PostgresStore(PostgresIndex):
         async with self._connection() as conn:
             return await migrator.schema_version(conn, Q)
 
+    async def queue_schema_missing(self) -> list[int]:
+        async with self._connection() as conn:
+            return await migrator.queue_schema_missing(conn, Q)
+
     # --- jobs ------------------------------------------------------------------------------------------
     async def job_insert_many(self, jobs: Sequence[NewJob], now: datetime) -> list[Job]:
         if not jobs:

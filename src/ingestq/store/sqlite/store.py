@@ -93,6 +93,10 @@ class SqliteStore(SqliteIndex):
     async def schema_version(self) -> tuple[int, int]:
         return await self._run(migrator.schema_version, self._e)
 
+    async def queue_schema_missing(self) -> list[int]:
+        applied, latest = await self.schema_version()
+        return list(range(applied + 1, latest + 1))  # applied in order here: every later one is missing
+
     # --- jobs -------------------------------------------------------------------------------------------
     async def job_insert_many(self, jobs: Sequence[NewJob], now: datetime) -> list[Job]:
         inserted = await self._run(self._e.job_insert_many, jobs, now)
