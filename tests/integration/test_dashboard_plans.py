@@ -27,7 +27,8 @@ FINISHED = 20_000
 OLDEST = HISTORY_AT - timedelta(seconds=FINISHED * 0.95)
 PG_HISTORY = f"""
 INSERT INTO ingestq_jobs (queue, kind, payload, state, run_at, max_attempts, created_at, finished_at)
-SELECT 'q' || (g % 3), 'k', '{{}}', (CASE WHEN g % 4 = 0 THEN 'failed' ELSE 'succeeded' END)::ingestq_job_state,
+SELECT 'q' || (g % 3), 'k', '{{}}',
+       (CASE WHEN g % 4 = 0 THEN 'failed' ELSE 'succeeded' END)::ingestq_job_state,
        t, 5, t, t - make_interval(secs => g)
 FROM generate_series(1, {FINISHED}) AS g, (SELECT '2030-01-01T00:00:00Z'::timestamptz AS t) AS c
 """
@@ -109,7 +110,7 @@ async def test_sqlite_reads_the_window_through_the_finished_index(tmp_path: Path
                 (FINISHED, at, at, at),
             )
         conn.execute("ANALYZE")
-        cases = {
+        cases: dict[str, dict[str, Any]] = {
             "job_finished_buckets": {"since": SINCE.timestamp(), "width": 60.0},
             "job_purge_count": {"state": "succeeded", "queue": None, "finished_before": OLDEST.timestamp()},
         }

@@ -33,6 +33,7 @@ from ingestq.api.dashboard.session import (
     same_origin,
 )
 from ingestq.api.dashboard.throughput import throughput
+from ingestq.api.dashboard.timeline import stage_timeline
 from ingestq.api.state import ServiceState, service_state
 from ingestq.client.client import Client
 from ingestq.client.documents import DocumentNotFound, Documents
@@ -655,6 +656,7 @@ async def _document_context(request: Request) -> dict[str, Any]:
         "chunks": chunks[:100],
         "chunk_total": len(chunks),
         "jobs": jobs,
+        "timeline": stage_timeline(jobs),
         "pending": doc.status is DocumentStatus.PENDING,
         "self_query": urlencode({"collection": doc.collection, "id": doc.id}),
     }
