@@ -17,6 +17,7 @@ from typing import Literal, ParamSpec, TypeVar
 from ingestq.errors import StoreError
 from ingestq.model.job import (
     ClaimRequest,
+    FinishedBucket,
     HeartbeatReply,
     Job,
     JobFilter,
@@ -162,6 +163,14 @@ class SqliteStore(SqliteIndex):
         self, states: Sequence[JobState], queue: str | None, finished_before: datetime | None
     ) -> int:
         return await self._run(admin.job_purge, self._e, states, queue, finished_before)
+
+    async def job_purge_count(
+        self, states: Sequence[JobState], queue: str | None, finished_before: datetime | None
+    ) -> int:
+        return await self._run(admin.job_purge_count, self._e, states, queue, finished_before)
+
+    async def job_finished_buckets(self, since: datetime, width: float) -> list[FinishedBucket]:
+        return await self._run(admin.job_finished_buckets, self._e, since, width)
 
     async def job_prune(self, retention: Retention, now: datetime, limit: int = 10_000) -> int:
         return await self._run(admin.job_prune, self._e, retention, now, limit)
