@@ -134,6 +134,9 @@ class Settings:
     fetch_max_redirects: int = field(default=5, metadata=_bounds(ge=0))
     fetch_allow_private: bool = False
     """Let URL ingestion reach loopback, private and link-local addresses (off: SSRF protection)."""
+    fetch_allow_networks: str | None = None
+    """Networks URL ingestion may reach although they are not public, comma-separated CIDRs
+    (`10.1.2.3/32, fd00:1::/64`): one intranet host without opening every private range."""
 
     # HTTP service (`ingestq serve`, ingestq.api)
     api_tokens: SecretStr | None = None
