@@ -52,8 +52,8 @@ from ingestq.pipeline.ingest.attempt import IngestAttempt, one_line
 from ingestq.pipeline.ingest.enqueue import IngestStore, backfill_collection, index_store
 from ingestq.pipeline.ingest.kinds import register_ingestion
 from ingestq.pipeline.model import ParseOptions
-from ingestq.pipeline.sandbox import ParserPool, SandboxLimits
 from ingestq.pipeline.outbound import parse_networks
+from ingestq.pipeline.sandbox import ParserPool, SandboxLimits
 from ingestq.pipeline.sources import FetchLimits
 from ingestq.settings import Settings
 from ingestq.store.base import Store
