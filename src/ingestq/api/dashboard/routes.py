@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -35,6 +34,7 @@ from ingestq.api.dashboard.session import (
 from ingestq.api.dashboard.throughput import throughput
 from ingestq.api.dashboard.timeline import stage_timeline
 from ingestq.api.state import ServiceState, service_state
+from ingestq.api.uploads import safe_name
 from ingestq.client.client import Client
 from ingestq.client.documents import DocumentNotFound, Documents
 from ingestq.errors import IngestqError, InvalidJobState, JobNotFound
@@ -684,7 +684,7 @@ async def document_upload(request: Request) -> Response:
     data = await upload.read(limit + 1)
     if len(data) > limit:
         raise _Refused(413, f"The file is larger than the {limit} byte upload limit.")
-    name = PurePosixPath(upload.filename.replace("\\", "/")).name or "upload"
+    name = safe_name(upload.filename)  # a display name only, never a path (api/uploads.py)
     collection = _text(form, "collection").strip() or None
     (ingested,) = await _state(request).documents.ingest(uploads=[(name, data)], collection=collection)
     doc = ingested.document
