@@ -101,3 +101,24 @@ class Listener:
             self._ready.clear()
             with contextlib.suppress(psycopg.Error, OSError):
                 await conn.close()
+
+
+class ListenerWaiter:
+    """A change waiter over a listener of its own (store.change_waiter): one LISTEN connection per feed,
+    not per subscriber. The first wake-up after LISTEN starts is kept: the reader looks at once."""
+
+    def __init__(self, listener: Listener) -> None:
+        self._listener = listener
+
+    async def wait(self, max_wait: float) -> bool:
+        self._listener.start()
+        woken = self._listener._wake
+        if max_wait > 0 and not woken.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), max_wait)
+        fired = woken.is_set()
+        woken.clear()
+        return fired
+
+    async def close(self) -> None:
+        await self._listener.close()
