@@ -24,8 +24,6 @@ def serve_command(
     app_module: Annotated[str | None, typer.Option("--app", "-a", help=APP_HELP)] = None,
 ) -> None:
     """Serve the HTTP API, health checks and metrics."""
-    import uvicorn
-
     from ingestq.api.app import create_app
     from ingestq.api.auth import Tokens, check_exposure
     from ingestq.errors import ConfigError
@@ -38,4 +36,6 @@ def serve_command(
         raise CliError(str(exc)) from None
     registry = load_registry(app_module)
     app = create_app(settings, registry, with_worker=with_worker)
-    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False, server_header=False)
+    from ingestq.api.events.shutdown import serve  # ends event streams at SIGTERM, unlike uvicorn.run
+
+    serve(app, host, port, log_level="info", proxy_headers=False, server_header=False)

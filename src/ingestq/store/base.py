@@ -192,7 +192,8 @@ class Store(Protocol):
     async def job_watch(self, after_id: int, finished_since: datetime, limit: int) -> list[Job]:
         """What a change feed diffs: jobs with id > `after_id` (ascending, at most `limit`), the running
         jobs with id <= `after_id`, and the jobs with id <= `after_id` finished at or after
-        `finished_since` (each part at most `limit` rows). Reads indexes of live and recent rows only."""
+        `finished_since` (each part at most `limit` rows), without `result` and `errors` (left empty).
+        Reads indexes of live and recent rows only."""
         ...
 
     def change_waiter(self) -> ChangeWaiter:

@@ -1,0 +1,317 @@
+"""One change feed per process: it watches the jobs table and fans events out to every SSE stream.
+
+The feed never makes the queue's hot path pay for events: claims and finishes write nothing for it. It
+diffs successive answers of `store.job_watch` (new jobs, running jobs, recent finishes: indexed reads)
+against what it saw before, and numbers what changed. It looks when the store's change waiter fires
+(SQLite: any commit by any process; PostgreSQL: inserts and re-queues, which NOTIFY) and at least every
+`poll_interval` while anybody subscribes (claims, finishes and progress on PostgreSQL send no NOTIFY).
+
+Events live in one ring buffer; a subscriber is a cursor into it, so fan-out is one wake-up of the
+streams that wait, and a reconnect resumes from its `Last-Event-ID` as long as that id is still in the
+buffer (`buffer` events, and the feed keeps looking for `linger` seconds after its last subscriber left).
+An id from another process, or from before the window, gets a `reset` event: re-read, then follow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from ingestq.clock import Clock
+from ingestq.errors import StoreError
+from ingestq.model.job import FINISHED_STATES, Job, JobFilter, JobState
+from ingestq.store import Store
+
+log = logging.getLogger(__name__)
+
+POLL_INTERVAL = 0.1  # seconds between looks while somebody subscribes (PostgreSQL claims do not notify)
+BUFFER = 10_000  # events kept for resume
+LINGER = 120.0  # seconds the feed keeps watching after its last subscriber left (the resume window)
+WATCH_LIMIT = 2_000  # rows per part of one look
+FINISH_MARGIN = timedelta(seconds=2)
+"""How far back each look re-reads finished jobs, behind the newest `finished_at` it saw: a worker stamps
+`finished_at` before its commit, so a finish may become visible after a later-stamped one."""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    seq: int
+    name: str  # "job" (a state change) or "progress"
+    job_id: int
+    queue: str
+    kind: str
+    collection: str | None
+    data: str  # the JSON the stream sends
+    detected: float  # time.time() when the feed saw the change (the benchmark's arrival reference)
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    state: JobState
+    attempt: int
+    cancel_requested: bool
+    progress: tuple[str, int, int | None] | None
+
+
+def _seen(job: Job) -> Seen:
+    p = job.progress
+    return Seen(job.state, job.attempt, job.cancel_requested, (p.stage, p.done, p.total) if p else None)
+
+
+def _iso(when: datetime | None) -> str | None:
+    return when.isoformat() if when is not None else None
+
+
+class JobFeed:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        *,
+        poll_interval: float = POLL_INTERVAL,
+        buffer: int = BUFFER,
+        linger: float = LINGER,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._poll = poll_interval
+        self._linger = linger
+        self.epoch = secrets.token_hex(4)
+        """Names this process's numbering: ids from elsewhere cannot be resumed here."""
+        self._events: deque[Event] = deque(maxlen=buffer)
+        self._next_seq = 1
+        self._changed = asyncio.Event()
+        self._known: dict[int, Seen] = {}
+        self._finished: dict[int, datetime] = {}  # finishes already told, within the re-read margin
+        self._after_id = 0
+        self._finished_since: datetime | None = None
+        self._subscribers = 0
+        self._last_left = 0.0
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._closing = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._primed = asyncio.Event()
+
+    # --- subscribers ---------------------------------------------------------------------------------
+    @property
+    def subscribers(self) -> int:
+        return self._subscribers
+
+    async def subscribe(self) -> int:
+        """Count a stream in, start watching if needed, and return the seq it follows from (exclusive)."""
+        self._subscribers += 1
+        self._loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done():
+            self._primed.clear()
+            self._task = asyncio.create_task(self._run(), name="ingestq-event-feed")
+        # the first look sets the baseline; events start after it
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._primed.wait(), 10)
+        return self._next_seq - 1
+
+    def unsubscribe(self) -> None:
+        self._subscribers -= 1
+        if self._subscribers == 0:
+            self._last_left = time.monotonic()
+
+    def parse_id(self, text: str | None) -> int | None:
+        """The seq of an event id of this process (`<epoch>-<seq>`), else None."""
+        if not text:
+            return None
+        epoch, _, seq = text.strip().partition("-")
+        if epoch != self.epoch or not seq.isdigit() or len(seq) > 18:
+            return None
+        return int(seq)
+
+    def event_id(self, event: Event) -> str:
+        return f"{self.epoch}-{event.seq}"
+
+    def resumable(self, seq: int) -> bool:
+        """Whether every event after `seq` is still in the buffer (and `seq` is one this feed issued)."""
+        if seq >= self._next_seq:
+            return False
+        oldest = self._events[0].seq if self._events else self._next_seq
+        return seq >= oldest - 1
+
+    def after(self, seq: int) -> list[Event]:
+        if not self._events or seq >= self._events[-1].seq:
+            return []
+        start = max(0, seq + 1 - self._events[0].seq)
+        return [self._events[i] for i in range(start, len(self._events))]
+
+    @property
+    def last_seq(self) -> int:
+        return self._next_seq - 1
+
+    async def wait_after(self, seq: int, max_wait: float) -> None:
+        """Return once there are events after `seq`, the feed closes, or `max_wait` seconds pass."""
+        if self._closing or self.last_seq > seq:
+            return
+        changed = self._changed
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(changed.wait(), max_wait)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def closing(self) -> bool:
+        """Streams should say goodbye and end: the server is shutting down."""
+        return self._closing
+
+    def begin_close(self) -> None:
+        """Ask every stream to end; callable from a signal handler (the wake-up goes through the loop)."""
+        self._closing = True
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is already closed: nothing waits
+                self._loop.call_soon_threadsafe(self._wake_streams)
+
+    async def close(self) -> None:
+        """Stop watching and wake every stream, which then ends (server shutdown)."""
+        self._closed = self._closing = True
+        self._wake_streams()
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # --- watching ------------------------------------------------------------------------------------
+    def _wake_streams(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def _run(self) -> None:
+        waiter = self._store.change_waiter()
+        try:
+            await self._look(baseline=True)
+            self._primed.set()
+            while not self._closed:
+                if self._subscribers == 0 and time.monotonic() - self._last_left > self._linger:
+                    break  # nobody to serve and the resume window passed: stop costing anything
+                await waiter.wait(self._poll)
+                try:
+                    await self._look(baseline=False)
+                except StoreError as exc:  # a database blip: keep the streams, look again later
+                    log.warning("ingestq event feed could not read the jobs (%s); retrying", exc)
+                    await asyncio.sleep(self._poll * 10)
+        finally:
+            self._primed.set()
+            await waiter.close()
+            # a feed that stopped forgets; streams that come later start from a fresh baseline
+            self._known.clear()
+            self._finished.clear()
+
+    async def _look(self, baseline: bool) -> None:
+        now = self._clock.now()
+        if self._finished_since is None:
+            self._finished_since = now - FINISH_MARGIN
+        if baseline and self._after_id == 0:
+            self._after_id = await self._max_id()
+        rows = await self._store.job_watch(self._after_id, self._finished_since, WATCH_LIMIT)
+        emitted: list[Event] = []
+        newest_finish = self._finished_since + FINISH_MARGIN
+        for job in rows:
+            self._after_id = max(self._after_id, job.id)
+            if job.state in FINISHED_STATES and job.finished_at is not None:
+                newest_finish = max(newest_finish, job.finished_at)
+            emitted.extend(self._take(job, now, baseline))
+        emitted.extend(await self._requeued({job.id for job in rows}, now, baseline))
+        self._finished_since = newest_finish - FINISH_MARGIN
+        for job_id, at in list(self._finished.items()):
+            if at < self._finished_since:
+                del self._finished[job_id]
+        if emitted:
+            self._wake_streams()
+
+    def _take(self, job: Job, now: datetime, baseline: bool) -> list[Event]:
+        """The events for one row; a finish re-read within the margin is told once."""
+        if job.state in FINISHED_STATES:
+            if job.id in self._finished:
+                self._known.pop(job.id, None)
+                return []
+            self._finished[job.id] = job.finished_at or now
+        return self._diff(job, baseline)
+
+    async def _requeued(self, present: set[int], now: datetime, baseline: bool) -> list[Event]:
+        """Running jobs that left the running set without a recent finish: re-queued (retry, release,
+        rescue), finished long ago by the clock of a skewed worker, or deleted. Read each (few)."""
+        out: list[Event] = []
+        for job_id, seen in list(self._known.items()):
+            if seen.state is not JobState.RUNNING or job_id in present:
+                continue
+            found = await self._store.job_get(job_id)
+            if found is None:
+                del self._known[job_id]
+            else:
+                out.extend(self._take(found, now, baseline))
+        return out
+
+    async def _max_id(self) -> int:
+        """Where new jobs start for a fresh feed: jobs queued before it are not announced."""
+        latest = await self._store.job_list(JobFilter(limit=1))
+        return latest[0].id if latest else 0
+
+    def _diff(self, job: Job, baseline: bool) -> list[Event]:
+        now = _seen(job)
+        before = self._known.get(job.id)
+        if job.state in FINISHED_STATES:
+            self._known.pop(job.id, None)
+        else:
+            self._known[job.id] = now
+        if baseline or before == now:
+            return []
+        out: list[Event] = []
+        ran_unseen = before is not None and before.state is JobState.QUEUED and job.state in FINISHED_STATES
+        if ran_unseen and job.started_at is not None:
+            # it ran and finished between two looks: tell the running step too, in order
+            out.append(self._publish("job", job, JobState.RUNNING))
+        if before is None or before.state is not now.state or before.attempt != now.attempt:
+            out.append(self._publish("job", job, job.state))
+        elif before.progress != now.progress or before.cancel_requested != now.cancel_requested:
+            out.append(self._publish("progress", job, job.state))
+        return out
+
+    def _publish(self, name: str, job: Job, state: JobState) -> Event:
+        progress = job.progress
+        payload = job.payload if isinstance(job.payload, dict) else {}
+        found = payload.get("collection")
+        collection = found if isinstance(found, str) else None
+        body = {
+            "job_id": job.id,
+            "state": state.value,
+            "queue": job.queue,
+            "kind": job.kind,
+            "attempt": job.attempt,
+            "document_id": job.document_id,
+            "collection": collection,
+            "cancel_requested": job.cancel_requested,
+            "progress": None
+            if progress is None
+            else {"stage": progress.stage, "done": progress.done, "total": progress.total},
+            "error": job.last_error if state is JobState.FAILED else None,
+            "started_at": _iso(job.started_at),
+            "finished_at": _iso(job.finished_at) if state in FINISHED_STATES else None,
+        }
+        event = Event(
+            seq=self._next_seq,
+            name=name,
+            job_id=job.id,
+            queue=job.queue,
+            kind=job.kind,
+            collection=collection,
+            data=json.dumps(body, separators=(",", ":")),
+            detected=time.time(),
+        )
+        self._next_seq += 1
+        self._events.append(event)
+        return event
