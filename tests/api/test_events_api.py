@@ -1,0 +1,160 @@
+"""Server-Sent Events (`/v1/events`, `/v1/jobs/{id}/events`) over real HTTP against a running `ingestq
+serve`, on SQLite and PostgreSQL, with real worker processes."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from service import serving
+from sse_client import Sse, Stream
+from test_jobs_api import ADMIN, PROBE, READER, api, enqueue, start_worker
+
+TOKENS = {"INGESTQ_API_TOKENS": f"admin:{ADMIN},read:{READER}"}
+READ = {"Authorization": f"Bearer {READER}"}
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'q.db'}"
+
+
+def job_events(stream: Stream, job_id: int, until: str, timeout: float = 60) -> list[Sse]:
+    """The `job` events of one job, up to the first in state `until`."""
+    seen: list[Sse] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        event = stream.next(timeout=max(0.1, deadline - time.monotonic()))
+        assert event is not None, f"the stream ended after {[e.json['state'] for e in seen]}"
+        if event.name == "job" and event.json["job_id"] == job_id:
+            seen.append(event)
+            if event.json["state"] == until:
+                return seen
+
+
+def drain(url: str, log: Path) -> None:
+    worker = start_worker(url, log, "--once")
+    assert worker.wait(60) == 0, log.read_text()
+
+
+def test_a_subscriber_sees_queued_running_succeeded_from_a_real_worker(
+    database_url: str, tmp_path: Path
+) -> None:
+    with serving(database_url, tmp_path / "serve.log", env=TOKENS) as service, api(service, ADMIN) as http:
+        everything = Stream(service.url + "/v1/events", headers=READ).open()
+        assert everything.status == 200
+        assert everything.content_type is not None
+        assert everything.content_type.startswith("text/event-stream")
+        job = enqueue(http, payload={"seconds": 0.5})
+        one = Stream(f"{service.url}/v1/jobs/{job['id']}/events", headers=READ).open()
+        other = enqueue(http, queue="elsewhere")
+        drain(database_url, tmp_path / "worker.log")
+
+        seen = job_events(everything, job["id"], until="succeeded")
+        assert [e.json["state"] for e in seen] == ["queued", "running", "succeeded"]
+        ids = [e.id for e in seen]
+        assert all(ids) and len(set(ids)) == 3
+        assert seen[-1].json["finished_at"] is not None
+        # the one-job stream: only that job (it opened around `queued`, which it may or may not see)
+        states = []
+        while not states or states[-1] != "succeeded":
+            event = one.next()
+            assert event is not None
+            assert event.json["job_id"] == job["id"]
+            states.append(event.json["state"])
+        assert states in (["running", "succeeded"], ["queued", "running", "succeeded"])
+        # a queue filter keeps other queues out
+        only = Stream(service.url + "/v1/events", headers=READ, params={"queue": "elsewhere"}).open()
+        again = enqueue(http, queue="elsewhere")
+        enqueue(http)
+        first = only.next()
+        assert first is not None and first.json["job_id"] == again["id"]
+        assert other["id"] != again["id"]
+        for stream in (everything, one, only):
+            stream.close()
+
+
+def test_resume_with_last_event_id_gets_the_change_missed_while_away(
+    database_url: str, tmp_path: Path
+) -> None:
+    with serving(database_url, tmp_path / "serve.log", env=TOKENS) as service, api(service, ADMIN) as http:
+        first = Stream(service.url + "/v1/events", headers=READ).open()
+        job = enqueue(http)
+        (queued,) = job_events(first, job["id"], until="queued")
+        first.close()  # away while the job runs
+        drain(database_url, tmp_path / "worker.log")
+        # the job is finished now; resuming (header) replays what happened after `queued`
+        back = Stream(service.url + "/v1/events", headers={**READ, "Last-Event-ID": str(queued.id)}).open()
+        assert [e.json["state"] for e in job_events(back, job["id"], until="succeeded")] == [
+            "running",
+            "succeeded",
+        ]
+        back.close()
+        # the query parameter does the same (EventSource reconnects from a URL)
+        again = Stream(
+            service.url + "/v1/events", headers=READ, params={"last_event_id": str(queued.id)}
+        ).open()
+        assert [e.json["state"] for e in job_events(again, job["id"], until="succeeded")] == [
+            "running",
+            "succeeded",
+        ]
+        again.close()
+        # an id this process never issued cannot be resumed: `reset` says re-read
+        foreign = Stream(service.url + "/v1/events", headers={**READ, "Last-Event-ID": "0badcafe-12"}).open()
+        event = foreign.next()
+        assert event is not None and event.name == "reset"
+        foreign.close()
+
+
+def test_a_stream_needs_a_read_token(database_url: str, tmp_path: Path) -> None:
+    with serving(database_url, tmp_path / "serve.log", env=TOKENS) as service:
+        for path in ("/v1/events", "/v1/jobs/1/events"):
+            anonymous = httpx.get(service.url + path, timeout=10)
+            assert anonymous.status_code == 401
+            assert anonymous.json()["error"]["code"] == "unauthorized"
+            wrong = httpx.get(service.url + path, headers={"Authorization": "Bearer nope"}, timeout=10)
+            assert wrong.status_code == 401
+        missing = httpx.get(service.url + "/v1/jobs/99/events", headers=READ, timeout=10)
+        assert missing.status_code == 404
+        reader = Stream(service.url + "/v1/events", headers=READ).open()
+        assert reader.status == 200
+        reader.close()
+
+
+def test_streams_beyond_the_cap_get_503_with_retry_after(sqlite_url: str, tmp_path: Path) -> None:
+    env = {**TOKENS, "INGESTQ_SSE_MAX_STREAMS": "2"}
+    with serving(sqlite_url, tmp_path / "serve.log", env=env) as service:
+        held = [Stream(service.url + "/v1/events", headers=READ).open() for _ in range(2)]
+        assert [s.status for s in held] == [200, 200]
+        refused = httpx.get(service.url + "/v1/events", headers=READ, timeout=10)
+        assert refused.status_code == 503
+        assert int(refused.headers["retry-after"]) >= 1
+        assert refused.json()["error"]["code"] == "too_many_streams"
+        held.pop().close()
+        # the server notices the closed stream and admits a new one
+        deadline = time.monotonic() + 30
+        while True:
+            retry = Stream(service.url + "/v1/events", headers=READ).open()
+            if retry.status == 200:
+                break
+            assert time.monotonic() < deadline, "a closed stream was never given back"
+            time.sleep(0.1)
+        retry.close()
+        held[0].close()
+
+
+def test_shutdown_ends_open_streams_with_bye(sqlite_url: str, tmp_path: Path) -> None:
+    with serving(sqlite_url, tmp_path / "serve.log", env=TOKENS) as service:
+        streams = [Stream(service.url + "/v1/events", headers=READ).open() for _ in range(3)]
+        service.process.send_signal(signal.SIGTERM)
+        # uvicorn's own graceful timeout is 30 s: an exit well before it means the streams ended by themselves
+        service.process.wait(20)
+        for stream in streams:
+            last = [e for e in iter(lambda s=stream: s.next(timeout=10), None)]
+            assert last[-1].name == "bye"
+    # uvicorn re-raises the signal it handled once it has shut down cleanly
+    assert service.process.returncode in (0, -signal.SIGTERM)
+    assert "Application shutdown complete" in service.logged()
