@@ -61,7 +61,9 @@ class Stream:
             self._opened.set()
             if response.status != 200:
                 return
-            name, ident, data = "message", None, []
+            name: str = "message"
+            ident: str | None = None
+            data: list[str] = []
             while True:
                 raw = response.readline()
                 if not raw:

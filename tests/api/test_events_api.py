@@ -11,7 +11,7 @@ import httpx
 import pytest
 from service import serving
 from sse_client import Sse, Stream
-from test_jobs_api import ADMIN, PROBE, READER, api, enqueue, start_worker
+from test_jobs_api import ADMIN, READER, api, enqueue, start_worker
 
 TOKENS = {"INGESTQ_API_TOKENS": f"admin:{ADMIN},read:{READER}"}
 READ = {"Authorization": f"Bearer {READER}"}
@@ -56,10 +56,11 @@ def test_a_subscriber_sees_queued_running_succeeded_from_a_real_worker(
         seen = job_events(everything, job["id"], until="succeeded")
         assert [e.json["state"] for e in seen] == ["queued", "running", "succeeded"]
         ids = [e.id for e in seen]
-        assert all(ids) and len(set(ids)) == 3
+        assert all(ids)
+        assert len(set(ids)) == 3
         assert seen[-1].json["finished_at"] is not None
         # the one-job stream: only that job (it opened around `queued`, which it may or may not see)
-        states = []
+        states: list[str] = []
         while not states or states[-1] != "succeeded":
             event = one.next()
             assert event is not None
@@ -71,7 +72,8 @@ def test_a_subscriber_sees_queued_running_succeeded_from_a_real_worker(
         again = enqueue(http, queue="elsewhere")
         enqueue(http)
         first = only.next()
-        assert first is not None and first.json["job_id"] == again["id"]
+        assert first is not None
+        assert first.json["job_id"] == again["id"]
         assert other["id"] != again["id"]
         for stream in (everything, one, only):
             stream.close()
@@ -105,7 +107,8 @@ def test_resume_with_last_event_id_gets_the_change_missed_while_away(
         # an id this process never issued cannot be resumed: `reset` says re-read
         foreign = Stream(service.url + "/v1/events", headers={**READ, "Last-Event-ID": "0badcafe-12"}).open()
         event = foreign.next()
-        assert event is not None and event.name == "reset"
+        assert event is not None
+        assert event.name == "reset"
         foreign.close()
 
 
@@ -153,8 +156,10 @@ def test_shutdown_ends_open_streams_with_bye(sqlite_url: str, tmp_path: Path) ->
         # uvicorn's own graceful timeout is 30 s: an exit well before it means the streams ended by themselves
         service.process.wait(20)
         for stream in streams:
-            last = [e for e in iter(lambda s=stream: s.next(timeout=10), None)]
-            assert last[-1].name == "bye"
+            names: list[str] = []
+            while (event := stream.next(timeout=10)) is not None:
+                names.append(event.name)
+            assert names[-1:] == ["bye"]
     # uvicorn re-raises the signal it handled once it has shut down cleanly
     assert service.process.returncode in (0, -signal.SIGTERM)
     assert "Application shutdown complete" in service.logged()

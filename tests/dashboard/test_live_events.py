@@ -13,7 +13,9 @@ import pytest
 import seed
 from served import ENV, Served
 from service import serving
-from test_browser import Page, browser, page, sign_in, sync_api  # noqa: F401 (fixtures)
+from test_browser import Page, sign_in, sync_api
+from test_browser import browser as _browser  # noqa: F401 (a fixture, registered as `browser`)
+from test_browser import page as _page  # noqa: F401 (a fixture, registered as `page`)
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +39,7 @@ def mode(page: Page) -> str:
     return str(page.get_attribute("body", "data-live-mode"))
 
 
-def test_the_overview_updates_through_the_event_stream_without_polling(
-    page: Page, streaming: Served
-) -> None:
+def test_the_overview_updates_through_the_event_stream_without_polling(page: Page, streaming: Served) -> None:
     streams: list[str] = []
     page.on("request", lambda r: streams.append(r.url) if r.url.endswith("/dashboard/events") else None)
     sign_in(page, streaming)

@@ -20,7 +20,7 @@ def unauthorized() -> Response:
     return Response("sign in first\n", status_code=401, media_type="text/plain")
 
 
-async def stream(request: Request) -> Response:
+async def stream_for_tab(request: Request) -> Response:
     try:
         return await open_stream(request, EventFilter(), resume_id(request, None))
     except ApiError as exc:  # the stream cap: the page polls instead

@@ -20,7 +20,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from ingestq.api.auth import Role
-from ingestq.api.dashboard import live
+from ingestq.api.dashboard.live import stream_for_tab, unauthorized
 from ingestq.api.dashboard.render import SECURITY_HEADERS, STATIC, STATIC_FILES, environment, first_line
 from ingestq.api.dashboard.session import (
     COOKIE,
@@ -734,8 +734,8 @@ async def dashboard_events(request: Request) -> Response:
     try:
         _viewer(request)
     except _Redirect:
-        return live.unauthorized()
-    return await live.stream(request)
+        return unauthorized()
+    return await stream_for_tab(request)
 
 
 # Last: any other path under the dashboard is a 404 page with the same headers (not the API's JSON).
