@@ -40,7 +40,7 @@ def drain(url: str, log: Path) -> None:
     assert worker.wait(60) == 0, log.read_text()
 
 
-def test_a_subscriber_sees_queued_running_succeeded_from_a_real_worker(
+def test_subscribers_see_a_job_through_a_real_worker_and_a_returning_one_gets_what_it_missed(
     database_url: str, tmp_path: Path
 ) -> None:
     with serving(database_url, tmp_path / "serve.log", env=TOKENS) as service, api(service, ADMIN) as http:
@@ -48,14 +48,19 @@ def test_a_subscriber_sees_queued_running_succeeded_from_a_real_worker(
         assert everything.status == 200
         assert everything.content_type is not None
         assert everything.content_type.startswith("text/event-stream")
+        away = Stream(service.url + "/v1/events", headers=READ).open()
+        only = Stream(service.url + "/v1/events", headers=READ, params={"queue": "elsewhere"}).open()
         job = enqueue(http, payload={"seconds": 0.5})
         one = Stream(f"{service.url}/v1/jobs/{job['id']}/events", headers=READ).open()
         other = enqueue(http, queue="elsewhere")
+        (queued,) = job_events(away, job["id"], until="queued")
+        away.close()  # away while the job runs
         drain(database_url, tmp_path / "worker.log")
 
         seen = job_events(everything, job["id"], until="succeeded")
         assert [e.json["state"] for e in seen] == ["queued", "running", "succeeded"]
         ids = [e.id for e in seen]
+        assert ids[0] == queued.id
         assert all(ids)
         assert len(set(ids)) == 3
         assert seen[-1].json["finished_at"] is not None
@@ -67,34 +72,17 @@ def test_a_subscriber_sees_queued_running_succeeded_from_a_real_worker(
             assert event.json["job_id"] == job["id"]
             states.append(event.json["state"])
         assert states in (["running", "succeeded"], ["queued", "running", "succeeded"])
-        # a queue filter keeps other queues out
-        only = Stream(service.url + "/v1/events", headers=READ, params={"queue": "elsewhere"}).open()
-        again = enqueue(http, queue="elsewhere")
-        enqueue(http)
+        # the queue filter kept the default queue out
         first = only.next()
         assert first is not None
-        assert first.json["job_id"] == again["id"]
-        assert other["id"] != again["id"]
-        for stream in (everything, one, only):
-            stream.close()
+        assert (first.json["job_id"], first.json["queue"]) == (other["id"], "elsewhere")
 
-
-def test_resume_with_last_event_id_gets_the_change_missed_while_away(
-    database_url: str, tmp_path: Path
-) -> None:
-    with serving(database_url, tmp_path / "serve.log", env=TOKENS) as service, api(service, ADMIN) as http:
-        first = Stream(service.url + "/v1/events", headers=READ).open()
-        job = enqueue(http)
-        (queued,) = job_events(first, job["id"], until="queued")
-        first.close()  # away while the job runs
-        drain(database_url, tmp_path / "worker.log")
-        # the job is finished now; resuming (header) replays what happened after `queued`
+        # back after the job finished: resuming (header) replays what happened after `queued`
         back = Stream(service.url + "/v1/events", headers={**READ, "Last-Event-ID": str(queued.id)}).open()
         assert [e.json["state"] for e in job_events(back, job["id"], until="succeeded")] == [
             "running",
             "succeeded",
         ]
-        back.close()
         # the query parameter does the same (EventSource reconnects from a URL)
         again = Stream(
             service.url + "/v1/events", headers=READ, params={"last_event_id": str(queued.id)}
@@ -103,17 +91,18 @@ def test_resume_with_last_event_id_gets_the_change_missed_while_away(
             "running",
             "succeeded",
         ]
-        again.close()
         # an id this process never issued cannot be resumed: `reset` says re-read
         foreign = Stream(service.url + "/v1/events", headers={**READ, "Last-Event-ID": "0badcafe-12"}).open()
         event = foreign.next()
         assert event is not None
         assert event.name == "reset"
-        foreign.close()
+        for stream in (everything, one, only, back, again, foreign):
+            stream.close()
 
 
-def test_a_stream_needs_a_read_token(database_url: str, tmp_path: Path) -> None:
-    with serving(database_url, tmp_path / "serve.log", env=TOKENS) as service:
+def test_auth_the_stream_cap_and_a_clean_end_at_shutdown(sqlite_url: str, tmp_path: Path) -> None:
+    env = {**TOKENS, "INGESTQ_SSE_MAX_STREAMS": "2"}
+    with serving(sqlite_url, tmp_path / "serve.log", env=env) as service:
         for path in ("/v1/events", "/v1/jobs/1/events"):
             anonymous = httpx.get(service.url + path, timeout=10)
             assert anonymous.status_code == 401
@@ -122,16 +111,9 @@ def test_a_stream_needs_a_read_token(database_url: str, tmp_path: Path) -> None:
             assert wrong.status_code == 401
         missing = httpx.get(service.url + "/v1/jobs/99/events", headers=READ, timeout=10)
         assert missing.status_code == 404
-        reader = Stream(service.url + "/v1/events", headers=READ).open()
-        assert reader.status == 200
-        reader.close()
 
-
-def test_streams_beyond_the_cap_get_503_with_retry_after(sqlite_url: str, tmp_path: Path) -> None:
-    env = {**TOKENS, "INGESTQ_SSE_MAX_STREAMS": "2"}
-    with serving(sqlite_url, tmp_path / "serve.log", env=env) as service:
         held = [Stream(service.url + "/v1/events", headers=READ).open() for _ in range(2)]
-        assert [s.status for s in held] == [200, 200]
+        assert [s.status for s in held] == [200, 200]  # a read token suffices
         refused = httpx.get(service.url + "/v1/events", headers=READ, timeout=10)
         assert refused.status_code == 503
         assert int(refused.headers["retry-after"]) >= 1
@@ -142,20 +124,16 @@ def test_streams_beyond_the_cap_get_503_with_retry_after(sqlite_url: str, tmp_pa
         while True:
             retry = Stream(service.url + "/v1/events", headers=READ).open()
             if retry.status == 200:
+                held.append(retry)
                 break
             assert time.monotonic() < deadline, "a closed stream was never given back"
             time.sleep(0.1)
-        retry.close()
-        held[0].close()
 
-
-def test_shutdown_ends_open_streams_with_bye(sqlite_url: str, tmp_path: Path) -> None:
-    with serving(sqlite_url, tmp_path / "serve.log", env=TOKENS) as service:
-        streams = [Stream(service.url + "/v1/events", headers=READ).open() for _ in range(3)]
+        # SIGTERM with two streams open: both end with `bye`, and the server stops
         service.process.send_signal(signal.SIGTERM)
-        # uvicorn's own graceful timeout is 30 s: an exit well before it means the streams ended by themselves
+        # uvicorn's graceful timeout is 30 s: an exit well before it means the streams ended by themselves
         service.process.wait(20)
-        for stream in streams:
+        for stream in held:
             names: list[str] = []
             while (event := stream.next(timeout=10)) is not None:
                 names.append(event.name)

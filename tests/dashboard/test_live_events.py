@@ -47,8 +47,8 @@ def test_the_overview_updates_through_the_event_stream_without_polling(page: Pag
     assert len(streams) == 1  # one stream for the tab
     fragments: list[str] = []
     page.on("request", lambda r: fragments.append(r.url) if "/fragments/" in r.url else None)
-    # nothing changes: with the stream on, the page does not poll (the fallback would every 3 s)
-    page.wait_for_timeout(4_000)
+    # nothing changes: with the stream on, the page does not poll (the fallback would, every 3 s)
+    page.wait_for_timeout(3_500)
     assert fragments == []
     before = int(page.inner_text('[data-total="queued"]'))
     page.evaluate("window.__sameDocument = true")
