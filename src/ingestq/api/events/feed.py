@@ -193,14 +193,14 @@ class JobFeed:
     async def _run(self) -> None:
         waiter = self._store.change_waiter()
         try:
-            await self._look(baseline=True)
+            await self.look(baseline=True)
             self._primed.set()
             while not self._closed:
                 if self._subscribers == 0 and time.monotonic() - self._last_left > self._linger:
                     break  # nobody to serve and the resume window passed: stop costing anything
                 await waiter.wait(self._poll)
                 try:
-                    await self._look(baseline=False)
+                    await self.look(baseline=False)
                 except StoreError as exc:  # a database blip: keep the streams, look again later
                     log.warning("ingestq event feed could not read the jobs (%s); retrying", exc)
                     await asyncio.sleep(self._poll * 10)
@@ -211,7 +211,9 @@ class JobFeed:
             self._known.clear()
             self._finished.clear()
 
-    async def _look(self, baseline: bool) -> None:
+    async def look(self, baseline: bool = False) -> None:
+        """One look at the jobs: number and publish what changed since the last. The run loop calls it;
+        a test calls it to step a feed that has no subscriber, deterministically."""
         now = self._clock.now()
         if self._finished_since is None:
             self._finished_since = now - FINISH_MARGIN
