@@ -111,6 +111,17 @@ def test_auth_the_stream_cap_and_a_clean_end_at_shutdown(sqlite_url: str, tmp_pa
             assert wrong.status_code == 401
         missing = httpx.get(service.url + "/v1/jobs/99/events", headers=READ, timeout=10)
         assert missing.status_code == 404
+        for bad in ({"queue": "q" * 300}, {"kind": ""}, {"last_event_id": "x" * 65}):
+            invalid = httpx.get(service.url + "/v1/events", headers=READ, params=bad, timeout=10)
+            assert invalid.status_code == 422, (bad, invalid.text)
+        too_many = httpx.get(
+            service.url + "/v1/events",
+            headers=READ,
+            params={"queue": [f"q{i}" for i in range(21)]},
+            timeout=10,
+        )
+        assert too_many.status_code == 422
+        assert httpx.get(service.url + "/v1/jobs/0/events", headers=READ, timeout=10).status_code == 422
 
         held = [Stream(service.url + "/v1/events", headers=READ).open() for _ in range(2)]
         assert [s.status for s in held] == [200, 200]  # a read token suffices
