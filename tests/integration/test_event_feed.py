@@ -124,3 +124,28 @@ async def test_a_quiet_stream_sends_keep_alives_and_says_bye_at_shutdown(
     assert rest == ['event: bye\ndata: {"reason":"server shutting down"}\n\n']
     assert feed.subscribers == 0
     await feed.close()
+
+
+async def test_a_feed_nobody_follows_stops_after_its_window_and_old_ids_no_longer_resume(
+    store: Store,
+) -> None:
+    feed = JobFeed(store, SYSTEM_CLOCK, poll_interval=0.02, linger=0.0)
+    await feed.subscribe()
+    await store.job_insert_many([NewJob(kind="k")], now())
+    await feed.wait_after(0, 10)  # the feed's own loop finds the job
+    old_id = f"{feed.epoch}-{feed.last_seq}"
+    assert feed.parse_id(old_id) == 1
+    feed.unsubscribe()
+    for _ in range(500):  # the feed stops at its next look (linger 0)
+        if feed.parse_id(old_id) is None:
+            break
+        await asyncio.sleep(0.01)
+    assert feed.parse_id(old_id) is None  # what happened unwatched is unknown: a new numbering
+    assert feed.after(0) == []
+    # a new stream starts a new watch from a fresh baseline
+    start = await feed.subscribe()
+    (job,) = await store.job_insert_many([NewJob(kind="k")], now())
+    await feed.wait_after(start, 10)
+    assert [e.job_id for e in feed.after(start)] == [job.id]
+    feed.unsubscribe()
+    await feed.close()

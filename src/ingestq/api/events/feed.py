@@ -10,6 +10,11 @@ Events live in one ring buffer; a subscriber is a cursor into it, so fan-out is 
 streams that wait, and a reconnect resumes from its `Last-Event-ID` as long as that id is still in the
 buffer (`buffer` events, and the feed keeps looking for `linger` seconds after its last subscriber left).
 An id from another process, or from before the window, gets a `reset` event: re-read, then follow.
+
+Known limits, for the sake of a hot path without extra writes: a job inserted by a PostgreSQL
+transaction that commits after a later id was seen is not announced as queued (its first event is
+`running`); a person's retry of a failed or cancelled job (back to `queued`) is told when a worker
+claims it, as `running`.
 """
 
 from __future__ import annotations
@@ -35,6 +40,9 @@ POLL_INTERVAL = 0.1  # seconds between looks while somebody subscribes (PostgreS
 BUFFER = 10_000  # events kept for resume
 LINGER = 120.0  # seconds the feed keeps watching after its last subscriber left (the resume window)
 WATCH_LIMIT = 2_000  # rows per part of one look
+KNOWN_MAX = 100_000
+"""Unfinished jobs the feed remembers. Beyond it, newly queued jobs are announced but not remembered: their
+next step is then told as seen then (a `running` event), without the between-looks synthesis."""
 FINISH_MARGIN = timedelta(seconds=2)
 """How far back each look re-reads finished jobs, behind the newest `finished_at` it saw: a worker stamps
 `finished_at` before its commit, so a finish may become visible after a later-stamped one."""
@@ -192,24 +200,36 @@ class JobFeed:
 
     async def _run(self) -> None:
         waiter = self._store.change_waiter()
+        baseline = True
         try:
-            await self.look(baseline=True)
-            self._primed.set()
             while not self._closed:
-                if self._subscribers == 0 and time.monotonic() - self._last_left > self._linger:
+                idle = not baseline and self._subscribers == 0
+                if idle and time.monotonic() - self._last_left > self._linger:
+                    self._forget()
                     break  # nobody to serve and the resume window passed: stop costing anything
-                await waiter.wait(self._poll)
                 try:
-                    await self.look(baseline=False)
+                    if not baseline:
+                        await waiter.wait(self._poll)
+                    await self.look(baseline=baseline)
+                    baseline = False
                 except StoreError as exc:  # a database blip: keep the streams, look again later
                     log.warning("ingestq event feed could not read the jobs (%s); retrying", exc)
                     await asyncio.sleep(self._poll * 10)
+                self._primed.set()
         finally:
             self._primed.set()
             await waiter.close()
-            # a feed that stopped forgets; streams that come later start from a fresh baseline
-            self._known.clear()
-            self._finished.clear()
+
+    def _forget(self) -> None:
+        """Stop watching (synchronously, so that a stream arriving meanwhile starts a new watch). What
+        happened while nobody watched is unknown, so the buffered ids must not resume: a new epoch."""
+        self._task = None
+        self._known.clear()
+        self._finished.clear()
+        self._events.clear()
+        self._after_id = 0
+        self._finished_since = None
+        self.epoch = secrets.token_hex(4)
 
     async def look(self, baseline: bool = False) -> None:
         """One look at the jobs: number and publish what changed since the last. The run loop calls it;
@@ -268,7 +288,7 @@ class JobFeed:
         before = self._known.get(job.id)
         if job.state in FINISHED_STATES:
             self._known.pop(job.id, None)
-        else:
+        elif job.state is not JobState.QUEUED or len(self._known) < KNOWN_MAX or before is not None:
             self._known[job.id] = now
         if baseline or before == now:
             return []
