@@ -57,7 +57,6 @@ class Event:
     kind: str
     collection: str | None
     data: str  # the JSON the stream sends
-    detected: float  # time.time() when the feed saw the change (the benchmark's arrival reference)
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,7 +331,6 @@ class JobFeed:
             kind=job.kind,
             collection=collection,
             data=json.dumps(body, separators=(",", ":")),
-            detected=time.time(),
         )
         self._next_seq += 1
         self._events.append(event)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
 from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from ingestq.api.errors import ApiError
 from ingestq.api.events.feed import Event, JobFeed
@@ -73,12 +74,26 @@ def resume_id(request: Request, query_value: str | None) -> str | None:
     return header if header else query_value
 
 
-async def open_stream(
-    request: Request,
-    wanted: EventFilter,
-    last_id: str | None,
-    before_first: Callable[[], None] | None = None,
-) -> StreamingResponse:
+class EventStreamResponse(StreamingResponse):
+    """Gives the stream's slot back however the response ends: a generator that never started (the
+    client left before the headers went out) would never run its own `finally`."""
+
+    def __init__(self, content: AsyncIterator[str], release: Callable[[], None]) -> None:
+        super().__init__(
+            content,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
+
+
+async def open_stream(request: Request, wanted: EventFilter, last_id: str | None) -> StreamingResponse:
     """Admit a stream (503 beyond the cap), work out where it resumes, and return the response."""
     state = service_state(request)
     cap = state.runtime.settings.sse_max_streams
@@ -91,27 +106,27 @@ async def open_stream(
             {"Retry-After": str(STREAM_RETRY_AFTER)},
         )
     start = await feed.subscribe()
-    try:
-        resumed = feed.parse_id(last_id)
-        reset = last_id is not None and (resumed is None or not feed.resumable(resumed))
-        cursor = resumed if resumed is not None and not reset else start
-        if before_first is not None:
-            before_first()
-    except BaseException:
-        feed.unsubscribe()
-        raise
-    return StreamingResponse(
-        _frames(feed, wanted, cursor, reset),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    resumed = feed.parse_id(last_id)
+    reset = last_id is not None and (resumed is None or not feed.resumable(resumed))
+    cursor = resumed if resumed is not None and not reset else start
+    released = False
+
+    def release() -> None:
+        nonlocal released
+        if not released:
+            released = True
+            feed.unsubscribe()
+
+    return EventStreamResponse(_frames(feed, wanted, cursor, reset, release), release)
 
 
 def _frame(feed: JobFeed, event: Event) -> str:
     return f"id: {feed.event_id(event)}\nevent: {event.name}\ndata: {event.data}\n\n"
 
 
-async def _frames(feed: JobFeed, wanted: EventFilter, cursor: int, reset: bool) -> AsyncIterator[str]:
+async def _frames(
+    feed: JobFeed, wanted: EventFilter, cursor: int, reset: bool, release: Callable[[], None]
+) -> AsyncIterator[str]:
     try:
         yield f"retry: {RETRY_MS}\n\n"
         if reset:
@@ -140,4 +155,4 @@ async def _frames(feed: JobFeed, wanted: EventFilter, cursor: int, reset: bool) 
             await feed.wait_after(cursor, left)
         yield 'event: bye\ndata: {"reason":"server shutting down"}\n\n'
     finally:
-        feed.unsubscribe()
+        release()
