@@ -87,6 +87,20 @@ async def test_a_job_that_ran_and_finished_between_two_looks_tells_both_steps(st
     ]
     assert '"error":"bad input"' in feed.after(0)[-1].data
     assert {e.job_id for e in feed.after(0)} == {job.id}
+    # inserted, claimed and finished between two looks: every step is told, in order
+    seq = feed.last_seq
+    (quick,) = await store.job_insert_many([NewJob(kind="k")], now())
+    await finish(store, await claim(store), OutcomeKind.SUCCEEDED)
+    (slow,) = await store.job_insert_many([NewJob(kind="k")], now())
+    await claim(store)
+    await feed.look()
+    assert told(feed, seq) == [
+        ("job", quick.id, "queued", 0),
+        ("job", quick.id, "running", 1),
+        ("job", quick.id, "succeeded", 1),
+        ("job", slow.id, "queued", 0),
+        ("job", slow.id, "running", 1),
+    ]
 
 
 async def test_resume_window_and_foreign_ids(store: Store) -> None:

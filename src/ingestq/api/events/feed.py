@@ -241,11 +241,12 @@ class JobFeed:
         rows = await self._store.job_watch(self._after_id, self._finished_since, WATCH_LIMIT)
         emitted: list[Event] = []
         newest_finish = self._finished_since + FINISH_MARGIN
+        seen_up_to = self._after_id
         for job in rows:
             self._after_id = max(self._after_id, job.id)
             if job.state in FINISHED_STATES and job.finished_at is not None:
                 newest_finish = max(newest_finish, job.finished_at)
-            emitted.extend(self._take(job, now, baseline))
+            emitted.extend(self._take(job, now, baseline, new=job.id > seen_up_to))
         emitted.extend(await self._requeued({job.id for job in rows}, now, baseline))
         self._finished_since = newest_finish - FINISH_MARGIN
         for job_id, at in list(self._finished.items()):
@@ -254,14 +255,14 @@ class JobFeed:
         if emitted:
             self._wake_streams()
 
-    def _take(self, job: Job, now: datetime, baseline: bool) -> list[Event]:
+    def _take(self, job: Job, now: datetime, baseline: bool, new: bool = False) -> list[Event]:
         """The events for one row; a finish re-read within the margin is told once."""
         if job.state in FINISHED_STATES:
             if job.id in self._finished:
                 self._known.pop(job.id, None)
                 return []
             self._finished[job.id] = job.finished_at or now
-        return self._diff(job, baseline)
+        return self._diff(job, baseline, new)
 
     async def _requeued(self, present: set[int], now: datetime, baseline: bool) -> list[Event]:
         """Running jobs that left the running set without a recent finish: re-queued (retry, release,
@@ -282,16 +283,22 @@ class JobFeed:
         latest = await self._store.job_list(JobFilter(limit=1))
         return latest[0].id if latest else 0
 
-    def _diff(self, job: Job, baseline: bool) -> list[Event]:
+    def _diff(self, job: Job, baseline: bool, new: bool = False) -> list[Event]:
         now = _seen(job)
         before = self._known.get(job.id)
         if job.state in FINISHED_STATES:
             self._known.pop(job.id, None)
         elif job.state is not JobState.QUEUED or len(self._known) < KNOWN_MAX or before is not None:
             self._known[job.id] = now
-        if baseline or before == now:
+        if baseline:
             return []
         out: list[Event] = []
+        if before is None and new:
+            # a job inserted since the last look was queued first, whatever state it has reached by now
+            out.append(self._publish("job", job, JobState.QUEUED))
+            before = Seen(JobState.QUEUED, 0, False, None)
+        if before == now:
+            return out
         ran_unseen = before is not None and before.state is JobState.QUEUED and job.state in FINISHED_STATES
         if ran_unseen and job.started_at is not None:
             # it ran and finished between two looks: tell the running step too, in order
@@ -303,7 +310,10 @@ class JobFeed:
         return out
 
     def _publish(self, name: str, job: Job, state: JobState) -> Event:
-        progress = job.progress
+        """An event for `job` in `state`: its present state, or an earlier one it passed between looks
+        (queued: attempt 0 and no progress; running: no finish)."""
+        earlier_queued = state is JobState.QUEUED and job.state is not JobState.QUEUED
+        progress = None if earlier_queued else job.progress
         payload = job.payload if isinstance(job.payload, dict) else {}
         found = payload.get("collection")
         collection = found if isinstance(found, str) else None
@@ -312,7 +322,7 @@ class JobFeed:
             "state": state.value,
             "queue": job.queue,
             "kind": job.kind,
-            "attempt": job.attempt,
+            "attempt": 0 if earlier_queued else job.attempt,
             "document_id": job.document_id,
             "collection": collection,
             "cancel_requested": job.cancel_requested,
@@ -320,7 +330,7 @@ class JobFeed:
             if progress is None
             else {"stage": progress.stage, "done": progress.done, "total": progress.total},
             "error": job.last_error if state is JobState.FAILED else None,
-            "started_at": _iso(job.started_at),
+            "started_at": None if earlier_queued else _iso(job.started_at),
             "finished_at": _iso(job.finished_at) if state in FINISHED_STATES else None,
         }
         event = Event(
