@@ -120,10 +120,6 @@ async def open_stream(request: Request, wanted: EventFilter, last_id: str | None
     return EventStreamResponse(_frames(feed, wanted, cursor, reset, release), release)
 
 
-def _frame(feed: JobFeed, event: Event) -> str:
-    return f"id: {feed.event_id(event)}\nevent: {event.name}\ndata: {event.data}\n\n"
-
-
 async def _frames(
     feed: JobFeed, wanted: EventFilter, cursor: int, reset: bool, release: Callable[[], None]
 ) -> AsyncIterator[str]:
@@ -142,7 +138,7 @@ async def _frames(
             batch = feed.after(cursor)
             if batch:
                 cursor = batch[-1].seq
-                frames = "".join(_frame(feed, e) for e in batch if wanted(e))
+                frames = "".join(e.frame for e in batch if wanted(e))
                 if frames:
                     quiet_since = loop.time()
                     yield frames
