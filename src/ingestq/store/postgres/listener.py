@@ -55,12 +55,15 @@ class Listener:
             self._wake.clear()
         return self._ready.is_set()
 
-    async def wait(self, max_wait: float) -> None:
+    async def wait(self, max_wait: float) -> bool:
+        """Return True on a notification (or a fresh LISTEN), False after `max_wait` seconds without."""
         self.start()
         if max_wait > 0 and not self._wake.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max_wait)
+        fired = self._wake.is_set()
         self._wake.clear()
+        return fired
 
     async def close(self) -> None:
         task, self._task = self._task, None
@@ -111,14 +114,7 @@ class ListenerWaiter:
         self._listener = listener
 
     async def wait(self, max_wait: float) -> bool:
-        self._listener.start()
-        woken = self._listener._wake
-        if max_wait > 0 and not woken.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(woken.wait(), max_wait)
-        fired = woken.is_set()
-        woken.clear()
-        return fired
+        return await self._listener.wait(max_wait)
 
     async def close(self) -> None:
         await self._listener.close()
