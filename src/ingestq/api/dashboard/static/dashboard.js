@@ -23,7 +23,10 @@
   var seconds = parseInt(body.getAttribute("data-poll-seconds") || "5", 10);
   var streamUrl = body.getAttribute("data-live-stream");
   var streamEnabled = body.getAttribute("data-live-stream-enabled") === "true" && !!window.EventSource;
-  var THROTTLE_MS = 1000;
+  // The first change after a quiet spell shows at once; a busy queue refreshes no more often than the
+  // polling did, so an open tab costs the database no more than before (dashboards that count per
+  // event or per second per session are a known way to load a busy database).
+  var THROTTLE_MS = Math.max(1, seconds) * 1000;
   var RETRY_STREAM_MS = 30000;
   var SLOW_POLL_MS = 30000;  // with the stream on: ages and rates move without job events
   var timer = null;
