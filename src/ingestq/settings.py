@@ -148,6 +148,10 @@ class Settings:
     dashboard_read_only: bool = False
     """The dashboard (`/dashboard`) shows everything but offers and accepts no action, whatever the
     signed-in token's role (a read token is always read-only)."""
+    sse_max_streams: int = field(default=500, metadata=_bounds(ge=0))
+    """Server-Sent Event streams (`/v1/events`, `/v1/jobs/{id}/events`, the dashboard's) one service
+    process holds at once; beyond it a new stream gets 503 with Retry-After. Each costs a connection
+    and a little memory, not a database connection (one feed per process serves them all)."""
     ingest_path_roots: tuple[str, ...] | None = None
     """The directories path ingestion may read (files under them, after symlinks and `..` are resolved),
     checked where a document is registered and again where a worker reads it. Unset (the default for the

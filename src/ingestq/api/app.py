@@ -23,9 +23,10 @@ from ingestq import __version__
 from ingestq.api.auth import Tokens
 from ingestq.api.dashboard import dashboard_router
 from ingestq.api.errors import to_response
+from ingestq.api.events.stream import close_feed
 from ingestq.api.headers import SecurityHeaders
 from ingestq.api.limits import BodyLimit
-from ingestq.api.routes import documents, health, jobs, process, queues
+from ingestq.api.routes import documents, events, health, jobs, process, queues
 from ingestq.api.state import STATE_KEY, ServiceState
 from ingestq.runtime import Runtime
 from ingestq.settings import Settings
@@ -49,7 +50,7 @@ def build_router() -> APIRouter:
 
 
 def _v1_modules() -> list[Any]:
-    return [jobs, queues, process, documents]
+    return [jobs, queues, process, documents, events]
 
 
 router = build_router()
@@ -73,6 +74,7 @@ def ingestq_lifespan(
             try:
                 yield
             finally:
+                await close_feed(app)  # event streams end before the runtime they read closes
                 if worker is not None and task is not None:
                     worker.request_stop(graceful=True)
                     await task

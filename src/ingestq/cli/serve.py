@@ -47,6 +47,7 @@ def serve_command(
     from ingestq.api import log_redaction
     from ingestq.api.app import create_app
     from ingestq.api.auth import Tokens, check_exposure
+    from ingestq.api.events.shutdown import GRACEFUL_TIMEOUT_S, StreamingServer
     from ingestq.errors import ConfigError
 
     settings = settings_of(ctx)
@@ -59,10 +60,16 @@ def serve_command(
     registry = load_registry(app_module)
     app = create_app(settings, registry, with_worker=with_worker)
     config = uvicorn.Config(
-        app, host=host, port=port, log_level=log_level.value, proxy_headers=False, server_header=False
+        app,
+        host=host,
+        port=port,
+        log_level=log_level.value,
+        proxy_headers=False,
+        server_header=False,
+        timeout_graceful_shutdown=GRACEFUL_TIMEOUT_S,
     )  # configures uvicorn's loggers: the redaction below goes onto their handlers
     if not logging.getLogger().handlers:  # ingestq's own records, at the same level
         logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("ingestq").setLevel(logging.getLogger("uvicorn").level)
     log_redaction.install(token.decode() for _, token in tokens.entries)
-    uvicorn.Server(config).run()
+    StreamingServer(config, app).run()  # ends event streams at SIGTERM, unlike a plain uvicorn Server

@@ -46,6 +46,17 @@ if TYPE_CHECKING:
     )
 
 
+class ChangeWaiter(Protocol):
+    """A private wake-up source for one reader of changes (the service's event feed), apart from the
+    worker's `wait_for_jobs` so that neither consumes the other's wake-ups."""
+
+    async def wait(self, max_wait: float) -> bool:
+        """Return True when the jobs may have changed, False after `max_wait` seconds without a sign."""
+        ...
+
+    async def close(self) -> None: ...
+
+
 @runtime_checkable
 class Store(Protocol):
     backend: str  # "sqlite" | "postgresql"
@@ -193,6 +204,20 @@ class Store(Protocol):
     async def wait_for_jobs(self, max_wait: float) -> None:
         """Return when new jobs may be available (a notification, or a cheap change check), or after
         `max_wait` seconds. Must not busy-wait."""
+        ...
+
+    # --- change feed (read-only; the hot path writes nothing for it) -------------------------------------
+    async def job_watch(self, after_id: int, finished_since: datetime, limit: int) -> list[Job]:
+        """What a change feed diffs: jobs with id > `after_id` (ascending, at most `limit`), the running
+        jobs with id <= `after_id`, and the jobs with id <= `after_id` finished at or after
+        `finished_since` (each part at most `limit` rows), without `result` and `errors` (left empty).
+        Reads indexes of live and recent rows only."""
+        ...
+
+    def change_waiter(self) -> ChangeWaiter:
+        """A new wake-up source for a change feed (its own LISTEN connection or change-check thread).
+        PostgreSQL wakes it on inserts and re-queues only (claims and finishes send no NOTIFY, to keep
+        the hot path lean): its reader also polls. SQLite wakes it on every commit by any process."""
         ...
 
 

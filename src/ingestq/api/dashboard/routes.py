@@ -19,6 +19,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from ingestq.api.auth import Role
+from ingestq.api.dashboard.live import stream_for_tab, unauthorized
 from ingestq.api.dashboard.render import SECURITY_HEADERS, STATIC, STATIC_FILES, environment, first_line
 from ingestq.api.dashboard.session import (
     COOKIE,
@@ -730,6 +731,16 @@ async def search_page(request: Request) -> Response:
         hits=hits,
         error=error,
     )
+
+
+@dashboard_router.get("/events", name="dashboard_events")
+async def dashboard_events(request: Request) -> Response:
+    """The tab's one event stream (live.py)."""
+    try:
+        _viewer(request)
+    except _Redirect:
+        return unauthorized()
+    return await stream_for_tab(request)
 
 
 # Last: any other path under the dashboard is a 404 page with the same headers (not the API's JSON).

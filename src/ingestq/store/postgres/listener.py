@@ -55,12 +55,15 @@ class Listener:
             self._wake.clear()
         return self._ready.is_set()
 
-    async def wait(self, max_wait: float) -> None:
+    async def wait(self, max_wait: float) -> bool:
+        """Return True on a notification (or a fresh LISTEN), False after `max_wait` seconds without."""
         self.start()
         if max_wait > 0 and not self._wake.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max_wait)
+        fired = self._wake.is_set()
         self._wake.clear()
+        return fired
 
     async def close(self) -> None:
         task, self._task = self._task, None
@@ -101,3 +104,17 @@ class Listener:
             self._ready.clear()
             with contextlib.suppress(psycopg.Error, OSError):
                 await conn.close()
+
+
+class ListenerWaiter:
+    """A change waiter over a listener of its own (store.change_waiter): one LISTEN connection per feed,
+    not per subscriber. The first wake-up after LISTEN starts is kept: the reader looks at once."""
+
+    def __init__(self, listener: Listener) -> None:
+        self._listener = listener
+
+    async def wait(self, max_wait: float) -> bool:
+        return await self._listener.wait(max_wait)
+
+    async def close(self) -> None:
+        await self._listener.close()

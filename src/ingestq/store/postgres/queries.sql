@@ -536,3 +536,43 @@ SELECT to_regclass('ingestq_migrations') IS NOT NULL
 
 -- name: migrations_record
 INSERT INTO ingestq_migrations (version, name) VALUES (%(version)s, %(name)s)
+
+-- name: job_watch
+-- The change feed's look at the jobs table (api/events/feed.py diffs successive answers): jobs inserted
+-- after `after_id` (the primary key, ascending, at most `limit`), every running job (the partial index
+-- ingestq_jobs_running) and jobs finished at or after `finished_since` (the partial index
+-- ingestq_jobs_finished, one state at a time: `state IN (...)` would be dropped from the index condition as
+-- implied by the partial index's predicate, and the scan would walk every finished row). Each part reads
+-- only its index, so the cost follows the live jobs and the
+-- recent finishes, not the history (results and error histories are left out: events do not carry
+-- them); nothing is written, so the claim/finish hot path is untouched.
+(SELECT id, queue, kind, payload, priority, state, run_at, attempt, max_attempts, dedupe_key, lease_owner,
+        lease_expires_at, cancel_requested, progress, NULL AS result, last_error, NULL AS errors, document_id, created_at,
+        started_at, finished_at
+ FROM ingestq_jobs WHERE id > %(after_id)s ORDER BY id LIMIT %(limit)s)
+UNION ALL
+(SELECT id, queue, kind, payload, priority, state, run_at, attempt, max_attempts, dedupe_key, lease_owner,
+        lease_expires_at, cancel_requested, progress, NULL AS result, last_error, NULL AS errors, document_id, created_at,
+        started_at, finished_at
+ FROM ingestq_jobs WHERE state = 'running' AND id <= %(after_id)s LIMIT %(limit)s)
+UNION ALL
+(SELECT id, queue, kind, payload, priority, state, run_at, attempt, max_attempts, dedupe_key, lease_owner,
+        lease_expires_at, cancel_requested, progress, NULL AS result, last_error, NULL AS errors, document_id, created_at,
+        started_at, finished_at
+ FROM ingestq_jobs
+ WHERE state = 'succeeded' AND finished_at >= %(finished_since)s AND id <= %(after_id)s
+ LIMIT %(limit)s)
+UNION ALL
+(SELECT id, queue, kind, payload, priority, state, run_at, attempt, max_attempts, dedupe_key, lease_owner,
+        lease_expires_at, cancel_requested, progress, NULL AS result, last_error, NULL AS errors, document_id, created_at,
+        started_at, finished_at
+ FROM ingestq_jobs
+ WHERE state = 'failed' AND finished_at >= %(finished_since)s AND id <= %(after_id)s
+ LIMIT %(limit)s)
+UNION ALL
+(SELECT id, queue, kind, payload, priority, state, run_at, attempt, max_attempts, dedupe_key, lease_owner,
+        lease_expires_at, cancel_requested, progress, NULL AS result, last_error, NULL AS errors, document_id, created_at,
+        started_at, finished_at
+ FROM ingestq_jobs
+ WHERE state = 'cancelled' AND finished_at >= %(finished_since)s AND id <= %(after_id)s
+ LIMIT %(limit)s)

@@ -42,7 +42,7 @@ from ingestq.settings import Settings
 from ingestq.store.common import CANCELLED_BEFORE_INDEXED, LEASE_LOST, claim_order_key
 from ingestq.store.postgres import insert, migrator
 from ingestq.store.postgres.index import PostgresIndex
-from ingestq.store.postgres.listener import Listener
+from ingestq.store.postgres.listener import Listener, ListenerWaiter
 from ingestq.store.postgres.pool import POOL_TIMEOUT_S, Conn
 from ingestq.store.postgres.rows import job_from_row, progress_to_json
 from ingestq.store.postgres.statements import FINISH_AND_CLAIM, Q, claim_statement, finish_params
@@ -424,6 +424,13 @@ class PostgresStore(PostgresIndex):
     async def wait_for_jobs(self, max_wait: float) -> None:
         self._check_open()
         await self._listener.wait(max_wait)
+
+    async def job_watch(self, after_id: int, finished_since: datetime, limit: int) -> list[Job]:
+        params = {"after_id": after_id, "finished_since": finished_since, "limit": max(limit, 0)}
+        return [job_from_row(r) for r in await self._fetchall(Q["job_watch"], params)]
+
+    def change_waiter(self) -> ListenerWaiter:
+        return ListenerWaiter(Listener(self._url, self._kwargs))
 
     async def start_listening(self, max_wait: float = 10.0) -> None:
         """Start the LISTEN connection now and wait until it listens (wait_for_jobs starts it lazily), so

@@ -276,6 +276,10 @@ class Engine:
             cursor = self.conn.execute(sql, params)
             return [job_from_row(r) for r in cursor]
 
+    def job_watch(self, after_id: int, finished_since: datetime, limit: int) -> list[Job]:
+        params = {"after_id": after_id, "finished_since": ts(finished_since), "limit": max(limit, 0)}
+        return self.read_jobs(Q["job_watch"], params)
+
     # --- jobs: claim and outcomes -----------------------------------------------------------------------
     def job_claim(self, req: ClaimRequest, now: datetime) -> list[Job]:
         if req.limit <= 0 or req.queues == () or req.kinds == ():

@@ -478,3 +478,31 @@ ORDER BY w.worker_id
 INSERT INTO ingestq_periodic (name, last_slot) VALUES (:name, :slot)
 ON CONFLICT (name) DO UPDATE SET last_slot = excluded.last_slot WHERE last_slot < excluded.last_slot
 RETURNING name
+
+-- name: job_watch
+-- The change feed's look at the jobs table (api/events/feed.py diffs successive answers): jobs inserted
+-- after `after_id` (the primary key, ascending, at most `limit`), every running job (the partial index
+-- ingestq_jobs_lease) and jobs finished at or after `finished_since` (the partial index
+-- ingestq_jobs_finished). Each part reads only its index, so the cost follows the live jobs and the
+-- recent finishes, not the history (results and error histories are left out: events do not carry
+-- them); nothing is written, so the claim/finish hot path is untouched.
+SELECT * FROM (
+    SELECT id, queue, kind, payload, priority, state, run_at, attempt, max_attempts, dedupe_key, lease_owner,
+           lease_expires_at, cancel_requested, progress, NULL AS result, last_error, '[]' AS errors, document_id,
+           created_at, started_at, finished_at
+    FROM ingestq_jobs WHERE id > :after_id ORDER BY id LIMIT :limit)
+UNION ALL
+SELECT * FROM (
+    SELECT id, queue, kind, payload, priority, state, run_at, attempt, max_attempts, dedupe_key, lease_owner,
+           lease_expires_at, cancel_requested, progress, NULL AS result, last_error, '[]' AS errors, document_id,
+           created_at, started_at, finished_at
+    FROM ingestq_jobs INDEXED BY ingestq_jobs_lease
+    WHERE state = 'running' AND id <= :after_id LIMIT :limit)
+UNION ALL
+SELECT * FROM (
+    SELECT id, queue, kind, payload, priority, state, run_at, attempt, max_attempts, dedupe_key, lease_owner,
+           lease_expires_at, cancel_requested, progress, NULL AS result, last_error, '[]' AS errors, document_id,
+           created_at, started_at, finished_at
+    FROM ingestq_jobs INDEXED BY ingestq_jobs_finished
+    WHERE state IN ('succeeded', 'failed', 'cancelled') AND finished_at >= :finished_since
+      AND id <= :after_id LIMIT :limit)

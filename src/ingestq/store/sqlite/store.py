@@ -36,7 +36,7 @@ from ingestq.settings import Settings
 from ingestq.store.sqlite import admin, migrator
 from ingestq.store.sqlite.connection import parse_sqlite_url
 from ingestq.store.sqlite.index import SqliteIndex
-from ingestq.store.sqlite.wakeup import ChangeWatcher
+from ingestq.store.sqlite.wakeup import ChangeWatcher, WatcherWaiter
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -203,6 +203,13 @@ class SqliteStore(SqliteIndex):
         if inserted is not None:
             self._wakeup.set()
         return inserted
+
+    # --- change feed ------------------------------------------------------------------------------------
+    async def job_watch(self, after_id: int, finished_since: datetime, limit: int) -> list[Job]:
+        return await self._run(self._e.job_watch, after_id, finished_since, limit)
+
+    def change_waiter(self) -> WatcherWaiter:
+        return WatcherWaiter(self._connect)
 
     # --- wake-ups ---------------------------------------------------------------------------------------
     async def wait_for_jobs(self, max_wait: float) -> None:

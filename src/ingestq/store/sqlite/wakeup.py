@@ -119,3 +119,36 @@ class ChangeWatcher:
 def _data_version(conn: apsw.Connection) -> int:
     rows: list[Any] = conn.execute("PRAGMA data_version").fetchall()
     return int(rows[0][0])
+
+
+FEED_INTERVAL = 0.020  # seconds between a change feed's checks: events need not beat a worker's pickup
+
+
+class WatcherWaiter:
+    """A change waiter over a watcher of its own (store.change_waiter): one thread and connection per
+    feed, not per subscriber, checking only while the feed waits."""
+
+    def __init__(self, connect: Callable[[], apsw.Connection], interval: float = FEED_INTERVAL) -> None:
+        self._watcher = ChangeWatcher(connect, interval, interval)
+        self._changed = asyncio.Event()
+        self._started = False
+
+    async def wait(self, max_wait: float) -> bool:
+        if not self._started:
+            self._started = True
+            await asyncio.to_thread(self._watcher.start, asyncio.get_running_loop(), self._changed.set)
+        if not self._changed.is_set() and max_wait > 0:
+            self._watcher.acquire()
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), max_wait)
+            finally:
+                self._watcher.release()
+        fired = self._changed.is_set()
+        self._changed.clear()
+        return fired
+
+    async def close(self) -> None:
+        if self._started:
+            await asyncio.to_thread(self._watcher.stop)
+            self._started = False
