@@ -271,3 +271,20 @@ def test_backoff_delay(attempt: int, hint: float | None, jitter: float, expected
 def test_http_embedders_share_one_base() -> None:
     assert issubclass(OllamaEmbedder, HttpEmbedder)
     assert issubclass(OpenAIEmbedder, HttpEmbedder)
+
+
+async def test_every_retry_takes_its_share_of_the_rate_limit(server: EmbedServer) -> None:
+    # The provider counts failed requests too: a limiter taken once per call let the retries of a
+    # failing service go past the shared requests-per-minute limit (one take for three requests here).
+    store = MemoryBucketStore(ManualClock())
+    limiter = BucketRateLimiter(store, "test", RateLimits(requests_per_minute=100), sleep=Sleeps())
+    embedder = ollama(server, rate_limiter=limiter)
+    server.fail_next(2, status=500)
+    try:
+        await embedder.embed(["x"])
+    finally:
+        await embedder.aclose()
+    embed_requests = [r for r in server.requests if r.path == "/api/embed"]
+    assert len(embed_requests) == 3
+    taken = 100 - store._states["test"].requests
+    assert taken == pytest.approx(3)
