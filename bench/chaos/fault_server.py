@@ -59,6 +59,7 @@ class FaultServer:
         self._rng = random.Random(self.seed)
         self._lock = threading.Lock()
         self._t0: float | None = None
+        self.wall0 = 0.0  # time.time() at begin(), to place the workers' log lines
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05})
@@ -80,6 +81,7 @@ class FaultServer:
     def begin(self) -> None:
         """Windows count from now (the harness calls it when the workers start)."""
         self._t0 = time.monotonic()
+        self.wall0 = time.time()
 
     def now(self) -> float:
         return time.monotonic() - self._t0 if self._t0 is not None else 0.0
