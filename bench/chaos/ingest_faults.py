@@ -39,8 +39,8 @@ from bench.chaos.scenarios import Env, Options, Result, more_faults, worker_args
 from ingestq.settings import Settings
 from ingestq.store import open_store
 
-DEFAULT_JOBS = {"embed-faults": 3000, "parser-kills": 1500}
-RPM = float(os.environ.get("CHAOS_EMBED_RPM", "240"))  # the shared limit the workers are given
+DEFAULT_JOBS = {"embed-faults": 2000, "parser-kills": 1500}
+RPM = float(os.environ.get("CHAOS_EMBED_RPM", "600"))  # the shared limit given to the workers
 CLIENT_TIMEOUT = 2.0  # INGESTQ_EMBEDDER_TIMEOUT; the server stalls longer on a `timeout` fault
 POISON = "CHAOS-POISON-KILLS-ITS-PARSER"
 KILL_ONCE_MARK = "CHAOS-KILLS-ITS-FIRST-PARSER"
@@ -105,6 +105,7 @@ async def run_ingest(
 
 
 _baselines: dict[tuple[Any, ...], float] = {}
+_undisturbed_per_minute: dict[tuple[Any, ...], int] = {}
 
 
 async def _baseline(key: tuple[Any, ...], run: Callable[[], Awaitable[Figures]]) -> float:
@@ -164,12 +165,17 @@ async def embed_faults(
         return fig, rows, info
 
     base = None
+    key = (env.backend, name, n, opts.workers, opts.concurrency, rpm)
     if opts.baseline:
 
         async def undisturbed() -> Figures:
-            return (await load(FaultServer(), "baseline"))[0]
+            server = FaultServer()
+            fig = (await load(server, "baseline"))[0]
+            # without faults the workers ask for more than the limit: this is where it binds
+            _undisturbed_per_minute[key] = server.max_per_window(60.0)
+            return fig
 
-        base = await _baseline((env.backend, name, n, opts.workers, opts.concurrency, rpm), undisturbed)
+        base = await _baseline(key, undisturbed)
 
     plan = windows if windows is not None else fault_windows(opts)
     server = FaultServer(windows=plan, stall=CLIENT_TIMEOUT + 1)
@@ -177,6 +183,7 @@ async def embed_faults(
     met = [w for w in server.windows if w.start < server.now()]
     answered = server.answered()
     per_minute = server.max_per_window(60.0)
+    quiet = _undisturbed_per_minute.get(key)
     twice = sum(1 for c in server.embedded.values() if c > 1)
     pauses = sum(log.count("not claiming ingestq.ingest") for log in info["logs"])
     recovery = server.recovery()
@@ -186,7 +193,8 @@ async def embed_faults(
         f"{sum(w.rate < 1.0 for w in met)} flaky of 6 s); provider answered "
         + ", ".join(f"{k} {answered[k]}" for k in ("ok", *KINDS) if answered[k])
         + f"; limit {rpm:g}/min shared by {opts.workers} workers: at most {per_minute} requests in any 60 s"
-        f"; workers paused ingestion {pauses} times"
+        + (f" ({quiet} undisturbed)" if quiet is not None else "")
+        + f"; workers paused ingestion {pauses} times"
     )
     res = Result(
         name,
@@ -201,13 +209,18 @@ async def embed_faults(
             else "no outage met"
         ),
         base,
-        extra={"max_per_minute": per_minute, "answered": dict(answered), "embedded_twice": twice},
+        extra={
+            "max_per_minute": per_minute,
+            "undisturbed_per_minute": quiet,
+            "answered": dict(answered),
+            "embedded_twice": twice,
+        },
     )
     fig.notes.append(f"texts embedded twice at the provider: {twice}")
     res.checks["zero lost"] = fig.lost == 0
     res.checks["nothing indexed twice"] = fig.finished_twice == 0
     res.checks["no attempt spent on provider faults"] = fig.attempts_burned == 0
-    res.checks[f"≤ {rpm:g} requests in any 60 s at the provider"] = per_minute <= rpm
+    res.checks[f"≤ {rpm:g} requests in any 60 s at the provider"] = max(per_minute, quiet or 0) <= rpm
     res.checks["workers exit 0"] = all(c == 0 for c in info["exit_codes"])
     return res
 
