@@ -39,7 +39,7 @@ from bench.chaos.scenarios import Env, Options, Result, more_faults, worker_args
 from ingestq.settings import Settings
 from ingestq.store import open_store
 
-DEFAULT_JOBS = {"embed-faults": 2000, "parser-kills": 1500}
+DEFAULT_JOBS = {"embed-faults": 2000, "parser-kills": 1000}
 RPM = float(os.environ.get("CHAOS_EMBED_RPM", "600"))  # the shared limit given to the workers
 CLIENT_TIMEOUT = 2.0  # INGESTQ_EMBEDDER_TIMEOUT; the server stalls longer on a `timeout` fault
 POISON = "CHAOS-POISON-KILLS-ITS-PARSER"
