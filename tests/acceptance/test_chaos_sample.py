@@ -1,5 +1,6 @@
 """A small sample of the fault suite (`make chaos`, bench/chaos): real `ingestq worker` processes on SQLite,
-a few hundred jobs, a handful of faults each. The full suite, its figures and the PostgreSQL scenarios
+a few hundred jobs, a handful of faults each; for ingestion, a fault-injecting embedding provider over
+real HTTP and parser children killed mid-document. The full suite, its figures and the PostgreSQL scenarios
 are in docs/reliability.md."""
 
 from __future__ import annotations
