@@ -136,6 +136,13 @@ def fault_windows(opts: Options, horizon: float = 900.0) -> list[Window]:
     return windows
 
 
+def _count(windows: list[Window], label: str, outage: bool) -> str:
+    """How many windows of the kind, and how long they lasted: `4 outages of 15 s`."""
+    chosen = [w for w in windows if (w.rate >= 1.0) == outage]
+    lengths = "/".join(f"{x:g}" for x in sorted({round(w.end - w.start, 1) for w in chosen}))
+    return f"{len(chosen)} {label} of {lengths} s" if chosen else f"0 {label}"
+
+
 def embed_variables(server: FaultServer, rpm: float) -> dict[str, str]:
     return {
         "CHAOS_EMBEDDER": "openai",
@@ -189,8 +196,8 @@ async def embed_faults(
     recovery = server.recovery()
     resumed = _resumed(server, info["logs"])
     faults = (
-        f"{len(met)} windows ({sum(w.rate == 1.0 for w in met)} outages of 15 s, "
-        f"{sum(w.rate < 1.0 for w in met)} flaky of 6 s); provider answered "
+        f"{len(met)} windows ({_count(met, 'outages', True)}, {_count(met, 'flaky', False)}); "
+        "provider answered "
         + ", ".join(f"{k} {answered[k]}" for k in ("ok", *KINDS) if answered[k])
         + f"; limit {rpm:g}/min shared by {opts.workers} workers: at most {per_minute} requests in any 60 s"
         + (f" ({quiet} undisturbed)" if quiet is not None else "")
