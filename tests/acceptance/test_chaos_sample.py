@@ -92,7 +92,7 @@ async def test_embedding_provider_faults_spend_no_attempt_and_keep_the_shared_li
         Window(3.0, 60.0, "cut", 0.15),
         Window(3.0, 60.0, "timeout", 0.05),
     ]
-    opts = Options(jobs=150, baseline=False, timeout=90)
+    opts = Options(jobs=100, baseline=False, timeout=90)
     res = await embed_faults(env, opts, windows=windows, rpm=600)
     fig = res.figures
     assert fig is not None
@@ -105,7 +105,7 @@ async def test_embedding_provider_faults_spend_no_attempt_and_keep_the_shared_li
 
 
 async def test_parser_children_killed_retry_their_documents_and_quarantine_the_poison(env: Env) -> None:
-    opts = Options(jobs=60, every=(0.5, 1.0), max_faults=4, baseline=False, timeout=90)
+    opts = Options(jobs=40, workers=2, every=(0.5, 1.0), max_faults=3, baseline=False, timeout=90)
     res = await parser_kills(env, opts, sets=("markdown",))
     fig = res.figures
     assert fig is not None
