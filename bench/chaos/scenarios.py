@@ -530,6 +530,13 @@ async def sqlite_full_disk(env: Env, opts: Options, name: str = "sqlite-full-dis
     return res
 
 
+def _ingest() -> Any:
+    """bench/chaos/ingest_faults.py, imported on use (it imports this module)."""
+    from bench.chaos import ingest_faults
+
+    return ingest_faults
+
+
 SCENARIOS: dict[str, tuple[Callable[[Env, Options, str], Awaitable[Result]], tuple[str, ...]]] = {
     "sigkill": (sigkill, ("sqlite", "pg")),
     "rolling-sigterm": (rolling_sigterm, ("sqlite", "pg")),
@@ -538,5 +545,7 @@ SCENARIOS: dict[str, tuple[Callable[[Env, Options, str], Awaitable[Result]], tup
     "pg-outage": (pg_outage, ("pg",)),
     "sqlite-full-disk": (sqlite_full_disk, ("sqlite",)),
     "soak": (soak, ("sqlite", "pg")),
+    "embed-faults": (lambda env, opts, name: _ingest().embed_faults(env, opts, name), ("sqlite", "pg")),
+    "parser-kills": (lambda env, opts, name: _ingest().parser_kills(env, opts, name), ("sqlite",)),
 }
 IN_ALL = [name for name in SCENARIOS if name != "soak"]

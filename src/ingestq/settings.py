@@ -113,6 +113,13 @@ class Settings:
     embedder_base_url: str | None = None
     embedder_api_key: SecretStr | None = None
     embedder_dimension: int | None = field(default=None, metadata=_bounds(ge=1))
+    embedder_timeout: float | None = field(default=None, metadata=_bounds(gt=0))
+    """ollama/openai: seconds one HTTP request may take (unset: 60)."""
+    embedder_requests_per_minute: float | None = field(default=None, metadata=_bounds(gt=0))
+    """ollama/openai: requests per minute, shared by every worker on the database (every HTTP request
+    counts, retries included). Unset: no limit."""
+    embedder_tokens_per_minute: float | None = field(default=None, metadata=_bounds(gt=0))
+    """ollama/openai: tokens per minute, shared like the requests. Unset: no limit."""
     default_collection: str = "default"
     chunk_tokens: int | None = field(default=None, metadata=_bounds(ge=16))
     """Target chunk size in the embedder's tokens; unset fills chunks up to the model's window. A change

@@ -20,7 +20,7 @@ from ingestq.pipeline.embed.errors import (
 from ingestq.pipeline.embed.http import HttpEmbedder, RetryPolicy, backoff_delay, parse_retry_after
 from ingestq.pipeline.embed.ollama import OllamaEmbedder
 from ingestq.pipeline.embed.openai import OpenAIEmbedder
-from ingestq.pipeline.embed.ratelimit import BucketRateLimiter, MemoryBucketStore, RateLimits
+from ingestq.pipeline.embed.ratelimit import BucketRateLimiter, MemoryBucketStore, RateLimits, capacity
 
 
 @pytest.fixture
@@ -228,9 +228,8 @@ async def test_rate_limiter_paces_requests(server: EmbedServer) -> None:
             await embedder.embed(["x"])
     finally:
         await embedder.aclose()
-    # a full bucket of 60 goes at once; the next ones wait about 1 s and then 2 s
-    assert len(sleeps.calls) == 2
-    assert sleeps.calls == pytest.approx([1.0, 2.0])
+    # the bucket holds one request; each next one waits one more refill (59 a minute after the first)
+    assert sleeps.calls == pytest.approx([k * 60 / 59 for k in range(1, 62)])
 
 
 @pytest.mark.parametrize(
@@ -271,3 +270,20 @@ def test_backoff_delay(attempt: int, hint: float | None, jitter: float, expected
 def test_http_embedders_share_one_base() -> None:
     assert issubclass(OllamaEmbedder, HttpEmbedder)
     assert issubclass(OpenAIEmbedder, HttpEmbedder)
+
+
+async def test_every_retry_takes_its_share_of_the_rate_limit(server: EmbedServer) -> None:
+    # The provider counts failed requests too: a limiter taken once per call let the retries of a
+    # failing service go past the shared requests-per-minute limit (one take for three requests here).
+    store = MemoryBucketStore(ManualClock())
+    limiter = BucketRateLimiter(store, "test", RateLimits(requests_per_minute=100), sleep=Sleeps())
+    embedder = ollama(server, rate_limiter=limiter)
+    server.fail_next(2, status=500)
+    try:
+        await embedder.embed(["x"])
+    finally:
+        await embedder.aclose()
+    embed_requests = [r for r in server.requests if r.path == "/api/embed"]
+    assert len(embed_requests) == 3
+    taken = capacity(100) - store._states["test"].requests
+    assert taken == pytest.approx(3)

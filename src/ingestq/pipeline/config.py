@@ -202,6 +202,12 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
         extra["base_url"] = settings.embedder_base_url
     if settings.embedder_dimension:
         extra["dimension"] = settings.embedder_dimension
+    if settings.embedder_timeout is not None:
+        extra["timeout"] = settings.embedder_timeout
+    if settings.embedder_requests_per_minute is not None:
+        extra["requests_per_minute"] = settings.embedder_requests_per_minute
+    if settings.embedder_tokens_per_minute is not None:
+        extra["tokens_per_minute"] = settings.embedder_tokens_per_minute
     if settings.embedder == "local":
         embedder = SentenceTransformersConfig()
     elif settings.embedder == "fake":

@@ -33,7 +33,9 @@ class EmbedRequestRejected(EmbedError, PermanentError):
 class EmbedServiceUnavailable(EmbedError, RetryableError):
     """Rate limited, overloaded, 5xx, timed out or unreachable, still so after the in-call retries.
 
-    `retry_after` carries the server's own hint when it gave one, so the job is rescheduled no sooner.
+    `retry_after` carries the server's own hint when it gave one, so a job that fails with it is
+    rescheduled no sooner. The ingestion runtime does not let it spend a document's attempt: it gives
+    the job back and pauses ingestion until the service answers (`ingestq.errors.Unavailable`).
     """
 
 

@@ -1,7 +1,8 @@
 """What the HTTP embedders share: one httpx client, timeouts, typed errors, and retries.
 
 429, 408 and 5xx answers and transport failures (refused, reset, timed out) are retried in the call
-with exponential backoff, honouring the server's Retry-After. When the server asks for a longer pause
+with exponential backoff, honouring the server's Retry-After; each request, retries included, first
+takes its share of the rate limits. When the server asks for a longer pause
 than the call is allowed to wait (`max_retry_wait`), or the attempts run out, the call raises
 `EmbedServiceUnavailable` carrying that hint, so the job is rescheduled instead of holding a worker
 slot. Any other 4xx is the request's own fault and raises `EmbedRequestRejected` at once.
@@ -143,8 +144,7 @@ class HttpEmbedder(Embedder):
         if not texts:
             return []
         tokens = sum(self._tokenizer.count_tokens_batch(texts))
-        await self.rate_limiter.acquire(requests=1, tokens=tokens)
-        body = await self._post(self.request_body(texts))
+        body = await self._post(self.request_body(texts), tokens)
         vectors = self.parse_vectors(body, len(texts))
         self._check_dimension(vectors)
         return vectors
@@ -161,10 +161,12 @@ class HttpEmbedder(Embedder):
                 f"{self.model_id} returned {size}-dimensional vectors, expected {self._dimension}"
             )
 
-    async def _post(self, payload: dict[str, Any]) -> Any:
+    async def _post(self, payload: dict[str, Any], tokens: int) -> Any:
         last = "no attempt made"
         hint: float | None = None
         for attempt in range(1, self.retry.max_attempts + 1):
+            # every request counts against the limits, retries included: the provider counts them too
+            await self.rate_limiter.acquire(requests=1, tokens=tokens)
             try:
                 response = await self._client.post(self.path, json=payload)
             except httpx.TimeoutException:

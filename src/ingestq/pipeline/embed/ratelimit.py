@@ -1,7 +1,10 @@
 """Requests-per-minute and tokens-per-minute limits for remote embedders.
 
 The arithmetic is one pure function, `reserve`: a token bucket per dimension (requests, tokens) that
-refills continuously at limit/60 per second up to one minute's worth. A caller takes what it needs at
+holds about one second's worth (`capacity`) and refills continuously at (limit - capacity)/60 per second, so
+that no 60-second window ever sees more than the limit: a bucket holding one minute's worth let a fresh
+or idle client send the full minute at once and then another minute's refill within the same 60 s (up to
+twice the limit; the provider counts by the minute and answers 429). A caller takes what it needs at
 once; the bucket may go negative, and the caller then sleeps until it would have been back at zero.
 Taking first and sleeping after makes the state update a single read-modify-write, which is what lets
 the shared implementation live in the database (one row per limiter key, updated in one transaction
@@ -39,22 +42,41 @@ class BucketState:
     updated_at: datetime
 
 
+BURST_SECONDS = 1.0
+"""The bucket holds this many seconds' worth of the limit: a short burst, paid for by a slightly slower
+refill, so that burst + one minute's refill is exactly the limit."""
+
+
+def capacity(per_minute: float | None) -> float:
+    """One second's worth, and at least one request when the limit allows two a minute (so the first
+    call of a fresh bucket goes at once); never more than half the limit, so the refill stays positive."""
+    limit = per_minute or 0.0
+    return max(limit * BURST_SECONDS / 60.0, min(1.0, limit / 2))
+
+
+def rate(per_minute: float) -> float:
+    """Refill per second: what is left of the minute's allowance once the burst is spent."""
+    return (per_minute - capacity(per_minute)) / 60.0
+
+
 def full_bucket(limits: RateLimits, now: datetime) -> BucketState:
     return BucketState(
-        requests=limits.requests_per_minute or 0.0, tokens=limits.tokens_per_minute or 0.0, updated_at=now
+        requests=capacity(limits.requests_per_minute),
+        tokens=capacity(limits.tokens_per_minute),
+        updated_at=now,
     )
 
 
 def _refill(level: float, per_minute: float | None, elapsed: float) -> float:
     if per_minute is None:
         return 0.0
-    return min(per_minute, level + elapsed * per_minute / 60.0)
+    return min(capacity(per_minute), level + elapsed * rate(per_minute))
 
 
 def _wait(level: float, per_minute: float | None) -> float:
     if per_minute is None or level >= 0:
         return 0.0
-    return -level * 60.0 / per_minute
+    return -level / rate(per_minute)
 
 
 def reserve(
@@ -62,8 +84,8 @@ def reserve(
 ) -> tuple[BucketState, float]:
     """Take `requests` and `tokens` from the buckets; return the new state and seconds to sleep first.
 
-    A clock that went backwards counts as no time passing. A single call larger than a whole minute's
-    allowance is let through after the bucket has refilled enough, never refused outright.
+    A clock that went backwards counts as no time passing. A single call larger than the bucket (or a
+    whole minute's allowance) is let through after the bucket has refilled enough, never refused.
     """
     if state is None:
         state = full_bucket(limits, now)

@@ -20,11 +20,14 @@ Faults of the machine are not the document's: a parser process that cannot start
 not load or an embedder that cannot be built raise `ingestq.errors.Unavailable` (one line, `<cause>;
 <fix>`, with `health_check` as its `recheck`), so the worker gives the job back without spending its
 attempt and pauses ingestion until the check passes. `ingestq worker` runs `health_check` before its
-first claim. A remote embedding service that is down is not such a fault here: the HTTP embedders retry
-it within the call and then raise `EmbedServiceUnavailable`, a `RetryableError` with the server's
-`retry_after`, because rate limits and short outages are its normal weather and the job's backoff fits
-them; the health check builds a remote embedder (so a bad URL or a missing key shows at start-up) but
-does not call the service.
+first claim.
+
+A remote embedding service that stays down, overloaded or rate limited past the HTTP embedder's in-call
+retries (`EmbedServiceUnavailable`) is not the document's fault either, so it is mapped the same way:
+`Unavailable`, rechecked by one embedding request (`embedder_check`, through the shared rate limit). Mapped
+as a plain `RetryableError` it spent an attempt of every document waiting in the failed batch, and a
+service down for a minute failed them all (3 attempts; bench/chaos `embed-faults`). The start-up health
+check builds a remote embedder (so a bad URL or a missing key shows at once) but does not call it.
 """
 
 from __future__ import annotations
@@ -44,7 +47,11 @@ from ingestq.pipeline.config import (
 )
 from ingestq.pipeline.embed.base import Embedder
 from ingestq.pipeline.embed.batcher import EmbeddingBatcher
-from ingestq.pipeline.embed.errors import EmbedderConfigError, EmbedderUnavailable
+from ingestq.pipeline.embed.errors import (
+    EmbedderConfigError,
+    EmbedderUnavailable,
+    EmbedServiceUnavailable,
+)
 from ingestq.pipeline.embed.ratelimit import BucketRateLimiter, RateLimits
 from ingestq.pipeline.errors import ParserUnavailable
 from ingestq.pipeline.ingest.adapters import DatabaseBuckets
@@ -174,7 +181,19 @@ class IngestRuntime:
             raise self._unavailable(exc) from exc
 
     def _unavailable(self, exc: Exception) -> Unavailable:
+        if isinstance(exc, EmbedServiceUnavailable):
+            reason = f"embedding service unavailable: {one_line(str(exc))}"
+            fix = "ingestion resumes by itself once it answers (checked with backoff)"
+            return Unavailable(f"{reason}; {fix}", self.embedder_check)
         return Unavailable(one_line(str(exc) or type(exc).__name__), self.health_check)
+
+    async def embedder_check(self) -> None:
+        """The recheck after the embedding service failed: one request, which raises `Unavailable`
+        while the service still fails (its own in-call retries and Retry-After included)."""
+        try:
+            await self.embedder.embed(["ingestq embedder check"])
+        except EmbedServiceUnavailable as exc:
+            raise self._unavailable(exc) from exc
 
     # --- ingestq.ingest -----------------------------------------------------------------------------
 
@@ -185,8 +204,9 @@ class IngestRuntime:
         ctx.finalize_with(attempt.finalize)
         try:
             return await attempt.run()
-        except (ParserUnavailable, EmbedderUnavailable, EmbedderConfigError) as exc:
-            raise self._unavailable(exc) from exc  # this machine's fault: the document stays pending
+        except (ParserUnavailable, EmbedderUnavailable, EmbedderConfigError, EmbedServiceUnavailable) as exc:
+            # this machine's or the provider's fault: the document stays pending, its attempt kept
+            raise self._unavailable(exc) from exc
         except Exception as exc:
             attempt.reason = one_line(str(exc) or type(exc).__name__)
             raise
