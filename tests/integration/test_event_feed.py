@@ -131,7 +131,7 @@ async def test_a_quiet_stream_sends_keep_alives_and_says_bye_at_shutdown(
     monkeypatch.setattr(stream_module, "KEEPALIVE", 0.05)
     feed = JobFeed(store, SYSTEM_CLOCK, poll_interval=0.05)
     start = await feed.subscribe()
-    frames = _frames(feed, EventFilter(), start, False, feed.unsubscribe)
+    frames = _frames(feed, EventFilter(), start, False, None, feed.unsubscribe)
     assert await anext(frames) == f"retry: {stream_module.RETRY_MS}\n\n"
     assert await anext(frames) == ": keep-alive\n\n"
     (job,) = await store.job_insert_many([NewJob(kind="k", queue="q")], now())

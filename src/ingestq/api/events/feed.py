@@ -312,9 +312,35 @@ class JobFeed:
             out.append(self._publish("progress", job, job.state))
         return out
 
+    def snapshot(self, job: Job, at: int) -> str:
+        """A `job` frame of the job as it is now, with the id of position `at`, for one stream only (it
+        is not in the buffer): what a one-job stream starts with, so that following a job that has
+        already finished, or that changes rarely, shows its state at once."""
+        data = self._body(job, job.state)
+        return f"id: {self.epoch}-{at}\nevent: job\ndata: {data}\n\n"
+
     def _publish(self, name: str, job: Job, state: JobState) -> Event:
         """An event for `job` in `state`: its present state, or an earlier one it passed between looks
         (queued: attempt 0 and no progress; running: no finish)."""
+        data = self._body(job, state)
+        payload = job.payload if isinstance(job.payload, dict) else {}
+        found = payload.get("collection")
+        event = Event(
+            seq=self._next_seq,
+            name=name,
+            job_id=job.id,
+            queue=job.queue,
+            kind=job.kind,
+            collection=found if isinstance(found, str) else None,
+            data=data,
+            frame=f"id: {self.epoch}-{self._next_seq}\nevent: {name}\ndata: {data}\n\n",
+        )
+        self._next_seq += 1
+        self._events.append(event)
+        return event
+
+    @staticmethod
+    def _body(job: Job, state: JobState) -> str:
         earlier_queued = state is JobState.QUEUED and job.state is not JobState.QUEUED
         progress = None if earlier_queued else job.progress
         payload = job.payload if isinstance(job.payload, dict) else {}
@@ -336,17 +362,4 @@ class JobFeed:
             "started_at": None if earlier_queued else _iso(job.started_at),
             "finished_at": _iso(job.finished_at) if state in FINISHED_STATES else None,
         }
-        data = json.dumps(body, separators=(",", ":"))
-        event = Event(
-            seq=self._next_seq,
-            name=name,
-            job_id=job.id,
-            queue=job.queue,
-            kind=job.kind,
-            collection=collection,
-            data=data,
-            frame=f"id: {self.epoch}-{self._next_seq}\nevent: {name}\ndata: {data}\n\n",
-        )
-        self._next_seq += 1
-        self._events.append(event)
-        return event
+        return json.dumps(body, separators=(",", ":"))

@@ -10,7 +10,7 @@ follows; `event: bye` before the server closes the stream at shutdown.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
@@ -20,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 from ingestq.api.errors import ApiError
 from ingestq.api.events.feed import Event, JobFeed
 from ingestq.api.state import STATE_KEY, ServiceState, service_state
+from ingestq.model.job import Job
 
 FEED_KEY = "ingestq_event_feed"
 KEEPALIVE = 15.0  # seconds of silence before a comment line (below the usual 60 s proxy idle timeouts)
@@ -93,8 +94,15 @@ class EventStreamResponse(StreamingResponse):
             self._release()
 
 
-async def open_stream(request: Request, wanted: EventFilter, last_id: str | None) -> StreamingResponse:
-    """Admit a stream (503 beyond the cap), work out where it resumes, and return the response."""
+async def open_stream(
+    request: Request,
+    wanted: EventFilter,
+    last_id: str | None,
+    first: Callable[[], Awaitable[Job]] | None = None,
+) -> StreamingResponse:
+    """Admit a stream (503 beyond the cap), work out where it resumes, and return the response. A stream
+    that does not resume starts with `first()`'s job as it is, read after subscribing: a change in
+    between then comes twice (harmless), never not at all."""
     state = service_state(request)
     cap = state.runtime.settings.sse_max_streams
     feed = feed_of(request.app)
@@ -110,6 +118,13 @@ async def open_stream(request: Request, wanted: EventFilter, last_id: str | None
     reset = last_id is not None and (resumed is None or not feed.resumable(resumed))
     cursor = resumed if resumed is not None and not reset else start
     released = False
+    opening: str | None = None
+    if first is not None and (resumed is None or reset):
+        try:
+            opening = feed.snapshot(await first(), cursor)
+        except BaseException:
+            feed.unsubscribe()
+            raise
 
     def release() -> None:
         nonlocal released
@@ -117,17 +132,24 @@ async def open_stream(request: Request, wanted: EventFilter, last_id: str | None
             released = True
             feed.unsubscribe()
 
-    return EventStreamResponse(_frames(feed, wanted, cursor, reset, release), release)
+    return EventStreamResponse(_frames(feed, wanted, cursor, reset, opening, release), release)
 
 
 async def _frames(
-    feed: JobFeed, wanted: EventFilter, cursor: int, reset: bool, release: Callable[[], None]
+    feed: JobFeed,
+    wanted: EventFilter,
+    cursor: int,
+    reset: bool,
+    opening: str | None,
+    release: Callable[[], None],
 ) -> AsyncIterator[str]:
     try:
         yield f"retry: {RETRY_MS}\n\n"
         if reset:
             # the id names the present, so the client's next reconnect resumes from here
             yield f'id: {feed.epoch}-{cursor}\nevent: reset\ndata: {{"reason":"not resumable"}}\n\n'
+        if opening is not None:
+            yield opening
         loop = asyncio.get_running_loop()
         quiet_since = loop.time()
         while not feed.closing:

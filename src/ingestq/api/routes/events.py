@@ -17,6 +17,7 @@ from ingestq.api.errors import ApiError, ShapedRoute
 from ingestq.api.events.stream import MAX_FILTER_VALUES, EventFilter, open_stream, resume_id
 from ingestq.api.schemas import INT64, MAX_NAME, error_responses, name_error
 from ingestq.api.state import IngestqClient, Reader
+from ingestq.model.job import Job
 
 router = APIRouter(route_class=ShapedRoute, responses=error_responses(401, 422, 503), tags=["events"])
 
@@ -82,8 +83,14 @@ async def job_events(
     job_id: Annotated[int, Path(ge=1, le=INT64, description="Job id")],
     last_event_id: LastEventId = None,
 ) -> StreamingResponse:
-    await client.get(job_id)  # 404 for a job that does not exist
-    return await open_stream(request, EventFilter(job_id=job_id), _checked(resume_id(request, last_event_id)))
+    await client.get(job_id)  # 404 for a job that does not exist, before the stream's 200
+
+    async def now() -> Job:
+        return await client.get(job_id)
+
+    return await open_stream(
+        request, EventFilter(job_id=job_id), _checked(resume_id(request, last_event_id)), first=now
+    )
 
 
 def _checked(value: str | None) -> str | None:
