@@ -23,6 +23,7 @@ from ingestq.model.webhook import (
 )
 from ingestq.store.postgres import insert
 from ingestq.store.postgres.pool import PostgresPool
+from ingestq.store.postgres.statements import Q
 from ingestq.store.queries import load_queries
 from ingestq.store.webhook_rows import attempt_from_row, delivery_from_row, endpoint_from_row, filter_params
 
@@ -123,7 +124,7 @@ class PostgresWebhooks(PostgresPool):
             row = await cur.fetchone()
             assert row is not None
             await conn.execute(W["webhook_delivery_requeued"], {"id": delivery_id, "job_id": row[0]})
-            await conn.execute(insert.Q["jobs_notify"])
+            await conn.execute(Q["jobs_notify"])
         found = await self.webhook_delivery_get(delivery_id)
         assert found is not None
         return found
