@@ -23,7 +23,7 @@ from ingestq import __version__
 from ingestq.api.auth import Tokens
 from ingestq.api.dashboard import dashboard_router
 from ingestq.api.errors import to_response
-from ingestq.api.routes import documents, health, jobs, process, queues
+from ingestq.api.routes import documents, health, jobs, process, queues, webhooks
 from ingestq.api.state import STATE_KEY, ServiceState
 from ingestq.runtime import Runtime
 from ingestq.settings import Settings
@@ -47,7 +47,7 @@ def build_router() -> APIRouter:
 
 
 def _v1_modules() -> list[Any]:
-    return [jobs, queues, process, documents]
+    return [jobs, queues, process, documents, webhooks]
 
 
 router = build_router()

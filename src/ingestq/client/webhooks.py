@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from ingestq.client.client import Client
 from ingestq.errors import ConfigError, DeliveryNotFound
@@ -78,10 +79,14 @@ class Webhooks:
     async def endpoints(self, collection: str | None = None) -> list[WebhookEndpoint]:
         return await self.store.webhook_endpoints_list(collection)
 
-    async def insert_with_callbacks(self, job: NewJob, urls: Sequence[str]) -> Job:
-        """Insert `job` with its callbacks in one transaction (URLs checked first)."""
+    async def insert_with_callbacks(
+        self, job: NewJob, urls: Sequence[str], now: datetime | None = None
+    ) -> Job:
+        """Insert `job` with its callbacks in one transaction (URLs checked first); `now`: the insert's
+        time (the clock's by default)."""
         checked = self.check(urls)
-        return await self.store.job_insert_with_callbacks(job, checked, self.options, self.client.clock.now())
+        when = now or self.client.clock.now()
+        return await self.store.job_insert_with_callbacks(job, checked, self.options, when)
 
     async def add_document_callbacks(self, collection: str, document_id: str, urls: Sequence[str]) -> None:
         await self.store.document_callbacks_add(collection, document_id, self.check(urls), self.options)

@@ -1,0 +1,134 @@
+"""Signed webhooks end to end, on SQLite and PostgreSQL: a real `ingestq serve`, a real `ingestq worker`
+process and a real receiver (tests/api/receiver.py) that verifies every signature and answers 500 twice,
+then 200. The delivery ends delivered at attempt 3, with one webhook-id on every attempt."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from receiver import SECRET, receiving
+from service import INGESTQ, serving
+
+WEBHOOK_ENV = {
+    "INGESTQ_WEBHOOK_SECRET": SECRET,
+    "INGESTQ_WEBHOOK_ALLOW_PRIVATE": "true",  # the receiver is on 127.0.0.1
+    "INGESTQ_WEBHOOK_BACKOFF_BASE": "0.2",
+    "INGESTQ_WEBHOOK_TIMEOUT": "5",
+}
+
+
+@pytest.fixture
+def worker(database_url: str, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **WEBHOOK_ENV}
+    with open(tmp_path / "worker.log", "ab") as out:
+        proc = subprocess.Popen(
+            [INGESTQ, "--db", database_url, "worker", "--poll-interval", "0.1"],
+            stdout=out,
+            stderr=out,
+            env=env,
+        )
+    yield proc
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
+def settled(http: httpx.Client, delivery_id: int, timeout: float = 60) -> dict[str, Any]:
+    """The delivery once it is delivered or failed (read over the API until then)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found: dict[str, Any] = http.get(f"/v1/webhooks/deliveries/{delivery_id}").json()
+        if found["status"] != "pending" or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+def only_delivery(http: httpx.Client, job_id: int, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        page = http.get("/v1/webhooks/deliveries", params={"subject_job_id": job_id}).json()
+        if page["deliveries"] or time.monotonic() > deadline:
+            (delivery,) = page["deliveries"]
+            return dict(delivery)
+        time.sleep(0.05)
+
+
+def test_a_signed_delivery_is_retried_until_the_receiver_takes_it(
+    database_url: str, tmp_path: Path, worker: subprocess.Popen[bytes]
+) -> None:
+    with (
+        receiving([500, 500, 200]) as receiver,
+        serving(database_url, tmp_path / "serve.log", env=WEBHOOK_ENV) as service,
+        httpx.Client(base_url=service.url, timeout=30) as http,
+    ):
+        answer = http.post(
+            "/v1/jobs",
+            json={"kind": "ingestq.probe", "payload": {"fail_times": 0}, "callbacks": [receiver.url]},
+        )
+        assert answer.status_code == 201, answer.text
+        job_id = answer.json()["id"]
+        delivery = only_delivery(http, job_id)
+        done = settled(http, delivery["id"])
+        assert (done["status"], done["attempts"], done["last_status_code"]) == ("delivered", 3, 200), (
+            done,
+            (tmp_path / "worker.log").read_text(),
+        )
+        assert [a["status_code"] for a in done["attempt_log"]] == [500, 500, 200]
+        assert done["attempt_log"][0]["error"].startswith("receiver answered HTTP 500")
+
+        got = receiver.wait_for(3)
+        assert [r.answered for r in got] == [500, 500, 200]
+        assert all(r.signature_valid for r in got)
+        assert {r.message_id for r in got} == {done["message_id"]}
+        assert {r.body for r in got} == {done["body"].encode()}
+        body = json.loads(got[0].body)
+        assert body["type"] == "job.succeeded"
+        assert (body["data"]["job_id"], body["data"]["state"]) == (job_id, "succeeded")
+
+        # a person sends it again: a new job, the same webhook-id and body
+        again = http.post(f"/v1/webhooks/deliveries/{delivery['id']}/redeliver")
+        assert again.status_code == 202, again.text
+        assert again.json()["status"] == "pending"
+        redone = settled(http, delivery["id"])
+        assert (redone["status"], redone["attempts"]) == ("delivered", 4)
+        fourth = receiver.wait_for(4)[3]
+        assert (fourth.message_id, fourth.signature_valid) == (done["message_id"], True)
+
+        listed = http.get("/v1/webhooks/deliveries", params={"status": "delivered"}).json()
+        assert [d["id"] for d in listed["deliveries"]] == [delivery["id"]]
+        assert http.get("/v1/webhooks/deliveries/999999").status_code == 404
+        assert http.post("/v1/webhooks/deliveries/999999/redeliver").status_code == 404
+
+
+def test_bad_callbacks_are_refused_where_they_are_registered(database_url: str, tmp_path: Path) -> None:
+    with (
+        serving(database_url, tmp_path / "serve.log", env=WEBHOOK_ENV) as service,
+        httpx.Client(base_url=service.url, timeout=30) as http,
+    ):
+        for url in ("ftp://example.com/x", "http://user:pw@example.com/", "not a url", "/relative"):
+            answer = http.post("/v1/jobs", json={"kind": "ingestq.probe", "callbacks": [url]})
+            assert answer.status_code == 422, (url, answer.text)
+            assert answer.json()["error"]["code"] == "invalid_callback"
+        too_many = [f"https://example.com/{n}" for n in range(11)]
+        assert http.post("/v1/jobs", json={"kind": "ingestq.probe", "callbacks": too_many}).status_code == 422
+        assert http.get("/v1/jobs").json()["jobs"] == []
+    with (
+        serving(database_url, tmp_path / "serve2.log") as service,  # no INGESTQ_WEBHOOK_SECRET
+        httpx.Client(base_url=service.url, timeout=30) as http,
+    ):
+        answer = http.post("/v1/jobs", json={"kind": "ingestq.probe", "callbacks": ["https://example.com/h"]})
+        assert answer.status_code == 422
+        assert "INGESTQ_WEBHOOK_SECRET" in answer.json()["error"]["message"]
