@@ -46,7 +46,8 @@ async def test_the_finish_of_a_job_with_callbacks_enqueues_its_deliveries(store:
         (URL_A, "job.succeeded", DeliveryStatus.PENDING, job.id),
     ]
     for d in deliveries:
-        assert d.message_id.startswith("msg_") and len(d.message_id) == 36
+        assert d.message_id.startswith("msg_")
+        assert len(d.message_id) == 36
         assert d.created_at == at(2)
         body = json.loads(d.body)
         assert body["type"] == "job.succeeded"
@@ -74,7 +75,7 @@ async def test_the_finish_of_a_job_with_callbacks_enqueues_its_deliveries(store:
 
 
 async def test_a_job_without_callbacks_enqueues_nothing(store: Store) -> None:
-    (job,) = await store.job_insert_many([NewJob(kind="k")], T0)
+    (_job,) = await store.job_insert_many([NewJob(kind="k")], T0)
     running = await claim_one(store)
     assert await finish(store, running, OutcomeKind.FAILED, error="bad")
     assert await backend(store).webhook_delivery_list(DeliveryFilter()) == []
@@ -128,7 +129,7 @@ async def test_attempts_listing_and_redelivery(store: Store) -> None:
         await st.job_insert_with_callbacks(NewJob(kind=f"k{n}"), [URL_A], OPTIONS, T0)
         running = (await claim(st, kinds=(f"k{n}",)))[0]
         await finish(st, running, OutcomeKind.SUCCEEDED)
-    newest, middle, oldest = await st.webhook_delivery_list(DeliveryFilter())
+    newest, middle, _oldest = await st.webhook_delivery_list(DeliveryFilter())
     assert [d.id for d in await st.webhook_delivery_list(DeliveryFilter(before_id=newest.id, limit=1))] == [
         middle.id
     ]
