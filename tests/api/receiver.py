@@ -3,6 +3,7 @@ Standard Webhooks signature and answers from a script of status codes."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -40,7 +41,11 @@ class Receiver:
 
 
 @contextmanager
-def receiving(script: Sequence[int], secret: str = SECRET) -> Iterator[Receiver]:
+def receiving(
+    script: Sequence[int], secret: str = SECRET, headers: dict[str, str] | None = None, body_bytes: int = 2
+) -> Iterator[Receiver]:
+    """Serve on 127.0.0.1 until the block ends. Each answer carries `headers` (e.g. Location, Retry-After)
+    and a body of `body_bytes`."""
     key = parse_secret(secret)
     receiver = Receiver("", list(script))
 
@@ -56,9 +61,12 @@ def receiving(script: Sequence[int], secret: str = SECRET) -> Iterator[Receiver]
                 receiver.received.append(Received(message_id, timestamp, valid, body, status))
                 receiver.arrived.notify_all()
             self.send_response(status)
-            self.send_header("content-length", "2")
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.send_header("content-length", str(body_bytes))
             self.end_headers()
-            self.wfile.write(b"ok")
+            with contextlib.suppress(OSError):  # the client stopped reading at its cap: expected
+                self.wfile.write(b"x" * body_bytes)
 
         def log_message(self, format: str, *args: object) -> None:
             pass

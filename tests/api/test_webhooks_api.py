@@ -23,6 +23,7 @@ WEBHOOK_ENV = {
     "INGESTQ_WEBHOOK_ALLOW_PRIVATE": "true",  # the receiver is on 127.0.0.1
     "INGESTQ_WEBHOOK_BACKOFF_BASE": "0.2",
     "INGESTQ_WEBHOOK_TIMEOUT": "5",
+    "INGESTQ_EMBEDDER": "fake",  # the worker starts without loading a model
 }
 
 
@@ -125,10 +126,3 @@ def test_bad_callbacks_are_refused_where_they_are_registered(database_url: str, 
         too_many = [f"https://example.com/{n}" for n in range(11)]
         assert http.post("/v1/jobs", json={"kind": "ingestq.probe", "callbacks": too_many}).status_code == 422
         assert http.get("/v1/jobs").json()["jobs"] == []
-    with (
-        serving(database_url, tmp_path / "serve2.log") as service,  # no INGESTQ_WEBHOOK_SECRET
-        httpx.Client(base_url=service.url, timeout=30) as http,
-    ):
-        answer = http.post("/v1/jobs", json={"kind": "ingestq.probe", "callbacks": ["https://example.com/h"]})
-        assert answer.status_code == 422
-        assert "INGESTQ_WEBHOOK_SECRET" in answer.json()["error"]["message"]
