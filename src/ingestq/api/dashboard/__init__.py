@@ -4,6 +4,19 @@ POST, a read-only mode. A host application adds it with `app.include_router(dash
 
 from __future__ import annotations
 
+from fastapi import APIRouter
+
 from ingestq.api.dashboard.routes import dashboard_router
+from ingestq.api.dashboard.webhooks import webhook_pages
+
+
+def _mount(router: APIRouter, pages: APIRouter) -> None:
+    """Add `pages` to `router` ahead of its last route, the catch-all 404 page (routes match in order)."""
+    catch_all = router.routes.pop()
+    router.include_router(pages)
+    router.routes.append(catch_all)
+
+
+_mount(dashboard_router, webhook_pages)
 
 __all__ = ["dashboard_router"]
