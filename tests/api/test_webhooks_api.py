@@ -126,3 +126,38 @@ def test_bad_callbacks_are_refused_where_they_are_registered(database_url: str, 
         too_many = [f"https://example.com/{n}" for n in range(11)]
         assert http.post("/v1/jobs", json={"kind": "ingestq.probe", "callbacks": too_many}).status_code == 422
         assert http.get("/v1/jobs").json()["jobs"] == []
+
+
+def test_an_indexed_document_is_announced_to_its_collection_and_its_request(
+    database_url: str, tmp_path: Path, worker: subprocess.Popen[bytes]
+) -> None:
+    if not database_url.startswith("sqlite"):
+        # the document triggers run on PostgreSQL in tests/contract/test_webhooks.py; a second run through
+        # a parser process here would add ~12 s to `make test` for no other code
+        pytest.skip("end to end on SQLite only")
+    with (
+        receiving([200]) as receiver,
+        serving(database_url, tmp_path / "serve.log", env=WEBHOOK_ENV) as service,
+        httpx.Client(base_url=service.url, timeout=30) as http,
+    ):
+        endpoint = receiver.url + "?from=collection"
+        put = http.put("/v1/webhooks/endpoints/notes", json={"urls": [endpoint]})
+        assert put.status_code == 200, put.text
+        assert [e["url"] for e in put.json()["endpoints"]] == [endpoint]
+        request_url = receiver.url + "?from=request"
+        answer = http.post(
+            "/v1/documents",
+            json={"text": "# Hello\n\nA small note.", "collection": "notes", "callbacks": [request_url]},
+        )
+        assert answer.status_code == 202, answer.text
+        (accepted,) = answer.json()["documents"]
+        got = receiver.wait_for(2)
+        bodies = [json.loads(r.body) for r in got]
+        assert all(r.signature_valid for r in got)
+        assert {b["type"] for b in bodies} == {"document.indexed"}
+        assert {(b["data"]["collection"], b["data"]["document_id"]) for b in bodies} == {
+            ("notes", accepted["document_id"])
+        }
+        listed = http.get("/v1/webhooks/deliveries", params={"collection": "notes"}).json()["deliveries"]
+        assert sorted(d["url"] for d in listed) == sorted([endpoint, request_url])
+        assert len({d["message_id"] for d in listed}) == 2
