@@ -123,6 +123,9 @@ def test_bad_callbacks_are_refused_where_they_are_registered(database_url: str, 
             answer = http.post("/v1/jobs", json={"kind": "ingestq.probe", "callbacks": [url]})
             assert answer.status_code == 422, (url, answer.text)
             assert answer.json()["error"]["code"] == "invalid_callback"
+        forged = http.post("/v1/jobs", json={"kind": "ingestq.webhook", "payload": {"delivery_id": 1}})
+        assert forged.status_code == 422  # deliveries are enqueued by the store only
+        assert forged.json()["error"]["code"] == "unknown_kind"
         too_many = [f"https://example.com/{n}" for n in range(11)]
         assert http.post("/v1/jobs", json={"kind": "ingestq.probe", "callbacks": too_many}).status_code == 422
         assert http.get("/v1/jobs").json()["jobs"] == []

@@ -39,6 +39,7 @@ from ingestq.builtin import builtin_registry
 from ingestq.client.client import Client
 from ingestq.errors import ConfigError, InvalidJobState, JobNotFound
 from ingestq.model.job import FINISHED_STATES, Job, JobFilter, JobState
+from ingestq.model.webhook import WEBHOOK_KIND
 from ingestq.runtime import Runtime
 
 router = APIRouter(route_class=ShapedRoute, responses=error_responses(401, 403, 422, 503), tags=["jobs"])
@@ -62,8 +63,9 @@ ELIGIBLE: dict[Action, frozenset[JobState]] = {
 
 
 def allowed_kinds(runtime: Runtime) -> frozenset[str]:
-    """What this service's worker would run: built-in, ingestion and application kinds."""
-    return frozenset(runtime.registry.tasks) | frozenset(builtin_registry.tasks)
+    """What this service's worker would run: built-in, ingestion and application kinds; not the webhook
+    deliveries, which only the store enqueues (POST /v1/webhooks/deliveries/{id}/redeliver re-sends one)."""
+    return (frozenset(runtime.registry.tasks) | frozenset(builtin_registry.tasks)) - {WEBHOOK_KIND}
 
 
 def _bad_input(exc: ConfigError) -> ApiError:
