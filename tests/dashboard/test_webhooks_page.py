@@ -125,7 +125,12 @@ def page(served: Served) -> Iterator[Any]:
         opened = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
         opened.set_default_timeout(15_000)
         dialogs: list[str] = []
-        opened.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+
+        def on_dialog(dialog: Any) -> None:
+            dialogs.append(dialog.message)
+            dialog.dismiss()
+
+        opened.on("dialog", on_dialog)
         opened.dialogs = dialogs
         yield opened
         browser.close()
