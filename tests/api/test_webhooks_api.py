@@ -99,7 +99,12 @@ def test_a_signed_delivery_is_retried_until_the_receiver_takes_it(
         assert body["type"] == "job.succeeded"
         assert (body["data"]["job_id"], body["data"]["state"]) == (job_id, "succeeded")
 
-        # a person sends it again: a new job, the same webhook-id and body
+        # a person sends it again once its job has finished (the attempt is recorded just before the job's
+        # outcome commits; until then a redelivery is refused with 409): a new job, the same id and body
+        job_url = f"/v1/jobs/{done['job_id']}"
+        deadline = time.monotonic() + 60
+        while http.get(job_url).json()["state"] != "succeeded" and time.monotonic() < deadline:
+            http.get(job_url, params={"wait": 5, "state": "running"})
         again = http.post(f"/v1/webhooks/deliveries/{delivery['id']}/redeliver")
         assert again.status_code == 202, again.text
         assert again.json()["status"] == "pending"
