@@ -134,6 +134,9 @@ class Settings:
     fetch_max_redirects: int = field(default=5, metadata=_bounds(ge=0))
     fetch_allow_private: bool = False
     """Let URL ingestion reach loopback, private and link-local addresses (off: SSRF protection)."""
+    fetch_allow_networks: str | None = None
+    """Networks URL ingestion may reach although they are not public, comma-separated CIDRs
+    (`10.1.2.3/32, fd00:1::/64`): one intranet host without opening every private range."""
 
     # webhooks (docs/webhooks.md)
     webhook_secret: SecretStr | None = None
@@ -157,6 +160,9 @@ class Settings:
     api_tokens: SecretStr | None = None
     """Bearer tokens with their roles, `admin:<token>,read:<token>` (each at least 16 characters). Unset:
     the service answers on a loopback address only, and every request is admin."""
+    api_json_max_bytes: int = field(default=1024**2, metadata=_bounds(ge=1))
+    """Largest request body the service reads for JSON and form routes (413 beyond, before it is read);
+    uploads and `POST /v1/documents` have their own cap, upload_max_bytes. See api/limits.py."""
     dashboard_read_only: bool = False
     """The dashboard (`/dashboard`) shows everything but offers and accepts no action, whatever the
     signed-in token's role (a read token is always read-only)."""

@@ -52,7 +52,7 @@ async def test_a_private_target_without_the_allow_list_fails_for_good(runtime: R
         assert receiver.received == []  # never contacted
     assert (delivery.status, delivery.attempts, delivery.last_status_code) == (DeliveryStatus.FAILED, 1, None)
     assert delivery.last_error == (
-        "refusing to deliver to 127.0.0.1: it resolves to 127.0.0.1, a non-public address "
+        "refusing to deliver to 127.0.0.1: a local name or a non-public address "
         "(set INGESTQ_WEBHOOK_ALLOW_PRIVATE=true to allow)"
     )
     assert delivery.job_id is not None
@@ -67,7 +67,7 @@ async def test_a_name_resolving_to_loopback_is_refused_too(runtime: Runtime) -> 
         assert receiver.received == []
     assert delivery.status is DeliveryStatus.FAILED
     assert delivery.last_error is not None
-    assert delivery.last_error.startswith("refusing to deliver to localhost: it resolves to ")
+    assert delivery.last_error.startswith("refusing to deliver to localhost: a local name")
 
 
 @pytest.mark.parametrize("status", [400, 401, 404, 410, 422])

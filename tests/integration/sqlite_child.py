@@ -2,7 +2,7 @@
 
 python sqlite_child.py enqueue-then-die DB N     insert N jobs, then SIGKILL itself at once
 python sqlite_child.py enqueue DB N              insert N jobs and exit normally
-python sqlite_child.py drain DB WORKER           claim until empty (two start lines on stdin); print the claimed ids
+python sqlite_child.py drain DB WORKER           claim until empty; print the claimed ids
 """
 
 from __future__ import annotations

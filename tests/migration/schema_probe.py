@@ -68,6 +68,20 @@ def record_version(url: str, version: int) -> None:
         )
 
 
+def forget_versions(url: str, first: int) -> None:
+    """Pretend an older ingestq migrated this database: the records of `first` and later go (the
+    tables and columns stay, which only the records matter for here)."""
+    if _is_sqlite(url):
+        db = apsw.Connection(str(parse_sqlite_url(url)))
+        try:
+            db.execute("DELETE FROM ingestq_migrations WHERE version >= ?", (first,))
+        finally:
+            db.close()
+        return
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DELETE FROM ingestq_migrations WHERE version >= %s", (first,))
+
+
 def table_names(url: str) -> set[str]:
     if _is_sqlite(url):
         db = apsw.Connection(str(parse_sqlite_url(url)))

@@ -9,8 +9,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from schema_probe import job_state_values, record_version, skip_without_pgvector, table_names
+from schema_probe import (
+    forget_versions,
+    job_state_values,
+    record_version,
+    skip_without_pgvector,
+    table_names,
+)
 
+from ingestq import Client
 from ingestq.errors import SchemaError
 from ingestq.model.job import JobState, NewJob
 from ingestq.settings import Settings
@@ -69,6 +76,20 @@ async def test_unmigrated_database_says_to_migrate(empty_store: Store) -> None:
         await empty_store.job_get(1)
     with pytest.raises(SchemaError, match="ingestq db migrate"):
         await empty_store.job_insert_many([NewJob(kind="k")], datetime(2030, 1, 1, tzinfo=UTC))
+
+
+async def test_a_client_that_does_not_migrate_refuses_a_queue_schema_behind_the_code(
+    database_url: str,
+) -> None:
+    # Migration 3 adds the workers' `unavailable` column: without it a worker's first heartbeat
+    # failed on the missing column, because the check only asked for migration 1.
+    skip_without_pgvector(database_url)
+    settings = Settings(database_url=database_url, auto_migrate=False)
+    async with Client.connect(settings):  # current: opens
+        pass
+    forget_versions(database_url, 3)
+    with pytest.raises(SchemaError, match=r"lacks migration\(s\) 3\b.*ingestq db migrate"):
+        await Client.connect(settings)
 
 
 async def test_concurrent_migrations_apply_each_version_once(empty_url: str) -> None:

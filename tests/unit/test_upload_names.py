@@ -24,6 +24,12 @@ from ingestq.api.uploads import MAX_NAME, safe_name
         (".bashrc", ".bashrc"),
         ("meeting 10:30.md", "meeting 10:30.md"),
         ("x" * 300 + ".pdf", ("x" * 300 + ".pdf")[-MAX_NAME:]),
+        ("evil\u202egpj.exe", "evilgpj.exe"),  # right-to-left override: would display as evilexe.jpg
+        ("in\u200bvoice.pdf", "invoice.pdf"),  # zero-width space
+        ("..\uff0f..\uff0fetc\uff0fpasswd", "passwd"),  # fullwidth solidus
+        ("a\u2028b.md", "ab.md"),  # line separator
+        ("/" * 5000, "upload"),
+        ("\x00", "upload"),
     ],
 )
 def test_only_the_last_component_is_kept(given: str, kept: str) -> None:

@@ -23,6 +23,8 @@ from ingestq import __version__
 from ingestq.api.auth import Tokens
 from ingestq.api.dashboard import dashboard_router
 from ingestq.api.errors import to_response
+from ingestq.api.headers import SecurityHeaders
+from ingestq.api.limits import BodyLimit
 from ingestq.api.routes import documents, health, jobs, process, queues, webhooks
 from ingestq.api.state import STATE_KEY, ServiceState
 from ingestq.runtime import Runtime
@@ -91,6 +93,8 @@ def create_app(
     app.include_router(router)
     app.include_router(dashboard_router)
     install_error_handlers(app)
+    app.add_middleware(BodyLimit)  # 413 before a large JSON or form body is read (api/limits.py)
+    app.add_middleware(SecurityHeaders)  # outermost: on every answer, a 413 included
     return app
 
 

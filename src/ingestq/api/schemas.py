@@ -200,6 +200,11 @@ class JobFilterIn(BaseModel):
     queues: list[Name] | None = Field(default=None, min_length=1, max_length=100)
     kinds: list[Name] | None = Field(default=None, min_length=1, max_length=100)
     document_id: Name | None = None
+    finished_before: AwareDatetime | None = Field(
+        default=None,
+        description="Purge only: jobs that finished before this moment (e.g. now minus 7 days); a fixed "
+        "moment, so a dry run and the purge that follows it cover the same jobs",
+    )
 
     def to_filter(self, states: tuple[JobState, ...], before_id: int | None, limit: int) -> JobFilter:
         return JobFilter(

@@ -16,7 +16,6 @@ from __future__ import annotations
 import codecs
 import hashlib
 import json
-import re
 import unicodedata
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -68,13 +67,18 @@ def check_declared_length(request: Request, body_cap: int) -> None:
         raise too_large("the request body", body_cap)
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_INVISIBLE = frozenset({"Cc", "Cf", "Co", "Cs", "Zl", "Zp"})
+"""Unicode categories dropped from names: control characters (NUL, newlines), format characters (the
+right-to-left override U+202E that shows `evil<U+202E>gpj.exe` as `evilexe.jpg`, zero-width spaces),
+private-use and lone surrogates, line and paragraph separators."""
 
 
 def safe_name(raw: str) -> str:
     """The last component of a client's file name, never a path: `../../etc/passwd` -> `passwd`,
-    `C:\\x\\report.pdf` -> `report.pdf`; empty, `.` and `..` -> `upload`. Control characters go."""
-    text = unicodedata.normalize("NFC", _CONTROL.sub("", raw)).replace("\\", "/")
+    `C:\\x\\report.pdf` -> `report.pdf`; empty, `.` and `..` -> `upload`. NFKC first, so that look-alike
+    slashes (fullwidth `／`) are split on like `/`; invisible and control characters go."""
+    text = unicodedata.normalize("NFKC", raw)
+    text = "".join(c for c in text if unicodedata.category(c) not in _INVISIBLE).replace("\\", "/")
     last = text.rsplit("/", 1)[-1].strip()
     if not last.strip("."):
         return "upload"

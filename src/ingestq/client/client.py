@@ -38,9 +38,6 @@ if TYPE_CHECKING:
 
 TaskOrKind = TaskSpec[Any, Any] | str
 
-# Migration 1 holds the queue on every backend; later ones (documents, vectors) may need an extension.
-QUEUE_SCHEMA_VERSION = 1
-
 # `list` is a method name below; these aliases keep the builtin usable in annotations inside the class.
 _Jobs = list[Job]
 _Ints = list[int]
@@ -157,13 +154,16 @@ class Client:
                         # e.g. PostgreSQL without pgvector: the queue schema is in place; documents and
                         # search are refused with a one-line message when used.
                         await store.migrate()
-            if check_schema:
-                applied, latest = version or await store.schema_version()
-                # Below the queue schema nothing works. Above it, a missing later migration only
-                # affects documents and search, which say so when used.
-                if applied < QUEUE_SCHEMA_VERSION:
+            if check_schema and (version is None or version[0] < version[1]):
+                # Without the queue's migrations job and worker statements fail on a missing column
+                # (a worker's first heartbeat, say). A missing index migration only affects documents
+                # and search, which say so when used.
+                missing = await store.queue_schema_missing()
+                if missing:
+                    applied, latest = await store.schema_version()
                     raise SchemaError(
-                        f"database schema is at version {applied}, this code needs {latest}: "
+                        f"database schema is at version {applied} and lacks migration(s) "
+                        f"{', '.join(map(str, missing))} that this code ({latest}) needs: "
                         "run `ingestq db migrate`"
                     )
         except BaseException:

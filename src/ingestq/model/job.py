@@ -211,6 +211,25 @@ class WorkerInfo:
     running: int
     unavailable: str | None = None
     """Why the worker stopped claiming some kinds (a parser process that cannot start...), else None."""
+    lease_seconds: float | None = None
+    """The lease its heartbeats extend: silent for longer than that, its jobs are up for rescue."""
+
+    def silent_for(self, now: datetime) -> float:
+        return (now - self.heartbeat_at).total_seconds()
+
+    def alive(self, now: datetime) -> bool:
+        """Heard from within one lease (it beats every third of one); else dead or stuck. Without a known
+        lease (an old row) it counts as alive, as before the distinction existed."""
+        return self.lease_seconds is None or self.silent_for(now) <= self.lease_seconds
+
+
+@dataclass(frozen=True, slots=True)
+class FinishedBucket:
+    """Jobs that finished in one time bucket: bucket `index` covers [since + index * width, + width)."""
+
+    index: int
+    state: JobState
+    count: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,15 +14,14 @@ URL fetching is the risky one: a URL given by a user must not reach the worker's
 metadata at 169.254.169.254, a database on 127.0.0.1, anything on 10/8). So every hop is resolved
 here, each resolved address is checked, and the request is sent to that checked address (the name
 goes in the Host header and TLS SNI): a DNS answer that changes between the check and the connection
-(rebinding) cannot slip through. Redirects are followed by hand, each hop checked the same way.
+(rebinding) cannot slip through. Redirects are followed by hand, each hop checked the same way. The
+address rules (embedded IPv4 in IPv6 forms, allowed networks) live in `pipeline/outbound.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import fnmatch
-import ipaddress
-import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -31,6 +30,13 @@ from urllib.parse import unquote
 
 from ingestq.errors import PermanentError, RetryableError
 from ingestq.pipeline.model import SourceDocument
+from ingestq.pipeline.outbound import (
+    IPNetwork,
+    OutboundPolicy,
+    OutboundRefused,
+    OutboundUnresolved,
+)
+from ingestq.pipeline.outbound import resolve_checked as _resolve_checked
 
 if TYPE_CHECKING:
     import httpx
@@ -50,7 +56,7 @@ class PathRefused(SourceError):
     """The path is outside the directories path ingestion may read (Settings.ingest_path_roots)."""
 
 
-class FetchRefused(SourceError):
+class FetchRefused(SourceError, OutboundRefused):
     """The URL points at an address ingestq will not contact (loopback, private, link-local...)."""
 
 
@@ -66,6 +72,12 @@ class FetchLimits:
     max_redirects: int = 5
     allow_private: bool = False
     """Allow loopback, private, link-local and other non-public addresses (tests, intranets)."""
+    allow_networks: tuple[IPNetwork, ...] = ()
+    """Allow these networks only, even though they are not public (INGESTQ_FETCH_ALLOW_NETWORKS)."""
+
+    @property
+    def policy(self) -> OutboundPolicy:
+        return OutboundPolicy(self.allow_private, self.allow_networks)
 
 
 def _size(n: int) -> str:
@@ -176,30 +188,15 @@ def from_bytes(data: bytes, name: str, max_bytes: int, source: str = "") -> Sour
 # --- URLs -------------------------------------------------------------------------------------------
 
 
-def _address_allowed(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
-
-
-async def resolve_checked(host: str, port: int, allow_private: bool) -> str:
-    """The address to connect to for `host`; refuses names that resolve to a non-public address (any of
-    them: an attacker's name may answer with both a public and a private one)."""
+async def resolve_checked(host: str, port: int, policy: OutboundPolicy) -> str:
+    """The checked address to connect to for `host` (see pipeline/outbound.py), with this module's
+    errors: FetchRefused (permanent) or FetchUnavailable (DNS may answer later)."""
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise FetchUnavailable(f"cannot resolve {host}: {exc.strerror or exc}") from None
-    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
-    if not addresses:
-        raise FetchUnavailable(f"cannot resolve {host}")
-    if not allow_private:
-        for address in addresses:
-            if not _address_allowed(ipaddress.ip_address(address.split("%", 1)[0])):
-                raise FetchRefused(
-                    f"refusing to fetch {host}: it resolves to {address}, a non-public address "
-                    "(set INGESTQ_FETCH_ALLOW_PRIVATE=true to allow)"
-                )
-    return addresses[0]
+        return await _resolve_checked(host, port, policy)
+    except OutboundRefused as exc:
+        raise FetchRefused(str(exc)) from None
+    except OutboundUnresolved as exc:
+        raise FetchUnavailable(str(exc)) from None
 
 
 def _name_of(url: str) -> str:
@@ -230,7 +227,7 @@ async def _fetch(client: httpx.AsyncClient, url: str, limits: FetchLimits) -> So
         if current.scheme not in ("http", "https") or not current.host:
             raise SourceError(f"{current}: only http and https URLs can be fetched")
         port = current.port or (443 if current.scheme == "https" else 80)
-        address = await resolve_checked(current.host, port, limits.allow_private)
+        address = await resolve_checked(current.host, port, limits.policy)
         pinned = current.copy_with(host=address)
         host_header = current.host if current.port is None else f"{current.host}:{current.port}"
         request = client.build_request(
@@ -239,7 +236,14 @@ async def _fetch(client: httpx.AsyncClient, url: str, limits: FetchLimits) -> So
             headers={"Host": host_header, "User-Agent": "ingestq"},
             extensions={"sni_hostname": current.host},
         )
-        response = await client.send(request, stream=True)
+        try:
+            response = await client.send(request, stream=True)
+        except httpx.RemoteProtocolError as exc:
+            # httpx parses a redirect's Location even when it does not follow it; a Location it cannot
+            # parse (`http://0177.0.0.1/`) is the server's answer, and asking again will not change it
+            if "location header" not in str(exc).lower():
+                raise
+            raise SourceError(f"{current}: redirects to an invalid URL") from None
         try:
             if response.status_code in _REDIRECTS:
                 location = response.headers.get("location")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ingestq.model.job import (
     ClaimRequest,
+    FinishedBucket,
     HeartbeatReply,
     Job,
     JobFilter,
@@ -64,6 +65,12 @@ class Store(Protocol):
     async def schema_version(self) -> tuple[int, int]:
         """(version applied in the database, latest version this code knows). Raises SchemaError when
         the database is newer than the code."""
+        ...
+
+    async def queue_schema_missing(self) -> list[int]:
+        """The migrations the queue's own tables need that the database lacks (empty: the queue is
+        current). Job and worker statements may use any column those add, so a process that does not
+        migrate must refuse to start on a non-empty answer."""
         ...
 
     # --- jobs ------------------------------------------------------------------------------------------
@@ -137,6 +144,17 @@ class Store(Protocol):
         self, states: Sequence[JobState], queue: str | None, finished_before: datetime | None
     ) -> int:
         """Delete finished jobs (only states in FINISHED_STATES are accepted). Returns the count."""
+        ...
+
+    async def job_purge_count(
+        self, states: Sequence[JobState], queue: str | None, finished_before: datetime | None
+    ) -> int:
+        """How many jobs job_purge would delete with these arguments (a dry run: deletes nothing)."""
+        ...
+
+    async def job_finished_buckets(self, since: datetime, width: float) -> list[FinishedBucket]:
+        """Succeeded and failed jobs per `width`-second bucket from `since` on (empty buckets left out);
+        reads only the window (the finished-by-age index), never the whole history."""
         ...
 
     async def job_prune(self, retention: Retention, now: datetime, limit: int = 10_000) -> int:

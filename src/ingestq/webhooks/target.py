@@ -11,13 +11,12 @@ rebinding DNS server could answer differently, never happens. Redirects are not 
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
-import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ingestq.errors import PermanentError, RetryableError
+from ingestq.pipeline import outbound
+from ingestq.pipeline.outbound import OutboundPolicy, OutboundRefused, OutboundUnresolved
 
 MAX_URL_LENGTH = 2048
 
@@ -56,29 +55,17 @@ def check_url(url: str) -> Target:
     return Target(parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80))
 
 
-def _allowed(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
-
-
 async def resolve_checked(target: Target, allow_private: bool) -> str:
-    """The one address to connect to, or TargetRefused if any address of the name is not public (unless
-    `allow_private`), or TargetUnavailable if the name does not resolve."""
+    """The one address to connect to, or TargetRefused if the name is local or any address it resolves
+    to is not public (unless `allow_private`), or TargetUnavailable if it does not resolve. The rules are
+    URL ingestion's (pipeline/outbound.py: embedded IPv4, NAT64, 6to4, local names); the refusal does not
+    say what the name resolved to (a client could map internal DNS with it)."""
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            target.host, target.port, type=socket.SOCK_STREAM
-        )
-    except socket.gaierror as exc:
-        raise TargetUnavailable(f"cannot resolve {target.host}: {exc.strerror or exc}") from None
-    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
-    if not addresses:
-        raise TargetUnavailable(f"cannot resolve {target.host}")
-    if not allow_private:
-        for address in addresses:
-            if not _allowed(ipaddress.ip_address(address.split("%", 1)[0])):
-                raise TargetRefused(
-                    f"refusing to deliver to {target.host}: it resolves to {address}, a non-public address "
-                    "(set INGESTQ_WEBHOOK_ALLOW_PRIVATE=true to allow)"
-                )
-    return addresses[0]
+        return await outbound.resolve_checked(target.host, target.port, OutboundPolicy(allow_private))
+    except OutboundUnresolved as exc:
+        raise TargetUnavailable(str(exc)) from None
+    except OutboundRefused:
+        raise TargetRefused(
+            f"refusing to deliver to {target.host}: a local name or a non-public address "
+            "(set INGESTQ_WEBHOOK_ALLOW_PRIVATE=true to allow)"
+        ) from None

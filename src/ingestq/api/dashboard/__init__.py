@@ -6,17 +6,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from ingestq.api.dashboard.routes import dashboard_router
+from ingestq.api.dashboard.purge import purge_router
+from ingestq.api.dashboard.routes import dashboard_router as _pages
 from ingestq.api.dashboard.webhooks import webhook_pages
+from ingestq.api.dashboard.workers import workers_router
 
-
-def _mount(router: APIRouter, pages: APIRouter) -> None:
-    """Add `pages` to `router` ahead of its last route, the catch-all 404 page (routes match in order)."""
-    catch_all = router.routes.pop()
-    router.include_router(pages)
-    router.routes.append(catch_all)
-
-
-_mount(dashboard_router, webhook_pages)
+dashboard_router = APIRouter()
+# Page modules first: the pages router ends with `/jobs/{job_id}` and a catch-all 404 that would
+# otherwise answer their paths.
+dashboard_router.include_router(workers_router)
+dashboard_router.include_router(purge_router)
+dashboard_router.include_router(webhook_pages)
+dashboard_router.include_router(_pages)
 
 __all__ = ["dashboard_router"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -32,7 +31,10 @@ from ingestq.api.dashboard.session import (
     loopback_host,
     same_origin,
 )
+from ingestq.api.dashboard.throughput import throughput
+from ingestq.api.dashboard.timeline import stage_timeline
 from ingestq.api.state import ServiceState, service_state
+from ingestq.api.uploads import safe_name
 from ingestq.client.client import Client
 from ingestq.client.documents import DocumentNotFound, Documents
 from ingestq.errors import IngestqError, InvalidJobState, JobNotFound
@@ -60,6 +62,8 @@ NOTICES = {
     "queue": "Queue limit saved.",
     "paused": "Queue paused: workers stop claiming its jobs at their next heartbeat.",
     "resumed": "Queue resumed: workers claim its jobs again from their next heartbeat.",
+    "purged": "Purged {n} finished job(s).",
+    "purgedfewer": "Purged {n} finished job(s): fewer than counted (some were retried or removed meanwhile).",
 }
 
 _templates = environment()
@@ -303,10 +307,10 @@ async def static(name: str) -> Response:
 async def _overview(request: Request) -> dict[str, Any]:
     client = _client(request)
     stats = sorted(await client.stats(), key=lambda s: s.queue)
-    workers = sorted(await client.workers(), key=lambda w: w.worker_id)
+    now = client.clock.now()
+    workers = sorted((w for w in await client.workers() if w.alive(now)), key=lambda w: w.worker_id)
     totals = {state: sum(s.counts.get(state, 0) for s in stats) for state in JobState}
     oldest = max((s.oldest_queued_age for s in stats if s.oldest_queued_age is not None), default=None)
-    finished = totals[JobState.SUCCEEDED] + totals[JobState.FAILED]
     documents: dict[DocumentStatus, int] | None = None
     with contextlib.suppress(IngestqError):
         documents = await _state(request).documents.counts()
@@ -315,7 +319,7 @@ async def _overview(request: Request) -> dict[str, Any]:
         "stats": stats,
         "totals": totals,
         "oldest": oldest,
-        "failure_rate": (totals[JobState.FAILED] / finished) if finished else None,
+        "tp": await throughput(client),
         "workers": workers,
         "running": sum(w.running for w in workers),
         "capacity": sum(w.concurrency for w in workers),
@@ -652,6 +656,7 @@ async def _document_context(request: Request) -> dict[str, Any]:
         "chunks": chunks[:100],
         "chunk_total": len(chunks),
         "jobs": jobs,
+        "timeline": stage_timeline(jobs),
         "pending": doc.status is DocumentStatus.PENDING,
         "self_query": urlencode({"collection": doc.collection, "id": doc.id}),
     }
@@ -679,7 +684,7 @@ async def document_upload(request: Request) -> Response:
     data = await upload.read(limit + 1)
     if len(data) > limit:
         raise _Refused(413, f"The file is larger than the {limit} byte upload limit.")
-    name = PurePosixPath(upload.filename.replace("\\", "/")).name or "upload"
+    name = safe_name(upload.filename)  # a display name only, never a path (api/uploads.py)
     collection = _text(form, "collection").strip() or None
     (ingested,) = await _state(request).documents.ingest(uploads=[(name, data)], collection=collection)
     doc = ingested.document

@@ -28,7 +28,7 @@ from ingestq.client.webhooks import Webhooks
 from ingestq.errors import DeliveryNotFound
 from ingestq.model.webhook import DOCUMENT_EVENTS, JOB_EVENTS, DeliveryFilter, DeliveryStatus
 
-webhook_pages = APIRouter(route_class=DashboardRoute)
+webhook_pages = APIRouter(prefix="/dashboard", route_class=DashboardRoute, include_in_schema=False)
 
 REDELIVERED = "Delivery queued again: the same webhook-id and body, a new job."
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -229,8 +229,8 @@ async def _wait_for_change(
         "request; purge: succeeded, failed and cancelled). `dry_run: true` returns `matched` and changes "
         f"nothing. One request changes at most {BULK_MAX_CHANGES} jobs and a dry run counts at most "
         f"{BULK_MAX_COUNT}: `more: true` says the cap was reached (call again for the rest). Purge takes a "
-        "filter of states and queues only: the store deletes finished jobs by state and queue, one statement "
-        "per queue, not capped."
+        "filter of states, queues and `finished_before` only: the store deletes finished jobs by state, "
+        "queue and age, one statement per queue, not capped; its dry run is an exact count."
     ),
     response_model=BulkOut,
     dependencies=[Admin],
@@ -321,18 +321,15 @@ async def _bulk_filter(client: Client, action: Action, body: BulkIn, dry_run: bo
         raise ApiError(
             422, "invalid_request", "purge filters by states and queues only (not kinds or document_id)"
         )
+    if action != "purge" and flt.finished_before is not None:
+        raise ApiError(422, "invalid_request", "finished_before applies to purge only")
     if not states:
         return BulkOut(action=action, dry_run=dry_run, matched=0, changed=None if dry_run else 0, more=False)
+    if action == "purge":
+        return await _purge(client, states, flt.queues, flt.finished_before, dry_run)
     if dry_run:
         matched, more = await _count(client, action, flt.to_filter, states)
         return BulkOut(action=action, dry_run=True, matched=matched, changed=None, more=more)
-    if action == "purge":
-        # One DELETE per queue (the store's purge): what matched is what it deleted.
-        deleted = 0
-        scopes: list[str | None] = list(dict.fromkeys(flt.queues)) if flt.queues else [None]
-        for queue in scopes:
-            deleted += await client.purge(states, queue=queue)
-        return BulkOut(action="purge", dry_run=False, matched=deleted, changed=deleted, more=False)
     matched = changed = 0
     more = False
 
@@ -348,6 +345,26 @@ async def _bulk_filter(client: Client, action: Action, body: BulkIn, dry_run: bo
 
     await _walk(client, action, flt.to_filter, states, visit)
     return BulkOut(action=action, dry_run=False, matched=matched, changed=changed, more=more)
+
+
+async def _purge(
+    client: Client,
+    states: tuple[JobState, ...],
+    queues: list[str] | None,
+    finished_before: datetime | None,
+    dry_run: bool,
+) -> BulkOut:
+    """One statement per queue: the dry run counts with the purge's own WHERE (`job_purge_count`, the
+    dashboard's "Purge old" count too), so the count is exact and not capped."""
+    scopes: list[str | None] = list(dict.fromkeys(queues)) if queues else [None]
+    store = client.store
+    if dry_run:
+        matched = sum([await store.job_purge_count(states, queue, finished_before) for queue in scopes])
+        return BulkOut(action="purge", dry_run=True, matched=matched, changed=None, more=False)
+    deleted = 0
+    for queue in scopes:
+        deleted += await store.job_purge(states, queue, finished_before)
+    return BulkOut(action="purge", dry_run=False, matched=deleted, changed=deleted, more=False)
 
 
 FilterOf = Callable[[tuple[JobState, ...], int | None, int], JobFilter]

@@ -52,6 +52,7 @@ from ingestq.pipeline.ingest.attempt import IngestAttempt, one_line
 from ingestq.pipeline.ingest.enqueue import IngestStore, backfill_collection, index_store
 from ingestq.pipeline.ingest.kinds import register_ingestion
 from ingestq.pipeline.model import ParseOptions
+from ingestq.pipeline.outbound import parse_networks
 from ingestq.pipeline.sandbox import ParserPool, SandboxLimits
 from ingestq.pipeline.sources import FetchLimits
 from ingestq.settings import Settings
@@ -81,6 +82,7 @@ class IngestRuntime:
             timeout=self.settings.fetch_timeout,
             max_redirects=self.settings.fetch_max_redirects,
             allow_private=self.settings.fetch_allow_private,
+            allow_networks=parse_networks(self.settings.fetch_allow_networks),
         )
         self.parse_options = ParseOptions(ocr=self.settings.ocr)
         self._embedder = embedder

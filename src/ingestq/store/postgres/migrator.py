@@ -65,6 +65,21 @@ async def migrate(conn: psycopg.AsyncConnection[Any], q: dict[str, str]) -> list
     return applied_now
 
 
+QUEUE_MIGRATIONS = [v for v, _, sql in MIGRATIONS if v == 1 or QUEUE_ONLY in sql]
+
+
+async def queue_schema_missing(conn: psycopg.AsyncConnection[Any], q: dict[str, str]) -> list[int]:
+    """The first migration and every queue-only one not applied yet: what the queue's statements need,
+    whether or not the index migration was refused."""
+    cur = await conn.execute(q["migrations_table_exists"])
+    row = await cur.fetchone()
+    if not row or not row[0]:
+        return list(QUEUE_MIGRATIONS)
+    cur = await conn.execute(q["migrations_applied"])
+    versions = {r[0] for r in await cur.fetchall()}
+    return [v for v in QUEUE_MIGRATIONS if v not in versions]
+
+
 async def schema_version(conn: psycopg.AsyncConnection[Any], q: dict[str, str]) -> tuple[int, int]:
     cur = await conn.execute(q["migrations_table_exists"])
     row = await cur.fetchone()

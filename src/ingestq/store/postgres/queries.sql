@@ -392,6 +392,23 @@ WHERE state = ANY(%(states)s::ingestq_job_state[])
   AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
   AND (%(finished_before)s::timestamptz IS NULL OR finished_at < %(finished_before)s::timestamptz)
 
+-- name: job_purge_count
+-- What job_purge would delete with the same parameters (the dashboard shows it before purging).
+SELECT count(*) FROM ingestq_jobs
+WHERE state = ANY(%(states)s::ingestq_job_state[])
+  AND state IN ('succeeded', 'failed', 'cancelled')
+  AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+  AND (%(finished_before)s::timestamptz IS NULL OR finished_at < %(finished_before)s::timestamptz)
+
+-- name: job_finished_buckets
+-- Succeeded and failed jobs per time bucket since since: a range of the partial finished index per
+-- state, so the cost follows the window, not the history.
+SELECT floor(extract(epoch FROM finished_at - %(since)s::timestamptz) / %(width)s::float8)::int, state::text,
+       count(*)
+FROM ingestq_jobs
+WHERE state IN ('succeeded', 'failed') AND finished_at >= %(since)s::timestamptz
+GROUP BY 1, 2
+
 -- name: job_prune
 -- Retention: oldest finished rows past their state's cutoff (a NULL cutoff keeps that state forever),
 -- at most `limit` per call so that one call never holds locks on a huge delete. One branch per state
@@ -485,7 +502,7 @@ DELETE FROM ingestq_workers WHERE worker_id = %(worker_id)s
 -- name: worker_list
 SELECT w.worker_id, w.hostname, w.pid, w.queues, w.concurrency, w.started_at, w.heartbeat_at,
        (SELECT count(*) FROM ingestq_jobs j WHERE j.state = 'running' AND j.lease_owner = w.worker_id),
-       w.unavailable
+       w.unavailable, w.lease_seconds
 FROM ingestq_workers w
 ORDER BY w.worker_id
 

@@ -23,6 +23,7 @@ from ingestq.model.job import (
     ERROR_HISTORY_LIMIT,
     FINISHED_STATES,
     ClaimRequest,
+    FinishedBucket,
     HeartbeatReply,
     Job,
     JobFilter,
@@ -73,6 +74,10 @@ class PostgresStore(PostgresWebhooks, PostgresIndex):
     async def schema_version(self) -> tuple[int, int]:
         async with self._connection() as conn:
             return await migrator.schema_version(conn, Q)
+
+    async def queue_schema_missing(self) -> list[int]:
+        async with self._connection() as conn:
+            return await migrator.queue_schema_missing(conn, Q)
 
     # --- jobs ------------------------------------------------------------------------------------------
     async def job_insert_many(self, jobs: Sequence[NewJob], now: datetime) -> list[Job]:
@@ -274,6 +279,23 @@ class PostgresStore(PostgresWebhooks, PostgresIndex):
             cur = await conn.execute(Q["job_purge"], params)
             return cur.rowcount
 
+    async def job_purge_count(
+        self, states: Sequence[JobState], queue: str | None, finished_before: datetime | None
+    ) -> int:
+        if not states:
+            return 0
+        params = {
+            "states": [JobState(s).value for s in states],
+            "queue": queue,
+            "finished_before": finished_before,
+        }
+        row = await self._fetchone(Q["job_purge_count"], params)
+        return int(row[0]) if row is not None else 0
+
+    async def job_finished_buckets(self, since: datetime, width: float) -> list[FinishedBucket]:
+        rows = await self._fetchall(Q["job_finished_buckets"], {"since": since, "width": float(width)})
+        return [FinishedBucket(int(index), JobState(state), int(n)) for index, state, n in rows]
+
     async def job_prune(self, retention: Retention, now: datetime, limit: int = 10_000) -> int:
         def cutoff(seconds: float | None) -> datetime | None:
             # None or <= 0: keep that state forever (Settings documents 0 as "forever")
@@ -374,6 +396,7 @@ class PostgresStore(PostgresWebhooks, PostgresIndex):
                 heartbeat_at=heartbeat_at,
                 running=int(running),
                 unavailable=unavailable,
+                lease_seconds=lease_seconds,
             )
             for (
                 worker_id,
@@ -385,6 +408,7 @@ class PostgresStore(PostgresWebhooks, PostgresIndex):
                 heartbeat_at,
                 running,
                 unavailable,
+                lease_seconds,
             ) in rows
         ]
 

@@ -15,6 +15,7 @@ import apsw
 from ingestq.errors import InvalidJobState, JobNotFound
 from ingestq.model.job import (
     FINISHED_STATES,
+    FinishedBucket,
     Job,
     JobState,
     QueueConfig,
@@ -108,6 +109,28 @@ def job_purge(
     return gone.total()
 
 
+def job_purge_count(
+    engine: Engine, states: Sequence[JobState], queue: str | None, finished_before: datetime | None
+) -> int:
+    total = 0
+    for state in dict.fromkeys(JobState(s) for s in states):
+        if state not in FINISHED_STATES:
+            continue  # job_purge refuses these; a count of them is 0
+        params = {
+            "state": state.value,
+            "queue": queue,
+            "finished_before": float("inf") if finished_before is None else ts(finished_before),
+        }
+        ((count,),) = engine.read(Q["job_purge_count"], params)
+        total += int(count)
+    return total
+
+
+def job_finished_buckets(engine: Engine, since: datetime, width: float) -> list[FinishedBucket]:
+    found = engine.read(Q["job_finished_buckets"], {"since": ts(since), "width": float(width)})
+    return [FinishedBucket(int(index), JobState(state), int(n)) for index, state, n in found]
+
+
 def job_prune(engine: Engine, retention: Retention, now: datetime, limit: int) -> int:
     now_ts = ts(now)
     deleted = 0
@@ -198,6 +221,9 @@ def worker_list(engine: Engine) -> list[WorkerInfo]:
             heartbeat_at=rows.dt(beat),
             running=running,
             unavailable=unavailable,
+            lease_seconds=lease,
         )
-        for wid, host, pid, queues, conc, started, beat, running, unavailable in engine.read(Q["worker_list"])
+        for wid, host, pid, queues, conc, started, beat, running, unavailable, lease in engine.read(
+            Q["worker_list"]
+        )
     ]

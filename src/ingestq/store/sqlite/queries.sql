@@ -363,6 +363,25 @@ WHERE state IN (SELECT value FROM json_each(:states))
   AND (:finished_before IS NULL OR finished_at < :finished_before)
 RETURNING queue, state
 
+-- name: job_purge_count
+-- What job_purge would delete, one state at a time (admin.job_purge_count sums them): `state = ?` plus
+-- the index's own IN list and a bound on finished_at (+inf for none) make it a range of the partial
+-- finished index; json_each and `IS NULL OR` would leave the planner a table scan.
+SELECT count(*) FROM ingestq_jobs
+WHERE state = :state AND state IN ('succeeded', 'failed', 'cancelled')
+  AND finished_at < :finished_before
+  AND (:queue IS NULL OR queue = :queue)
+
+-- name: job_finished_buckets
+-- Succeeded and failed jobs per time bucket since :since: a range of the partial finished index per
+-- state (the second IN list repeats the index's own WHERE: SQLite proves a partial index applies only
+-- from a term that matches it), so the cost follows the window, not the history.
+SELECT CAST((finished_at - :since) / :width AS INTEGER), state, count(*)
+FROM ingestq_jobs
+WHERE state IN ('succeeded', 'failed') AND state IN ('succeeded', 'failed', 'cancelled')
+  AND finished_at >= :since
+GROUP BY 1, 2
+
 -- name: job_prune
 DELETE FROM ingestq_jobs
 WHERE id IN (
@@ -450,7 +469,7 @@ DELETE FROM ingestq_workers WHERE worker_id = :worker_id
 SELECT w.worker_id, w.hostname, w.pid, w.queues, w.concurrency, w.started_at, w.heartbeat_at,
        (SELECT count(*) FROM ingestq_jobs j INDEXED BY ingestq_jobs_lease
         WHERE j.state = 'running' AND j.lease_owner = w.worker_id),
-       w.unavailable
+       w.unavailable, w.lease_seconds
 FROM ingestq_workers w
 ORDER BY w.worker_id
 

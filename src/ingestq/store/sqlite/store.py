@@ -17,6 +17,7 @@ from typing import Literal, ParamSpec, TypeVar
 from ingestq.errors import StoreError
 from ingestq.model.job import (
     ClaimRequest,
+    FinishedBucket,
     HeartbeatReply,
     Job,
     JobFilter,
@@ -94,6 +95,10 @@ class SqliteStore(SqliteWebhooks, SqliteIndex):
     async def schema_version(self) -> tuple[int, int]:
         return await self._run(migrator.schema_version, self._e)
 
+    async def queue_schema_missing(self) -> list[int]:
+        applied, latest = await self.schema_version()
+        return list(range(applied + 1, latest + 1))  # applied in order here: every later one is missing
+
     # --- jobs -------------------------------------------------------------------------------------------
     async def job_insert_many(self, jobs: Sequence[NewJob], now: datetime) -> list[Job]:
         inserted = await self._run(self._e.job_insert_many, jobs, now)
@@ -159,6 +164,14 @@ class SqliteStore(SqliteWebhooks, SqliteIndex):
         self, states: Sequence[JobState], queue: str | None, finished_before: datetime | None
     ) -> int:
         return await self._run(admin.job_purge, self._e, states, queue, finished_before)
+
+    async def job_purge_count(
+        self, states: Sequence[JobState], queue: str | None, finished_before: datetime | None
+    ) -> int:
+        return await self._run(admin.job_purge_count, self._e, states, queue, finished_before)
+
+    async def job_finished_buckets(self, since: datetime, width: float) -> list[FinishedBucket]:
+        return await self._run(admin.job_finished_buckets, self._e, since, width)
 
     async def job_prune(self, retention: Retention, now: datetime, limit: int = 10_000) -> int:
         return await self._run(admin.job_prune, self._e, retention, now, limit)
