@@ -39,6 +39,12 @@ class JobNotFound(IngestqError):
         self.job_id = job_id
 
 
+class DeliveryNotFound(IngestqError):
+    def __init__(self, delivery_id: int) -> None:
+        super().__init__(f"webhook delivery {delivery_id} not found")
+        self.delivery_id = delivery_id
+
+
 class InvalidJobState(IngestqError):
     """An operation does not apply to a job in its current state (e.g. retrying a running job)."""
 

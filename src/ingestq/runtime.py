@@ -5,7 +5,8 @@ surface (the CLI's `worker` and `ingest --wait`, the demo, the HTTP service, the
         await rt.worker(concurrency=8).run()
 
 The registry a worker serves is always: the built-in kinds, the ingestion kinds (declared once in
-`pipeline/ingest/kinds.py`, with their cap) and the application's own. The ingestion pipeline is loaded
+`pipeline/ingest/kinds.py`, with their cap), the webhook deliveries (`webhooks/deliver.py`) and the
+application's own. The ingestion pipeline is loaded
 on the first ingestion job (`LazyIngestion`), so a worker that only runs plain jobs never imports the
 parsers or loads a model.
 """
@@ -25,6 +26,7 @@ from ingestq.pipeline.ingest.kinds import register_ingestion
 from ingestq.settings import Settings
 from ingestq.tasks.registry import Registry, default_registry
 from ingestq.tasks.task import JobContext
+from ingestq.webhooks.deliver import register_webhooks
 from ingestq.worker import Worker, WorkerConfig
 
 if TYPE_CHECKING:
@@ -80,7 +82,8 @@ class Runtime:
         self.ingestion = LazyIngestion(client.store, settings, client.clock)
         # like Client and Worker: without a registry, the tasks registered with @ingestq.task
         app = registry if registry is not None else default_registry
-        self.registry = self.ingestion.registry().merge(app)
+        webhooks = register_webhooks(Registry(), client.store, settings, client.clock)
+        self.registry = self.ingestion.registry().merge(webhooks).merge(app)
 
     @classmethod
     async def open(

@@ -145,6 +145,24 @@ class Settings:
     """Networks URL ingestion may reach although they are not public, comma-separated CIDRs
     (`10.1.2.3/32, fd00:1::/64`): one intranet host without opening every private range."""
 
+    # webhooks (docs/webhooks.md)
+    webhook_secret: SecretStr | None = None
+    """The signing key of every delivery (Standard Webhooks): `whsec_` + base64 of 24 to 64 random bytes.
+    Unset: callback URLs are refused where they are registered, and a worker fails deliveries at once."""
+    webhook_allow_private: bool = False
+    """Let deliveries reach loopback, private and link-local addresses (off: SSRF protection)."""
+    webhook_timeout: float = field(default=10.0, metadata=_bounds(gt=0))
+    """Seconds for one delivery attempt, from resolving the name to the end of the answer."""
+    webhook_max_response_bytes: int = field(default=64 * 1024, metadata=_bounds(ge=0))
+    """Most of a receiver's answer read (the rest is dropped unread; only the status code counts)."""
+    webhook_queue: str = "webhooks"
+    """The queue of the delivery jobs of URLs registered by this process."""
+    webhook_max_attempts: int = field(default=8, metadata=_bounds(ge=1))
+    webhook_backoff_base: float = field(default=5.0, metadata=_bounds(gt=0))
+    """Seconds before the second attempt; doubles per attempt (with jitter) up to webhook_backoff_max."""
+    webhook_backoff_max: float = field(default=3600.0, metadata=_bounds(gt=0))
+    """Longest wait between attempts, also the cap on a 429's Retry-After."""
+
     # HTTP service (`ingestq serve`, ingestq.api)
     api_tokens: SecretStr | None = None
     """Bearer tokens with their roles, `admin:<token>,read:<token>` (each at least 16 characters). Unset:

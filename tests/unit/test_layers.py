@@ -17,6 +17,7 @@ LEAVES = {
     "ingestq.model.job",
     "ingestq.model.document",
     "ingestq.model.kinds",
+    "ingestq.model.webhook",
     "ingestq.pipeline.model",
 }
 
@@ -120,7 +121,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"ingestq.runtime"}),
     frozenset({"ingestq.client"}),
     frozenset({"ingestq.worker"}),
-    frozenset({"ingestq.pipeline.ingest"}),
+    frozenset({"ingestq.pipeline.ingest", "ingestq.webhooks"}),
     frozenset({"ingestq.pipeline", "ingestq.store"}),
     frozenset({"ingestq.tasks", "ingestq.builtin"}),
     frozenset(LEAVES) | {"ingestq.model"},

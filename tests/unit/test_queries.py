@@ -24,7 +24,7 @@ def test_the_folder_read_matches_importlib_resources(package: str) -> None:
         if entry.name.endswith(".sql")
     )
     assert load_migrations(package) == expected
-    assert [v for v, _, _ in expected] == [1, 2, 3, 4, 5]
+    assert [v for v, _, _ in expected] == [1, 2, 3, 4, 5, 6, 7]
 
 
 def test_a_package_imported_from_a_zip_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -84,6 +84,7 @@ SQLITE_ONLY = {
         # the version alone; PostgreSQL reads the applied list under an advisory lock
         "schema_version",
     },
+    "webhook_queries.sql": set(),
     "index_queries.sql": {
         # sqlite-vec keeps vectors in a vec0 table per collection, beside the chunks
         "vec_create",
@@ -120,6 +121,7 @@ POSTGRES_ONLY = {
         "migrations_applied",
         "migrations_lock",
     },
+    "webhook_queries.sql": set(),
     "index_queries.sql": {
         "hnsw_create",
         "search_settings",
@@ -130,7 +132,7 @@ POSTGRES_ONLY = {
 }
 
 
-@pytest.mark.parametrize("filename", ["queries.sql", "index_queries.sql"])
+@pytest.mark.parametrize("filename", ["queries.sql", "index_queries.sql", "webhook_queries.sql"])
 def test_both_dialects_name_the_same_operations_alike(filename: str) -> None:
     sqlite = set(load_queries("ingestq.store.sqlite", filename))
     postgres = set(load_queries("ingestq.store.postgres", filename))

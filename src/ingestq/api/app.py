@@ -26,7 +26,7 @@ from ingestq.api.errors import to_response
 from ingestq.api.events.stream import close_feed
 from ingestq.api.headers import SecurityHeaders
 from ingestq.api.limits import BodyLimit
-from ingestq.api.routes import documents, events, health, jobs, process, queues
+from ingestq.api.routes import documents, events, health, jobs, process, queues, webhooks
 from ingestq.api.state import STATE_KEY, ServiceState
 from ingestq.runtime import Runtime
 from ingestq.settings import Settings
@@ -50,7 +50,7 @@ def build_router() -> APIRouter:
 
 
 def _v1_modules() -> list[Any]:
-    return [jobs, queues, process, documents, events]
+    return [jobs, queues, process, documents, events, webhooks]
 
 
 router = build_router()

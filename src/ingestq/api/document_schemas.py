@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ingestq.api.webhook_schemas import Callbacks
 from ingestq.model.document import ChunkRecord, Document, Hit
 from ingestq.model.job import Job
 
@@ -34,6 +35,7 @@ class SourceBody(_Strict):
     path: str | None = Field(None, description="a file or directory under INGESTQ_INGEST_PATH_ROOTS")
     collection: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    callbacks: Callbacks = Field(default_factory=list)
 
     @field_validator("collection")
     @classmethod

@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException
 from ingestq.client.documents import DocumentNotFound, ModelMismatch
 from ingestq.errors import (
     ConfigError,
+    DeliveryNotFound,
     FeatureUnavailable,
     IngestqError,
     InvalidJobState,
@@ -63,6 +64,7 @@ def error_response(
 _BY_TYPE: tuple[tuple[type[Exception], int, str], ...] = (
     (JobNotFound, 404, "not_found"),
     (DocumentNotFound, 404, "not_found"),
+    (DeliveryNotFound, 404, "not_found"),
     (InvalidJobState, 409, "conflict"),
     (ModelMismatch, 409, "conflict"),
     (UnknownJobKind, 422, "unknown_kind"),

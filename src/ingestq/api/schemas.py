@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ingestq.api.webhook_schemas import Callbacks
 from ingestq.model.job import Job, JobFilter, JobState, QueueConfig, QueueStats, WorkerInfo
 
 INT32 = 2**31 - 1  # PostgreSQL `integer` (priority, max_attempts, max_depth)
@@ -155,6 +156,7 @@ class EnqueueIn(BaseModel):
     max_attempts: int | None = Field(default=None, ge=1, le=1000)
     dedupe_key: Name | None = None
     document_id: Name | None = None
+    callbacks: Callbacks = Field(default_factory=list)
 
     @field_validator("payload")
     @classmethod

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -105,11 +105,14 @@ class Documents:
         metadata: dict[str, Any] | None = None,
         include: Sequence[str] = (),
         exclude: Sequence[str] = (),
+        before_enqueue: Callable[[Sequence[Document]], Awaitable[None]] | None = None,
     ) -> list[Ingested]:
         """Register files, directories (recursive, globs), URLs and uploaded bytes `(name, data)`, and
         queue their ingestion in one go. A file's id is its absolute path, a URL's the URL, an upload's
-        `name@sha256-prefix`. Raises SourceError (one line) for a path that does not exist, PathRefused
-        for one outside `ingest_path_roots` (nothing is registered then)."""
+        `name@sha256-prefix`. `before_enqueue(documents)` runs once they are registered, before their
+        jobs are queued (e.g. `Webhooks.add_document_callbacks`). Raises SourceError (one line) for a
+        path that does not exist, PathRefused for one outside `ingest_path_roots` (nothing is registered
+        then)."""
         name = self._collection(collection)
         meta = dict(metadata or {})
         urls = [str(s) for s in sources if is_url(str(s))]
@@ -127,7 +130,7 @@ class Documents:
             blob = await self.store.blob_put(data, now)
             doc_id = f"{upload_name}@{hashlib.sha256(data).hexdigest()[:12]}"
             refs.append(DocumentRef(name, doc_id, f"upload:{upload_name}", blob, meta))
-        pairs = await register_and_enqueue(self.store, refs, now)
+        pairs = await register_and_enqueue(self.store, refs, now, before_enqueue=before_enqueue)
         return [Ingested(doc, job) for doc, job in pairs]
 
     # --- search ---------------------------------------------------------------------------------------

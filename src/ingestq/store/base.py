@@ -27,6 +27,7 @@ from ingestq.model.job import (
     WorkerBeat,
     WorkerInfo,
 )
+from ingestq.store.webhook_base import WebhookStore
 
 if TYPE_CHECKING:
     # annotations only: a queue-only process never builds the document dataclasses
@@ -326,5 +327,5 @@ class IndexStore(Protocol):
 
 
 @runtime_checkable
-class Backend(Store, IndexStore, Protocol):
-    """What `open_store` returns: the job queue and the document index on one database."""
+class Backend(Store, IndexStore, WebhookStore, Protocol):
+    """What `open_store` returns: the job queue, the document index and the webhooks on one database."""

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 
 from ingestq.api.dashboard.purge import purge_router
 from ingestq.api.dashboard.routes import dashboard_router as _pages
+from ingestq.api.dashboard.webhooks import webhook_pages
 from ingestq.api.dashboard.workers import workers_router
 
 dashboard_router = APIRouter()
@@ -15,6 +16,7 @@ dashboard_router = APIRouter()
 # otherwise answer their paths.
 dashboard_router.include_router(workers_router)
 dashboard_router.include_router(purge_router)
+dashboard_router.include_router(webhook_pages)
 dashboard_router.include_router(_pages)
 
 __all__ = ["dashboard_router"]

@@ -52,6 +52,7 @@ from ingestq.api.idempotency import fingerprint, key_of, remember, replay
 from ingestq.api.schemas import ErrorBody
 from ingestq.api.state import Admin, IngestqRuntime, Reader
 from ingestq.api.uploads import FORM_OVERHEAD, FilePart, read_json, read_multipart, safe_name, too_large
+from ingestq.api.webhook_callbacks import BeforeEnqueue, document_callbacks, form_callbacks
 from ingestq.client.client import Client
 from ingestq.client.documents import Documents
 from ingestq.model.document import Document, DocumentStatus
@@ -165,7 +166,7 @@ async def ingest_documents(
 ) -> JSONResponse:
     docs = documents_of(request, runtime)
     key = key_of(idempotency_key, "POST /v1/documents")
-    run, asked = await _read_ingest(request, docs)
+    run, asked = await _read_ingest(request, docs, runtime)
     if key is None:
         return _accepted(await run())
     wanted = fingerprint(asked)
@@ -177,7 +178,7 @@ async def ingest_documents(
 
 
 async def _read_ingest(
-    request: Request, docs: Documents
+    request: Request, docs: Documents, runtime: Runtime
 ) -> tuple[Callable[[], Awaitable[list[Accepted]]], dict[str, Any]]:
     """Read and check the whole request; return what will ingest it, and what it asks for (the
     Idempotency-Key fingerprint: the same files and fields, whatever the multipart boundary)."""
@@ -188,12 +189,15 @@ async def _read_ingest(
         collection, metadata = _form_fields(form.fields, docs)
         if not form.files:
             raise ApiError(422, "invalid_request", "no file part in the multipart body")
+        urls = form_callbacks(form.fields.get("callbacks", ""))
+        hook = document_callbacks(runtime, urls)
         asked = {
             "collection": collection,
             "metadata": metadata,
             "files": [[f.name, f.digest] for f in form.files],
+            "callbacks": urls,
         }
-        return (lambda: _ingest_uploads(request, docs, form.files, collection, metadata)), asked
+        return (lambda: _ingest_uploads(request, docs, form.files, collection, metadata, hook)), asked
     if media == "application/json" or media.endswith("+json"):
         raw, _ = await read_json(request, cap + FORM_OVERHEAD)
         try:
@@ -202,7 +206,8 @@ async def _read_ingest(
             raise _invalid(exc, "body") from None
         asked = body.model_dump(mode="json")
         asked["collection"] = _collection(body.collection, docs)
-        return (lambda: _ingest_json(request, docs, body)), asked
+        hook = document_callbacks(runtime, body.callbacks)
+        return (lambda: _ingest_json(request, docs, body, hook)), asked
     raise ApiError(
         415,
         "unsupported_media_type",
@@ -211,9 +216,11 @@ async def _read_ingest(
 
 
 def _form_fields(fields: dict[str, str], docs: Documents) -> tuple[str, dict[str, Any]]:
-    unknown = sorted(set(fields) - {"collection", "metadata"})
+    unknown = sorted(set(fields) - {"collection", "metadata", "callbacks"})
     if unknown:
-        raise ApiError(422, "invalid_request", f"unknown form field {unknown[0]!r} (collection, metadata)")
+        raise ApiError(
+            422, "invalid_request", f"unknown form field {unknown[0]!r} (collection, metadata, callbacks)"
+        )
     metadata: Any = {}
     if fields.get("metadata", "").strip():
         try:
@@ -226,7 +233,12 @@ def _form_fields(fields: dict[str, str], docs: Documents) -> tuple[str, dict[str
 
 
 async def _ingest_uploads(
-    request: Request, docs: Documents, files: Sequence[FilePart], collection: str, metadata: dict[str, Any]
+    request: Request,
+    docs: Documents,
+    files: Sequence[FilePart],
+    collection: str,
+    metadata: dict[str, Any],
+    hook: BeforeEnqueue | None = None,
 ) -> list[Accepted]:
     out: list[Accepted] = []
     seen: dict[str, Accepted] = {}  # the same bytes twice in one request: one document
@@ -238,7 +250,7 @@ async def _ingest_uploads(
         if found is None:
             data, part.data = bytes(part.data), bytearray()  # one copy of the file at a time
             (ingested,) = await docs.ingest(
-                uploads=[(part.name, data)], collection=collection, metadata=metadata
+                uploads=[(part.name, data)], collection=collection, metadata=metadata, before_enqueue=hook
             )
             found = _accepted_one(request, ingested.document, ingested.job, duplicate=False)
         seen[part.digest] = found
@@ -246,7 +258,9 @@ async def _ingest_uploads(
     return out
 
 
-async def _ingest_json(request: Request, docs: Documents, body: SourceBody) -> list[Accepted]:
+async def _ingest_json(
+    request: Request, docs: Documents, body: SourceBody, hook: BeforeEnqueue | None
+) -> list[Accepted]:
     collection = _collection(body.collection, docs)
     if body.text is not None:
         data = body.text.encode()
@@ -258,7 +272,7 @@ async def _ingest_json(request: Request, docs: Documents, body: SourceBody) -> l
         part = FilePart(name)
         part.data.extend(data)
         part.sha256.update(data)
-        return await _ingest_uploads(request, docs, [part], collection, body.metadata)
+        return await _ingest_uploads(request, docs, [part], collection, body.metadata, hook)
     if body.path is not None:
         roots = docs.settings.ingest_path_roots
         if not roots:  # unset or empty: the service ingests no paths (docs/security.md)
@@ -267,10 +281,14 @@ async def _ingest_json(request: Request, docs: Documents, body: SourceBody) -> l
                 "paths_disabled",
                 "path ingestion is off on this service (INGESTQ_INGEST_PATH_ROOTS); upload the file instead",
             )
-        ingested = await docs.ingest([body.path], collection=collection, metadata=body.metadata)
+        ingested = await docs.ingest(
+            [body.path], collection=collection, metadata=body.metadata, before_enqueue=hook
+        )
     else:
         assert body.url is not None
-        ingested = await docs.ingest([body.url], collection=collection, metadata=body.metadata)
+        ingested = await docs.ingest(
+            [body.url], collection=collection, metadata=body.metadata, before_enqueue=hook
+        )
     return [_accepted_one(request, i.document, i.job, duplicate=False) for i in ingested]
 
 

@@ -34,10 +34,12 @@ from ingestq.api.schemas import (
     name_error,
 )
 from ingestq.api.state import Admin, IngestqClient, IngestqRuntime, Reader
+from ingestq.api.webhook_callbacks import insert_with_callbacks
 from ingestq.builtin import builtin_registry
 from ingestq.client.client import Client
 from ingestq.errors import ConfigError, InvalidJobState, JobNotFound
 from ingestq.model.job import FINISHED_STATES, Job, JobFilter, JobState
+from ingestq.model.webhook import WEBHOOK_KIND
 from ingestq.runtime import Runtime
 
 router = APIRouter(route_class=ShapedRoute, responses=error_responses(401, 403, 422, 503), tags=["jobs"])
@@ -61,8 +63,9 @@ ELIGIBLE: dict[Action, frozenset[JobState]] = {
 
 
 def allowed_kinds(runtime: Runtime) -> frozenset[str]:
-    """What this service's worker would run: built-in, ingestion and application kinds."""
-    return frozenset(runtime.registry.tasks) | frozenset(builtin_registry.tasks)
+    """What this service's worker would run: built-in, ingestion and application kinds; not the webhook
+    deliveries, which only the store enqueues (POST /v1/webhooks/deliveries/{id}/redeliver re-sends one)."""
+    return (frozenset(runtime.registry.tasks) | frozenset(builtin_registry.tasks)) - {WEBHOOK_KIND}
 
 
 def _bad_input(exc: ConfigError) -> ApiError:
@@ -79,7 +82,8 @@ async def _position(client: Client, job: Job) -> int | None:
     summary="Enqueue a job of a registered kind",
     description="201 with the new job; 200 with the existing unfinished job when `dedupe_key` matched "
     "(`deduplicated: true`). 422 `unknown_kind` for a kind the service's registry does not know (a client "
-    "cannot run arbitrary kinds by name); 429 with Retry-After when the queue is at its max depth.",
+    "cannot run arbitrary kinds by name); 429 with Retry-After when the queue is at its max depth. "
+    "`callbacks` are told when the job ends (422 `invalid_callback` for a bad URL or no signing secret).",
     status_code=201,
     response_model=EnqueuedJob,
     responses={
@@ -111,7 +115,10 @@ async def enqueue(
     # What Client.enqueue does, with "now" kept: a job inserted by this call has created_at == now; a
     # dedupe match returns an older job. (Timestamps round-trip to the microsecond on both backends.)
     now = client.clock.now()
-    (job,) = await client.store.job_insert_many([new], now)
+    if body.callbacks:
+        job = await insert_with_callbacks(runtime, new, body.callbacks, now)
+    else:
+        (job,) = await client.store.job_insert_many([new], now)
     deduplicated = abs(job.created_at - now) > timedelta(microseconds=1)
     response.status_code = 200 if deduplicated else 201
     # url_for: right under whatever prefix a host application mounted the router

@@ -3,7 +3,7 @@ document), and the backfill of a collection whose model or chunker settings chan
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from ingestq.clock import Clock
@@ -47,11 +47,20 @@ def ingest_job(doc: Document | DocumentRef, priority: int = 0, *, force: bool = 
 
 
 async def register_and_enqueue(
-    store: IngestStore, refs: Sequence[DocumentRef], now: Any, *, force: bool = False
+    store: IngestStore,
+    refs: Sequence[DocumentRef],
+    now: Any,
+    *,
+    force: bool = False,
+    before_enqueue: Callable[[Sequence[Document]], Awaitable[None]] | None = None,
 ) -> list[tuple[Document, Job]]:
     """Mark the documents pending and queue one ingestion job each, in bulk. A document whose job is
-    still queued or running keeps that job (dedupe key): ingesting twice does not queue twice."""
+    still queued or running keeps that job (dedupe key): ingesting twice does not queue twice.
+    `before_enqueue` runs between the two (a request's webhook callbacks are registered there, so that
+    no worker can settle a document before they exist)."""
     docs = [await store.document_register(ref, now) for ref in refs]
+    if before_enqueue is not None and docs:
+        await before_enqueue(docs)
     jobs = await store.job_insert_many([ingest_job(d, force=force) for d in docs], now) if docs else []
     return list(zip(docs, jobs, strict=True))
 

@@ -46,11 +46,12 @@ from ingestq.store.postgres.listener import Listener, ListenerWaiter
 from ingestq.store.postgres.pool import POOL_TIMEOUT_S, Conn
 from ingestq.store.postgres.rows import job_from_row, progress_to_json
 from ingestq.store.postgres.statements import FINISH_AND_CLAIM, Q, claim_statement, finish_params
+from ingestq.store.postgres.webhooks import PostgresWebhooks
 
 _REQUEUING = (OutcomeKind.RETRY, OutcomeKind.RELEASED)
 
 
-class PostgresStore(PostgresIndex):
+class PostgresStore(PostgresWebhooks, PostgresIndex):
     backend = "postgresql"
 
     def __init__(self, url: str, pool_max_size: int = 10, pool_timeout: float = POOL_TIMEOUT_S) -> None:

@@ -37,6 +37,7 @@ from ingestq.store.sqlite import admin, migrator
 from ingestq.store.sqlite.connection import parse_sqlite_url
 from ingestq.store.sqlite.index import SqliteIndex
 from ingestq.store.sqlite.wakeup import ChangeWatcher, WatcherWaiter
+from ingestq.store.sqlite.webhooks import SqliteWebhooks
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -46,7 +47,7 @@ R = TypeVar("R")
 CHANGE_CHECK_INTERVAL = 0.008
 
 
-class SqliteStore(SqliteIndex):
+class SqliteStore(SqliteWebhooks, SqliteIndex):
     backend = "sqlite"
 
     def __init__(
@@ -212,6 +213,9 @@ class SqliteStore(SqliteIndex):
         return WatcherWaiter(self._connect)
 
     # --- wake-ups ---------------------------------------------------------------------------------------
+    def _jobs_changed(self) -> None:
+        self._wakeup.set()
+
     async def wait_for_jobs(self, max_wait: float) -> None:
         if self._wakeup.is_set():
             self._wakeup.clear()

@@ -1,0 +1,78 @@
+-- Webhooks, PostgreSQL dialect: the same names as store/sqlite/webhook_queries.sql. Deliveries themselves
+-- are inserted by the triggers of migration 7 (the outbox), never here, except a person's redelivery.
+
+-- name: webhook_endpoints_clear
+DELETE FROM ingestq_webhook_endpoints WHERE collection = %(collection)s
+
+-- name: webhook_endpoint_insert
+INSERT INTO ingestq_webhook_endpoints (collection, url, queue, max_attempts, created_at)
+VALUES (%(collection)s, %(url)s, %(queue)s, %(max_attempts)s, %(now)s)
+
+-- name: webhook_endpoints_list
+SELECT collection, url, queue, max_attempts, created_at FROM ingestq_webhook_endpoints
+WHERE %(collection)s::text IS NULL OR collection = %(collection)s::text
+ORDER BY collection, url
+
+-- name: job_callback_insert
+INSERT INTO ingestq_job_callbacks (job_id, url, queue, max_attempts)
+VALUES (%(job_id)s, %(url)s, %(queue)s, %(max_attempts)s)
+ON CONFLICT DO NOTHING
+
+-- name: job_callbacks_list
+SELECT url FROM ingestq_job_callbacks WHERE job_id = %(job_id)s ORDER BY url
+
+-- name: document_callback_insert
+INSERT INTO ingestq_document_callbacks (collection, document_id, url, queue, max_attempts)
+VALUES (%(collection)s, %(document_id)s, %(url)s, %(queue)s, %(max_attempts)s)
+ON CONFLICT DO NOTHING
+
+-- name: webhook_delivery_get
+SELECT id, message_id, event, url, body, queue, max_attempts, subject_job_id, collection, document_id,
+       job_id, status, attempts, last_status_code, last_error, created_at, last_attempt_at, delivered_at
+FROM ingestq_webhook_deliveries WHERE id = %(id)s
+
+-- name: webhook_delivery_list
+-- Keyset pagination on the primary key, newest first; a NULL filter means "any".
+SELECT id, message_id, event, url, body, queue, max_attempts, subject_job_id, collection, document_id,
+       job_id, status, attempts, last_status_code, last_error, created_at, last_attempt_at, delivered_at
+FROM ingestq_webhook_deliveries
+WHERE (%(status)s::text IS NULL OR status = %(status)s::text)
+  AND (%(event)s::text IS NULL OR event = %(event)s::text)
+  AND (%(collection)s::text IS NULL OR collection = %(collection)s::text)
+  AND (%(subject_job_id)s::bigint IS NULL OR subject_job_id = %(subject_job_id)s::bigint)
+  AND (%(before_id)s::bigint IS NULL OR id < %(before_id)s::bigint)
+ORDER BY id DESC
+LIMIT %(limit)s
+
+-- name: webhook_attempts_list
+SELECT delivery_id, n, job_id, at, status_code, error, duration_ms FROM ingestq_webhook_attempts
+WHERE delivery_id = %(delivery_id)s ORDER BY n
+
+-- name: webhook_attempt_insert
+-- Attempts count across the delivery's jobs: a redelivery continues at the next n.
+INSERT INTO ingestq_webhook_attempts (delivery_id, n, job_id, at, status_code, error, duration_ms)
+SELECT %(delivery_id)s::bigint, coalesce(max(n), 0) + 1, %(job_id)s::bigint, %(now)s::timestamptz,
+       %(status_code)s::integer, %(error)s::text, %(duration_ms)s::double precision
+FROM ingestq_webhook_attempts WHERE delivery_id = %(delivery_id)s
+
+-- name: webhook_delivery_attempted
+UPDATE ingestq_webhook_deliveries
+SET attempts = attempts + 1, status = %(status)s::text, last_status_code = %(status_code)s::integer,
+    last_error = %(error)s::text, last_attempt_at = %(now)s::timestamptz,
+    delivered_at = CASE WHEN %(status)s::text = 'delivered' THEN %(now)s::timestamptz ELSE delivered_at END
+WHERE id = %(delivery_id)s
+
+-- name: webhook_delivery_live_job
+-- The delivery's latest job, if it is still queued or running (a redelivery would send it twice).
+SELECT j.id FROM ingestq_webhook_deliveries d JOIN ingestq_jobs j ON j.id = d.job_id
+WHERE d.id = %(id)s AND j.state IN ('queued', 'running')
+
+-- name: webhook_redeliver_job
+INSERT INTO ingestq_jobs (queue, kind, payload, priority, run_at, max_attempts, created_at)
+SELECT queue, 'ingestq.webhook', jsonb_build_object('delivery_id', id), 0, %(now)s::timestamptz, max_attempts,
+       %(now)s::timestamptz
+FROM ingestq_webhook_deliveries WHERE id = %(id)s
+RETURNING id
+
+-- name: webhook_delivery_requeued
+UPDATE ingestq_webhook_deliveries SET status = 'pending', job_id = %(job_id)s WHERE id = %(id)s
