@@ -3,6 +3,7 @@ the max rate (closed loop), on each backend."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,10 @@ NAME = "pdf/pdfjs_wikipedia.pdf"  # 208 KB, text on every page
 
 
 def pdf() -> Path:
-    """The PDF from ../shared/corpora beside the checkout (or beside a parent folder: a git worktree)."""
+    """The PDF from ../shared/corpora beside the checkout (or beside a parent folder: a git worktree), or
+    from $BENCH_CORPORA."""
+    if os.environ.get("BENCH_CORPORA"):
+        return Path(os.environ["BENCH_CORPORA"]) / NAME
     for parent in Path(__file__).resolve().parents[2].parents:
         candidate = parent / "shared" / "corpora" / NAME
         if candidate.is_file():
