@@ -8,7 +8,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -18,10 +18,10 @@ from bench.service import databases, procs, uploads
 TERMINAL = {"indexed", "failed", "quarantined"}
 
 
-class Side:
+class Side(Protocol):
     """How to start one side, where it uploads, and how to read a document's status."""
 
-    name = ""
+    name: str
 
     def start(self) -> procs.Proc: ...
     def upload_url(self, server: procs.Proc) -> str: ...
@@ -29,7 +29,7 @@ class Side:
     def stop(self) -> None: ...
 
 
-class Ingestq(Side):
+class Ingestq:
     name = "ingestq"
 
     def __init__(self, backend: str) -> None:
@@ -53,7 +53,7 @@ class Ingestq(Side):
         self._db.__exit__(None, None, None)
 
 
-class Background(Side):
+class Background:
     name = "FastAPI BackgroundTasks"
 
     def __init__(self) -> None:

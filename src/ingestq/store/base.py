@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, BinaryIO, Protocol, runtime_checkable
 
 from ingestq.model.job import (
     ClaimRequest,
@@ -197,6 +197,11 @@ class IndexStore(Protocol):
 
     async def blob_put(self, data: bytes, now: datetime) -> str:
         """Store uploaded bytes (content-addressed: sha256 hex, stored once); returns the blob id."""
+        ...
+
+    async def blob_put_file(self, file: BinaryIO, now: datetime) -> str:
+        """`blob_put` of a file's bytes (read from its start), streamed into the database so that a large
+        upload is never held in memory whole; the same content-addressed id as `blob_put`."""
         ...
 
     async def blob_get(self, blob_id: str) -> bytes | None: ...

@@ -7,12 +7,15 @@ if the outcome does not apply, the transaction rolls back and nothing is written
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, BinaryIO
+
+from psycopg.errors import UniqueViolation
 
 from ingestq.errors import StoreError
 from ingestq.model.document import (
@@ -36,6 +39,8 @@ from ingestq.store.index_common import (
     collection_from_row,
     commit_collection,
     document_from_row,
+    file_chunks,
+    file_digest,
     hit_from_row,
 )
 from ingestq.store.postgres.pool import Conn, PostgresPool
@@ -132,6 +137,21 @@ class PostgresIndex(PostgresPool):
     async def blob_put(self, data: bytes, now: datetime) -> str:
         blob_id = hashlib.sha256(data).hexdigest()
         await self._rows_none(Q["blob_put"], {"id": blob_id, "data": data, "size": len(data), "now": now})
+        return blob_id
+
+    async def blob_put_file(self, file: BinaryIO, now: datetime) -> str:
+        blob_id, size = await asyncio.to_thread(file_digest, file)
+        if await self._rows(Q["blob_exists"], {"id": blob_id}):
+            return blob_id
+        async with self._connection() as conn:
+            try:
+                async with conn.transaction(), conn.cursor().copy(Q["blob_copy"]) as copy:
+                    await copy.write(f"{blob_id}\t\\\\x".encode())  # `\\x`: a backslash escaped for COPY
+                    for chunk in file_chunks(file):
+                        await copy.write(chunk.hex().encode())
+                    await copy.write(f"\t{size}\t{now.isoformat()}\n".encode())
+            except UniqueViolation:
+                pass  # the same bytes stored meanwhile by another upload: content-addressed, done
         return blob_id
 
     async def _rows_none(self, sql: str, params: dict[str, Any]) -> int:

@@ -26,6 +26,14 @@ USING hnsw ((embedding::vector({dim})) vector_cosine_ops) WHERE coll_id = {coll_
 INSERT INTO ingestq_blobs (id, data, size, created_at) VALUES (%(id)s, %(data)s, %(size)s, %(now)s)
 ON CONFLICT (id) DO NOTHING
 
+-- name: blob_exists
+SELECT 1 FROM ingestq_blobs WHERE id = %(id)s
+
+-- name: blob_copy
+-- blob_put_file: the row streamed in COPY's text format (the bytea as \\x and hex, written a chunk at a
+-- time), so that neither side of the connection needs the whole upload in one message.
+COPY ingestq_blobs (id, data, size, created_at) FROM STDIN
+
 -- name: blob_get
 SELECT data FROM ingestq_blobs WHERE id = %(id)s
 

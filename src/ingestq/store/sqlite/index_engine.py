@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, BinaryIO
 
 import apsw
 
@@ -38,6 +38,8 @@ from ingestq.store.index_common import (
     collection_from_row,
     commit_collection,
     document_from_row,
+    file_chunks,
+    file_digest,
     hit_from_row,
 )
 from ingestq.store.queries import load_queries
@@ -133,6 +135,18 @@ class IndexEngine:
         blob_id = hashlib.sha256(data).hexdigest()
         with self.e.write() as cur:
             cur.execute(Q["blob_put"], {"id": blob_id, "data": data, "size": len(data), "now": ts(now)})
+        return blob_id
+
+    def blob_put_file(self, file: BinaryIO, now: datetime) -> str:
+        """A zeroblob row, then the file written into it a chunk at a time (SQLite's incremental blob
+        I/O), in one transaction: memory stays at one chunk plus the page cache, whatever the size."""
+        blob_id, size = file_digest(file)
+        with self.e.write() as cur:
+            rows = _all(cur, Q["blob_put_empty"], {"id": blob_id, "size": size, "now": ts(now)})
+            if rows:  # new content (the same bytes already stored: nothing to write)
+                with self.e.conn.blob_open("main", "ingestq_blobs", "data", rows[0][0], True) as blob:
+                    for chunk in file_chunks(file):
+                        blob.write(chunk)
         return blob_id
 
     def blob_get(self, blob_id: str) -> bytes | None:

@@ -22,6 +22,13 @@ CREATE VIRTUAL TABLE IF NOT EXISTS {vec} USING vec0(embedding float[{dimension}]
 INSERT INTO ingestq_blobs (id, data, size, created_at) VALUES (:id, :data, :size, :now)
 ON CONFLICT (id) DO NOTHING
 
+-- name: blob_put_empty
+-- blob_put_file: the row with a zeroblob of the right size, filled afterwards by incremental blob I/O (the
+-- table has rowids for this since migration 6).
+INSERT INTO ingestq_blobs (id, data, size, created_at) VALUES (:id, zeroblob(:size), :size, :now)
+ON CONFLICT (id) DO NOTHING
+RETURNING rowid
+
 -- name: blob_get
 SELECT data FROM ingestq_blobs WHERE id = :id
 
