@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                 results["uploads"][backend] = uploads.measure(backend, args.rate, 5 if quick else 15, 16, log)
         if "polls" in args.sections:
             results["polls"] = polls.measure(
-                backends, 20 if quick else 60, 10 if quick else 20, 20, 10 if quick else 20, log
+                backends, 20 if quick else 30, 10 if quick else 20, 20, 10 if quick else 20, log
             )
         if "flat" in args.sections:
             sizes = flat_http.SIZES[:2] if quick else flat_http.SIZES

@@ -124,7 +124,7 @@ def polls(side: Side, docs: int, seconds: float, rate: float, log: Callable[[str
         result = procs.load(spec)
         result.update(docs=len(locations), load_before=load_before, load_after=procs.loadavg())
         result["states_after_window"] = _wait_all(side, server, locations, 0)
-        result["states_at_end"] = _wait_all(side, server, locations, 900)
+        result["states_at_end"] = _wait_all(side, server, locations, 600)
         result["all_done_s"] = time.monotonic() - t0
         log(
             f"polls {side.name}: p50 {result['p50_ms']:.1f} ms p99 {result['p99_ms']:.1f} ms "
@@ -149,7 +149,7 @@ def restart(side: Side, docs: int, log: Callable[[str], None]) -> dict[str, Any]
             ids = {loc.rsplit("/", 1)[-1] for loc in locations}
             states = {"indexed": len(ids & done), "never indexed": len(ids - done)}
         else:
-            states = _wait_all(side, server, locations, 900)
+            states = _wait_all(side, server, locations, 600)
         lost = len(locations) - states.get("indexed", 0)
         log(f"restart {side.name}: {len(locations)} accepted, after the restart {states}; lost {lost}")
         return {"accepted": len(locations), "states": states, "lost": lost}
