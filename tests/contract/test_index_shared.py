@@ -7,6 +7,7 @@ import hashlib
 import tempfile
 from collections.abc import Callable
 from datetime import timedelta
+from typing import BinaryIO, cast
 
 import pytest
 from contract_helpers import T0, StoreFactory
@@ -57,7 +58,7 @@ async def test_blob_put_file_streams_the_same_blob(store: Store) -> None:
     small = b"written as bytes first"
     with tempfile.SpooledTemporaryFile(max_size=1024) as spooled:
         spooled.write(small)
-        assert await ix.blob_put_file(spooled, T0) == await ix.blob_put(small, T0)
+        assert await ix.blob_put_file(cast(BinaryIO, spooled), T0) == await ix.blob_put(small, T0)
     assert await ix.blob_get(hashlib.sha256(small).hexdigest()) == small
 
 
