@@ -231,6 +231,10 @@ class IndexStore(Protocol):
         self, collection: str, document_id: str, with_vectors: bool = False
     ) -> list[ChunkRecord]: ...
 
+    async def document_token_count(self, collection: str, document_id: str) -> int:
+        """The tokens of the document's current chunks (0 if none): a status read without the chunks."""
+        ...
+
     async def document_commit(self, write: IndexWrite, outcome: Outcome, now: datetime) -> bool:
         """One transaction: if `outcome` applies (fence), replace the document's chunks and vectors by
         `write.chunks` (version + 1, status indexed, error cleared) and finish the job. False (and nothing

@@ -406,7 +406,13 @@ async def get_document(
     doc = await docs.get(document_id, _collection(collection, docs))
     jobs = await _jobs_of(runtime.client, doc.collection, doc.id, None)
     job = jobs[0] if jobs else None
-    records = await docs.store.document_chunks(doc.collection, doc.id)
+    # a status poll reads the token sum only; the chunks (their text) only when asked for
+    records = await docs.store.document_chunks(doc.collection, doc.id) if chunks else None
+    indexed = (
+        sum(c.token_count for c in records)
+        if records is not None
+        else await docs.store.document_token_count(doc.collection, doc.id)
+    )
     result = job.result if job is not None and isinstance(job.result, dict) else {}
     embedded = result.get("embedded_tokens")
     return DocumentDetail(
@@ -415,10 +421,10 @@ async def get_document(
         last_error=doc.error or (job.last_error if job is not None else None),
         timings=_timings(job, runtime.client.clock.now()) if job is not None else None,
         tokens=Tokens(
-            indexed=sum(c.token_count for c in records),
+            indexed=indexed,
             embedded=int(embedded) if isinstance(embedded, int) else None,
         ),
-        chunks=[ChunkView.of(c) for c in records] if chunks else None,
+        chunks=[ChunkView.of(c) for c in records] if records is not None else None,
     )
 
 

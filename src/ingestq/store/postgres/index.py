@@ -224,6 +224,10 @@ class PostgresIndex(PostgresPool):
     async def document_delete(self, collection: str, document_id: str) -> bool:
         return await self._rows_none(Q["document_delete"], {"collection": collection, "id": document_id}) > 0
 
+    async def document_token_count(self, collection: str, document_id: str) -> int:
+        rows = await self._rows(Q["document_token_count"], {"collection": collection, "id": document_id})
+        return int(rows[0][0])
+
     async def document_chunks(
         self, collection: str, document_id: str, with_vectors: bool = False
     ) -> list[ChunkRecord]:

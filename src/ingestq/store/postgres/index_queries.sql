@@ -148,6 +148,11 @@ FROM ingestq_chunks c JOIN ingestq_documents d ON d.doc_key = c.doc_key
 WHERE d.collection = %(collection)s AND d.id = %(id)s
 ORDER BY c.ordinal
 
+-- name: document_token_count
+SELECT coalesce(sum(c.token_count), 0)
+FROM ingestq_chunks c JOIN ingestq_documents d ON d.doc_key = c.doc_key
+WHERE d.collection = %(collection)s AND d.id = %(id)s
+
 -- name: embed_cache_get
 SELECT key, vector FROM ingestq_embed_cache WHERE model_id = %(model_id)s AND key = ANY(%(keys)s::text[])
 

@@ -98,6 +98,9 @@ class SqliteIndex(SqliteBase):
     ) -> list[ChunkRecord]:
         return await self._ix_run(lambda ix: ix.document_chunks(collection, document_id, with_vectors))
 
+    async def document_token_count(self, collection: str, document_id: str) -> int:
+        return await self._ix_run(lambda ix: ix.document_token_count(collection, document_id))
+
     async def document_commit(self, write: IndexWrite, outcome: Outcome, now: datetime) -> bool:
         return await self._ix_run(lambda ix: ix.document_commit(write, outcome, now))
 

@@ -227,6 +227,9 @@ class IndexEngine:
             cur.execute(Q["document_delete"], {"doc_key": found[0][0]})
         return True
 
+    def document_token_count(self, collection: str, document_id: str) -> int:
+        return int(self._rows(Q["document_token_count"], {"collection": collection, "id": document_id})[0][0])
+
     def document_chunks(self, collection: str, document_id: str, with_vectors: bool) -> list[ChunkRecord]:
         coll = self._collection_row(collection) if with_vectors else None
         out: list[ChunkRecord] = []

@@ -144,6 +144,11 @@ FROM ingestq_chunks c JOIN ingestq_documents d ON d.doc_key = c.doc_key
 WHERE d.collection = :collection AND d.id = :id
 ORDER BY c.ordinal
 
+-- name: document_token_count
+SELECT coalesce(sum(c.token_count), 0)
+FROM ingestq_chunks c JOIN ingestq_documents d ON d.doc_key = c.doc_key
+WHERE d.collection = :collection AND d.id = :id
+
 -- name: vec_get
 SELECT embedding FROM {vec} WHERE rowid = :rowid
 
