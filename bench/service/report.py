@@ -56,6 +56,7 @@ def render(res: dict[str, Any]) -> str:
         "- One `ingestq serve` process (uvicorn) per measurement; the load comes from a separate process "
         "(bench/service/load.py, httpx async): open loop at a fixed rate (latency from each request's "
         "scheduled send time) or closed loop at the max rate.",
+        *(f"- {note}" for note in res.get("notes", [])),
         "",
         "| goal | measured | verdict |",
         "|---|---|---|",
