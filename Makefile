@@ -48,8 +48,9 @@ fmt: $(STAMP) ## format and auto-fix
 demo: $(STAMP) ## ingest docs/ plus a generated PDF and DOCX with the local model, then search
 	$(BIN)/python -m ingestq.cli.demo
 
-bench: $(STAMP) ## run the benchmarks side by side with peers; writes BENCHMARKS.md (BENCH_ARGS="--quick")
+bench: $(STAMP) ## run the benchmarks side by side with peers; writes BENCHMARKS.md (BENCH_ARGS="--quick", SERVICE_BENCH_ARGS)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+	$(BIN)/python -m bench.service $(SERVICE_BENCH_ARGS)
 
 bench-install: $(STAMP) ## create .bench-venv with the peers (pgqueuer, procrastinate, huey, LlamaIndex); make bench does it too
 	$(BIN)/python -c "from bench.peers import ensure_venv; ensure_venv()"

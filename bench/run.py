@@ -34,6 +34,7 @@ import psycopg
 from bench import baselines, embed_bench, fast_embed, flat, harness, machine, ours, peers, pgserver, report
 from bench.harness import OUT, ROOT, System
 from bench.pgserver import PgChoice
+from bench.service import report as service_report
 
 QUEUE_SECTIONS = ("throughput", "pickup", "baselines", "flat")
 SECTIONS = (*QUEUE_SECTIONS, "embed", "ceiling")
@@ -323,7 +324,9 @@ def _measure(
         results = _merge(json.loads(args.add_to.read_text()), results)
     raw = OUT / f"results-{started:%Y%m%dT%H%M%S}.json"
     raw.write_text(json.dumps(results, indent=1))
-    args.out.write_text(report.render(results))
+    old = args.out.read_text() if args.out.exists() else ""
+    # the service section (python -m bench.service) is kept as it was: this run did not measure it
+    args.out.write_text(service_report.keep(old, report.render(results)))
     log(f"wrote {args.out} (raw results: {raw})")
     for v in report.evaluate(results):
         log(f"{'PASS' if v.ok else ('MISS' if v.ok is False else 'n/a '):4}  {v.goal}: {v.measured}")

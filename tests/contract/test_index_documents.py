@@ -62,6 +62,8 @@ async def test_commit_indexes_and_finishes_the_job(store: Store) -> None:
     assert chunks[0].page == 3
     assert chunks[0].embedding == V1
     assert (await ix.document_chunks("c", "d1"))[0].embedding is None
+    assert await ix.document_token_count("c", "d1") == sum(c.token_count for c in chunks) > 0
+    assert await ix.document_token_count("c", "nope") == 0
 
 
 async def test_commit_replaces_the_previous_version(store: Store) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import tempfile
 from collections.abc import Callable
 from datetime import timedelta
+from typing import BinaryIO, cast
 
 import pytest
 from contract_helpers import T0, StoreFactory
@@ -36,6 +38,28 @@ async def test_blob_round_trip_and_dedup(store: Store) -> None:
     assert await ix.blob_get(blob_id) == data
     assert await ix.blob_get("0" * 64) is None
     assert await ix.blob_get(await ix.blob_put(b"", T0)) == b""
+
+
+async def test_blob_put_file_streams_the_same_blob(store: Store) -> None:
+    """A file bigger than a few read chunks (3.5 MiB of every byte value, backslashes and tabs included:
+    COPY's text format on PostgreSQL) is stored under the id `blob_put` gives its bytes, read back the
+    same; the same content again (file or bytes) is one blob; an empty file works."""
+    ix = await index_of(store)
+    data = (bytes(range(256)) * 4096) * 3 + b"\\\t\n\x00" * 1000 + b"tail"
+    with tempfile.TemporaryFile() as file:
+        file.write(data)
+        blob_id = await ix.blob_put_file(file, T0)
+        assert blob_id == hashlib.sha256(data).hexdigest()
+        assert await ix.blob_get(blob_id) == data
+        assert await ix.blob_put_file(file, T0 + timedelta(seconds=1)) == blob_id
+    assert await ix.blob_put(data, T0) == blob_id
+    with tempfile.TemporaryFile() as empty:
+        assert await ix.blob_get(await ix.blob_put_file(empty, T0)) == b""
+    small = b"written as bytes first"
+    with tempfile.SpooledTemporaryFile(max_size=1024) as spooled:
+        spooled.write(small)
+        assert await ix.blob_put_file(cast(BinaryIO, spooled), T0) == await ix.blob_put(small, T0)
+    assert await ix.blob_get(hashlib.sha256(small).hexdigest()) == small
 
 
 async def test_embedding_cache_round_trip(store: Store) -> None:

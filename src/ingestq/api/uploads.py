@@ -7,6 +7,11 @@ streaming parser is fed from `request.stream()` chunk by chunk; each file part i
 read stops with 413. Nothing is stored until the whole body has been read and checked, so a refused
 upload leaves nothing behind (no blob, no document, no job).
 
+Each file part is written to a `SpooledTemporaryFile`: in memory up to `SPOOL_BYTES`, then on disk, so a
+server receiving many large uploads at once holds at most `SPOOL_BYTES` of each; the store then streams
+the file into the database (`blob_put_file`). The temporary files go when the request ends (`Form.close`),
+and with them a refused upload's bytes.
+
 A file name from a client is metadata only: `safe_name` keeps the last component (directories, `..`
 and drive letters dropped) and removes control characters, so it can never name a path.
 """
@@ -16,10 +21,11 @@ from __future__ import annotations
 import codecs
 import hashlib
 import json
+import tempfile
 import unicodedata
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
@@ -38,15 +44,29 @@ MAX_PARTS = 100
 MAX_NAME = 200
 
 
+SPOOL_BYTES = 1024**2
+"""Bytes of one uploaded file kept in memory; past that it is spooled to a temporary file."""
+
+
+def _spool() -> BinaryIO:
+    return cast(BinaryIO, tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, prefix="ingestq-upload-"))
+
+
 @dataclass
 class FilePart:
     name: str  # safe_name of the client's file name
-    data: bytearray = field(default_factory=bytearray)
+    file: BinaryIO = field(default_factory=_spool)
+    size: int = 0
     sha256: Any = field(default_factory=hashlib.sha256)
 
     @property
     def digest(self) -> str:
         return str(self.sha256.hexdigest())
+
+    def write(self, data: bytes) -> None:
+        self.file.write(data)
+        self.sha256.update(data)
+        self.size += len(data)
 
 
 @dataclass
@@ -54,6 +74,10 @@ class Form:
     files: list[FilePart]
     fields: dict[str, str]
     body_sha256: str  # of the raw body, for Idempotency-Key fingerprints
+
+    def close(self) -> None:
+        for part in self.files:
+            part.file.close()
 
 
 def too_large(what: str, cap: int) -> ApiError:
@@ -121,6 +145,7 @@ class _Parser:
         self._field_name: str | None = None
         self._field = bytearray()
         self._file: FilePart | None = None
+        self.opened: list[FilePart] = []  # every file part begun, kept or not: closed on a refusal
 
     def callbacks(self) -> MultipartCallbacks:
         return {
@@ -163,14 +188,18 @@ class _Parser:
         self._field_name = self._decode(options[b"name"])
         if b"filename" in options:
             self._file = FilePart(safe_name(self._decode(options[b"filename"])))
+            self.opened.append(self._file)
+
+    def close(self) -> None:
+        for part in self.opened:
+            part.file.close()
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         piece = data[start:end]
         if self._file is not None:
-            if len(self._file.data) + len(piece) > self.part_cap:
+            if self._file.size + len(piece) > self.part_cap:
                 raise too_large(f"file {self._file.name!r}", self.part_cap)
-            self._file.sha256.update(piece)
-            self._file.data.extend(piece)
+            self._file.write(piece)
             return
         if len(self._field) + len(piece) > FIELD_CAP:
             raise too_large(f"field {self._field_name!r}", FIELD_CAP)
@@ -201,14 +230,20 @@ async def read_multipart(request: Request, part_cap: int, body_cap: int) -> Form
     state = _Parser(part_cap, charset)
     hasher = hashlib.sha256()
     try:
-        parser = MultipartParser(boundary, state.callbacks())
-        async for chunk in _counted(request, body_cap, hasher):
-            parser.write(chunk)
-        parser.finalize()
-    except MultipartParseError as exc:
-        raise ApiError(422, "invalid_request", f"malformed multipart body: {exc}") from None
-    if parser.state != MultipartState.END:
-        raise ApiError(422, "invalid_request", "malformed multipart body: it ends before its last boundary")
-    if state.parts == 0:
-        raise ApiError(422, "invalid_request", "the multipart body has no part")
+        try:
+            parser = MultipartParser(boundary, state.callbacks())
+            async for chunk in _counted(request, body_cap, hasher):
+                parser.write(chunk)
+            parser.finalize()
+        except MultipartParseError as exc:
+            raise ApiError(422, "invalid_request", f"malformed multipart body: {exc}") from None
+        if parser.state != MultipartState.END:
+            raise ApiError(
+                422, "invalid_request", "malformed multipart body: it ends before its last boundary"
+            )
+        if state.parts == 0:
+            raise ApiError(422, "invalid_request", "the multipart body has no part")
+    except BaseException:
+        state.close()  # a refused body's spooled bytes go at once
+        raise
     return Form(state.files, state.fields, hasher.hexdigest())

@@ -14,11 +14,11 @@ Cormack et al. 2009): robust without calibrating cosine similarity against bm25 
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import io
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 from ingestq.client.client import Client
 from ingestq.errors import IngestqError
@@ -100,7 +100,7 @@ class Documents:
         self,
         sources: Sequence[str | Path] = (),
         *,
-        uploads: Sequence[tuple[str, bytes]] = (),
+        uploads: Sequence[tuple[str, bytes | BinaryIO]] = (),
         collection: str | None = None,
         metadata: dict[str, Any] | None = None,
         include: Sequence[str] = (),
@@ -108,11 +108,12 @@ class Documents:
         before_enqueue: Callable[[Sequence[Document]], Awaitable[None]] | None = None,
     ) -> list[Ingested]:
         """Register files, directories (recursive, globs), URLs and uploaded bytes `(name, data)`, and
-        queue their ingestion in one go. A file's id is its absolute path, a URL's the URL, an upload's
-        `name@sha256-prefix`. `before_enqueue(documents)` runs once they are registered, before their
-        jobs are queued (e.g. `Webhooks.add_document_callbacks`). Raises SourceError (one line) for a
-        path that does not exist, PathRefused for one outside `ingest_path_roots` (nothing is registered
-        then)."""
+        queue their ingestion in one go. An upload given as a file (read from its start, e.g. a spooled
+        temporary file) is streamed into the store, never held in memory whole. A file's id is its
+        absolute path, a URL's the URL, an upload's `name@sha256-prefix`. `before_enqueue(documents)`
+        runs once they are registered, before their jobs are queued (e.g.
+        `Webhooks.add_document_callbacks`). Raises SourceError (one line) for a path that does not
+        exist, PathRefused for one outside `ingest_path_roots` (nothing is registered then)."""
         name = self._collection(collection)
         meta = dict(metadata or {})
         urls = [str(s) for s in sources if is_url(str(s))]
@@ -123,12 +124,16 @@ class Documents:
         refs += [DocumentRef(name, url, url, None, meta) for url in urls]
         now = self.client.clock.now()
         for upload_name, data in uploads:
-            if len(data) > self.settings.upload_max_bytes:
+            size = len(data) if isinstance(data, bytes) else data.seek(0, io.SEEK_END)
+            if size > self.settings.upload_max_bytes:
                 raise SourceTooLarge(
-                    f"{upload_name}: {len(data)} bytes, over the {self.settings.upload_max_bytes} byte limit"
+                    f"{upload_name}: {size} bytes, over the {self.settings.upload_max_bytes} byte limit"
                 )
-            blob = await self.store.blob_put(data, now)
-            doc_id = f"{upload_name}@{hashlib.sha256(data).hexdigest()[:12]}"
+            if isinstance(data, bytes):
+                blob = await self.store.blob_put(data, now)
+            else:
+                blob = await self.store.blob_put_file(data, now)
+            doc_id = f"{upload_name}@{blob[:12]}"  # the blob id is the content's sha256
             refs.append(DocumentRef(name, doc_id, f"upload:{upload_name}", blob, meta))
         pairs = await register_and_enqueue(self.store, refs, now, before_enqueue=before_enqueue)
         return [Ingested(doc, job) for doc, job in pairs]

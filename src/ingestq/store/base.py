@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, BinaryIO, Protocol, runtime_checkable
 
 from ingestq.model.job import (
     ClaimRequest,
@@ -243,6 +243,11 @@ class IndexStore(Protocol):
         """Store uploaded bytes (content-addressed: sha256 hex, stored once); returns the blob id."""
         ...
 
+    async def blob_put_file(self, file: BinaryIO, now: datetime) -> str:
+        """`blob_put` of a file's bytes (read from its start), streamed into the database so that a large
+        upload is never held in memory whole; the same content-addressed id as `blob_put`."""
+        ...
+
     async def blob_get(self, blob_id: str) -> bytes | None: ...
 
     async def document_register(self, ref: DocumentRef, now: datetime) -> Document:
@@ -269,6 +274,10 @@ class IndexStore(Protocol):
     async def document_chunks(
         self, collection: str, document_id: str, with_vectors: bool = False
     ) -> list[ChunkRecord]: ...
+
+    async def document_token_count(self, collection: str, document_id: str) -> int:
+        """The tokens of the document's current chunks (0 if none): a status read without the chunks."""
+        ...
 
     async def document_commit(self, write: IndexWrite, outcome: Outcome, now: datetime) -> bool:
         """One transaction: if `outcome` applies (fence), replace the document's chunks and vectors by

@@ -7,9 +7,10 @@ psycopg). The columns are in the order both index_queries.sql files select them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, BinaryIO
 
 from ingestq.errors import StoreError
 from ingestq.model.document import Collection, Document, DocumentStatus, Hit, IndexWrite
@@ -22,6 +23,27 @@ IDEMPOTENCY_PRUNE_BATCH = 100
 
 class Fenced(Exception):
     """The job's outcome did not apply: roll the whole transaction back."""
+
+
+BLOB_CHUNK = 1024**2
+"""Bytes read from an upload's file at a time: what `blob_put_file` holds in memory."""
+
+
+def file_chunks(file: BinaryIO) -> Iterator[bytes]:
+    """The file's bytes from its start, `BLOB_CHUNK` at a time."""
+    file.seek(0)
+    while chunk := file.read(BLOB_CHUNK):
+        yield chunk
+
+
+def file_digest(file: BinaryIO) -> tuple[str, int]:
+    """(sha256 hex, size) of the file's bytes: the blob id `blob_put` gives the same bytes."""
+    hasher = hashlib.sha256()
+    size = 0
+    for chunk in file_chunks(file):
+        hasher.update(chunk)
+        size += len(chunk)
+    return hasher.hexdigest(), size
 
 
 def document_from_row(row: Sequence[Any], json: Decode, time: Callable[[Any], datetime]) -> Document:

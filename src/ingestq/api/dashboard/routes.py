@@ -682,12 +682,12 @@ async def document_upload(request: Request) -> Response:
     if not isinstance(upload, UploadFile) or not upload.filename:
         raise _Refused(400, "Choose a file to upload.")
     limit = service_state(request).runtime.settings.upload_max_bytes
-    data = await upload.read(limit + 1)
-    if len(data) > limit:
+    size = upload.size if upload.size is not None else upload.file.seek(0, 2)
+    if size > limit:  # Starlette spooled it to a temporary file; the store streams it in from there
         raise _Refused(413, f"The file is larger than the {limit} byte upload limit.")
     name = safe_name(upload.filename)  # a display name only, never a path (api/uploads.py)
     collection = _text(form, "collection").strip() or None
-    (ingested,) = await _state(request).documents.ingest(uploads=[(name, data)], collection=collection)
+    (ingested,) = await _state(request).documents.ingest(uploads=[(name, upload.file)], collection=collection)
     doc = ingested.document
     query = urlencode({"collection": doc.collection, "id": doc.id})
     raise _Redirect(f"{viewer.base}/document?{query}&notice=uploaded")

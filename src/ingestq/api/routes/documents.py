@@ -51,7 +51,15 @@ from ingestq.api.errors import ApiError, ShapedRoute
 from ingestq.api.idempotency import fingerprint, key_of, remember, replay
 from ingestq.api.schemas import ErrorBody
 from ingestq.api.state import Admin, IngestqRuntime, Reader
-from ingestq.api.uploads import FORM_OVERHEAD, FilePart, read_json, read_multipart, safe_name, too_large
+from ingestq.api.uploads import (
+    FORM_OVERHEAD,
+    FilePart,
+    Form,
+    read_json,
+    read_multipart,
+    safe_name,
+    too_large,
+)
 from ingestq.api.webhook_callbacks import BeforeEnqueue, document_callbacks, form_callbacks
 from ingestq.client.client import Client
 from ingestq.client.documents import Documents
@@ -166,38 +174,51 @@ async def ingest_documents(
 ) -> JSONResponse:
     docs = documents_of(request, runtime)
     key = key_of(idempotency_key, "POST /v1/documents")
-    run, asked = await _read_ingest(request, docs, runtime)
-    if key is None:
-        return _accepted(await run())
-    wanted = fingerprint(asked)
-    replayed = await replay(docs.store, key, wanted, runtime.client.clock.now())
-    if replayed is not None:
-        return replayed
-    response = _accepted(await run())
-    return await remember(docs.store, key, wanted, response, runtime.client.clock.now())
+    run, asked, form = await _read_ingest(request, docs, runtime)
+    try:
+        if key is None:
+            return _accepted(await run())
+        wanted = fingerprint(asked)
+        replayed = await replay(docs.store, key, wanted, runtime.client.clock.now())
+        if replayed is not None:
+            return replayed
+        response = _accepted(await run())
+        return await remember(docs.store, key, wanted, response, runtime.client.clock.now())
+    finally:
+        if form is not None:
+            form.close()  # the spooled uploads: stored by now, or not wanted
 
 
 async def _read_ingest(
     request: Request, docs: Documents, runtime: Runtime
-) -> tuple[Callable[[], Awaitable[list[Accepted]]], dict[str, Any]]:
-    """Read and check the whole request; return what will ingest it, and what it asks for (the
-    Idempotency-Key fingerprint: the same files and fields, whatever the multipart boundary)."""
+) -> tuple[Callable[[], Awaitable[list[Accepted]]], dict[str, Any], Form | None]:
+    """Read and check the whole request; return what will ingest it, what it asks for (the
+    Idempotency-Key fingerprint: the same files and fields, whatever the multipart boundary), and the
+    form whose spooled files the caller closes."""
     cap = docs.settings.upload_max_bytes
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media == "multipart/form-data":
         form = await read_multipart(request, cap, cap + FORM_OVERHEAD)
-        collection, metadata = _form_fields(form.fields, docs)
-        if not form.files:
-            raise ApiError(422, "invalid_request", "no file part in the multipart body")
-        urls = form_callbacks(form.fields.get("callbacks", ""))
-        hook = document_callbacks(runtime, urls)
+        try:
+            collection, metadata = _form_fields(form.fields, docs)
+            if not form.files:
+                raise ApiError(422, "invalid_request", "no file part in the multipart body")
+            urls = form_callbacks(form.fields.get("callbacks", ""))
+            hook = document_callbacks(runtime, urls)
+        except BaseException:
+            form.close()
+            raise
         asked = {
             "collection": collection,
             "metadata": metadata,
             "files": [[f.name, f.digest] for f in form.files],
             "callbacks": urls,
         }
-        return (lambda: _ingest_uploads(request, docs, form.files, collection, metadata, hook)), asked
+        return (
+            (lambda: _ingest_uploads(request, docs, form.files, collection, metadata, hook)),
+            asked,
+            form,
+        )
     if media == "application/json" or media.endswith("+json"):
         raw, _ = await read_json(request, cap + FORM_OVERHEAD)
         try:
@@ -207,7 +228,7 @@ async def _read_ingest(
         asked = body.model_dump(mode="json")
         asked["collection"] = _collection(body.collection, docs)
         hook = document_callbacks(runtime, body.callbacks)
-        return (lambda: _ingest_json(request, docs, body, hook)), asked
+        return (lambda: _ingest_json(request, docs, body, hook)), asked, None
     raise ApiError(
         415,
         "unsupported_media_type",
@@ -248,9 +269,11 @@ async def _ingest_uploads(
             continue
         found = await _existing(request, docs, collection, part.digest)
         if found is None:
-            data, part.data = bytes(part.data), bytearray()  # one copy of the file at a time
             (ingested,) = await docs.ingest(
-                uploads=[(part.name, data)], collection=collection, metadata=metadata, before_enqueue=hook
+                uploads=[(part.name, part.file)],
+                collection=collection,
+                metadata=metadata,
+                before_enqueue=hook,
             )
             found = _accepted_one(request, ingested.document, ingested.job, duplicate=False)
         seen[part.digest] = found
@@ -270,9 +293,9 @@ async def _ingest_json(
         if not name.lower().endswith(_TEXT_SUFFIXES):
             name += ".md"
         part = FilePart(name)
-        part.data.extend(data)
-        part.sha256.update(data)
-        return await _ingest_uploads(request, docs, [part], collection, body.metadata, hook)
+        with part.file:
+            part.write(data)
+            return await _ingest_uploads(request, docs, [part], collection, body.metadata, hook)
     if body.path is not None:
         roots = docs.settings.ingest_path_roots
         if not roots:  # unset or empty: the service ingests no paths (docs/security.md)
@@ -408,7 +431,13 @@ async def get_document(
     doc = await docs.get(document_id, _collection(collection, docs))
     jobs = await _jobs_of(runtime.client, doc.collection, doc.id, None)
     job = jobs[0] if jobs else None
-    records = await docs.store.document_chunks(doc.collection, doc.id)
+    # a status poll reads the token sum only; the chunks (their text) only when asked for
+    records = await docs.store.document_chunks(doc.collection, doc.id) if chunks else None
+    indexed = (
+        sum(c.token_count for c in records)
+        if records is not None
+        else await docs.store.document_token_count(doc.collection, doc.id)
+    )
     result = job.result if job is not None and isinstance(job.result, dict) else {}
     embedded = result.get("embedded_tokens")
     return DocumentDetail(
@@ -417,10 +446,10 @@ async def get_document(
         last_error=doc.error or (job.last_error if job is not None else None),
         timings=_timings(job, runtime.client.clock.now()) if job is not None else None,
         tokens=Tokens(
-            indexed=sum(c.token_count for c in records),
+            indexed=indexed,
             embedded=int(embedded) if isinstance(embedded, int) else None,
         ),
-        chunks=[ChunkView.of(c) for c in records] if chunks else None,
+        chunks=[ChunkView.of(c) for c in records] if records is not None else None,
     )
 
 

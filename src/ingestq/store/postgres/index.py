@@ -7,12 +7,15 @@ if the outcome does not apply, the transaction rolls back and nothing is written
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, BinaryIO
+
+from psycopg.errors import UniqueViolation
 
 from ingestq.errors import StoreError
 from ingestq.model.document import (
@@ -36,6 +39,8 @@ from ingestq.store.index_common import (
     collection_from_row,
     commit_collection,
     document_from_row,
+    file_chunks,
+    file_digest,
     hit_from_row,
 )
 from ingestq.store.postgres.pool import Conn, PostgresPool
@@ -134,6 +139,21 @@ class PostgresIndex(PostgresPool):
         await self._rows_none(Q["blob_put"], {"id": blob_id, "data": data, "size": len(data), "now": now})
         return blob_id
 
+    async def blob_put_file(self, file: BinaryIO, now: datetime) -> str:
+        blob_id, size = await asyncio.to_thread(file_digest, file)
+        if await self._rows(Q["blob_exists"], {"id": blob_id}):
+            return blob_id
+        async with self._connection() as conn:
+            try:
+                async with conn.transaction(), conn.cursor().copy(Q["blob_copy"]) as copy:
+                    await copy.write(f"{blob_id}\t\\\\x".encode())  # `\\x`: a backslash escaped for COPY
+                    for chunk in file_chunks(file):
+                        await copy.write(chunk.hex().encode())
+                    await copy.write(f"\t{size}\t{now.isoformat()}\n".encode())
+            except UniqueViolation:
+                pass  # the same bytes stored meanwhile by another upload: content-addressed, done
+        return blob_id
+
     async def _rows_none(self, sql: str, params: dict[str, Any]) -> int:
         async with self._connection() as conn:
             cur = await conn.execute(sql, params)
@@ -203,6 +223,10 @@ class PostgresIndex(PostgresPool):
 
     async def document_delete(self, collection: str, document_id: str) -> bool:
         return await self._rows_none(Q["document_delete"], {"collection": collection, "id": document_id}) > 0
+
+    async def document_token_count(self, collection: str, document_id: str) -> int:
+        rows = await self._rows(Q["document_token_count"], {"collection": collection, "id": document_id})
+        return int(rows[0][0])
 
     async def document_chunks(
         self, collection: str, document_id: str, with_vectors: bool = False

@@ -26,6 +26,14 @@ USING hnsw ((embedding::vector({dim})) vector_cosine_ops) WHERE coll_id = {coll_
 INSERT INTO ingestq_blobs (id, data, size, created_at) VALUES (%(id)s, %(data)s, %(size)s, %(now)s)
 ON CONFLICT (id) DO NOTHING
 
+-- name: blob_exists
+SELECT 1 FROM ingestq_blobs WHERE id = %(id)s
+
+-- name: blob_copy
+-- blob_put_file: the row streamed in COPY's text format (the bytea as \\x and hex, written a chunk at a
+-- time), so that neither side of the connection needs the whole upload in one message.
+COPY ingestq_blobs (id, data, size, created_at) FROM STDIN
+
 -- name: blob_get
 SELECT data FROM ingestq_blobs WHERE id = %(id)s
 
@@ -139,6 +147,11 @@ SELECT c.id, c.ordinal, c.text, c.body, c.heading_path, c.page, c.page_end, c.to
 FROM ingestq_chunks c JOIN ingestq_documents d ON d.doc_key = c.doc_key
 WHERE d.collection = %(collection)s AND d.id = %(id)s
 ORDER BY c.ordinal
+
+-- name: document_token_count
+SELECT coalesce(sum(c.token_count), 0)
+FROM ingestq_chunks c JOIN ingestq_documents d ON d.doc_key = c.doc_key
+WHERE d.collection = %(collection)s AND d.id = %(id)s
 
 -- name: embed_cache_get
 SELECT key, vector FROM ingestq_embed_cache WHERE model_id = %(model_id)s AND key = ANY(%(keys)s::text[])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 from ingestq.store.sqlite.base import SqliteBase
 
@@ -63,6 +63,9 @@ class SqliteIndex(SqliteBase):
     async def blob_put(self, data: bytes, now: datetime) -> str:
         return await self._ix_run(lambda ix: ix.blob_put(data, now))
 
+    async def blob_put_file(self, file: BinaryIO, now: datetime) -> str:
+        return await self._ix_run(lambda ix: ix.blob_put_file(file, now))
+
     async def blob_get(self, blob_id: str) -> bytes | None:
         return await self._ix_run(lambda ix: ix.blob_get(blob_id))
 
@@ -94,6 +97,9 @@ class SqliteIndex(SqliteBase):
         self, collection: str, document_id: str, with_vectors: bool = False
     ) -> list[ChunkRecord]:
         return await self._ix_run(lambda ix: ix.document_chunks(collection, document_id, with_vectors))
+
+    async def document_token_count(self, collection: str, document_id: str) -> int:
+        return await self._ix_run(lambda ix: ix.document_token_count(collection, document_id))
 
     async def document_commit(self, write: IndexWrite, outcome: Outcome, now: datetime) -> bool:
         return await self._ix_run(lambda ix: ix.document_commit(write, outcome, now))

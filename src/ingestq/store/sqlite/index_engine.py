@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, BinaryIO
 
 import apsw
 
@@ -38,6 +38,8 @@ from ingestq.store.index_common import (
     collection_from_row,
     commit_collection,
     document_from_row,
+    file_chunks,
+    file_digest,
     hit_from_row,
 )
 from ingestq.store.queries import load_queries
@@ -135,6 +137,18 @@ class IndexEngine:
             cur.execute(Q["blob_put"], {"id": blob_id, "data": data, "size": len(data), "now": ts(now)})
         return blob_id
 
+    def blob_put_file(self, file: BinaryIO, now: datetime) -> str:
+        """A zeroblob row, then the file written into it a chunk at a time (SQLite's incremental blob
+        I/O), in one transaction: memory stays at one chunk plus the page cache, whatever the size."""
+        blob_id, size = file_digest(file)
+        with self.e.write() as cur:
+            rows = _all(cur, Q["blob_put_empty"], {"id": blob_id, "size": size, "now": ts(now)})
+            if rows:  # new content (the same bytes already stored: nothing to write)
+                with self.e.conn.blob_open("main", "ingestq_blobs", "data", rows[0][0], True) as blob:
+                    for chunk in file_chunks(file):
+                        blob.write(chunk)
+        return blob_id
+
     def blob_get(self, blob_id: str) -> bytes | None:
         found = self._rows(Q["blob_get"], {"id": blob_id})
         return bytes(found[0][0]) if found else None
@@ -212,6 +226,9 @@ class IndexEngine:
             self._drop_chunks(cur, found[0][0], coll[0][4] if coll else None)
             cur.execute(Q["document_delete"], {"doc_key": found[0][0]})
         return True
+
+    def document_token_count(self, collection: str, document_id: str) -> int:
+        return int(self._rows(Q["document_token_count"], {"collection": collection, "id": document_id})[0][0])
 
     def document_chunks(self, collection: str, document_id: str, with_vectors: bool) -> list[ChunkRecord]:
         coll = self._collection_row(collection) if with_vectors else None

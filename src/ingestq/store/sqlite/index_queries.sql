@@ -22,6 +22,13 @@ CREATE VIRTUAL TABLE IF NOT EXISTS {vec} USING vec0(embedding float[{dimension}]
 INSERT INTO ingestq_blobs (id, data, size, created_at) VALUES (:id, :data, :size, :now)
 ON CONFLICT (id) DO NOTHING
 
+-- name: blob_put_empty
+-- blob_put_file: the row with a zeroblob of the right size, filled afterwards by incremental blob I/O (the
+-- table has rowids for this since migration 6).
+INSERT INTO ingestq_blobs (id, data, size, created_at) VALUES (:id, zeroblob(:size), :size, :now)
+ON CONFLICT (id) DO NOTHING
+RETURNING rowid
+
 -- name: blob_get
 SELECT data FROM ingestq_blobs WHERE id = :id
 
@@ -136,6 +143,11 @@ SELECT c.rowid, c.id, c.ordinal, c.text, c.body, c.heading_path, c.page, c.page_
 FROM ingestq_chunks c JOIN ingestq_documents d ON d.doc_key = c.doc_key
 WHERE d.collection = :collection AND d.id = :id
 ORDER BY c.ordinal
+
+-- name: document_token_count
+SELECT coalesce(sum(c.token_count), 0)
+FROM ingestq_chunks c JOIN ingestq_documents d ON d.doc_key = c.doc_key
+WHERE d.collection = :collection AND d.id = :id
 
 -- name: vec_get
 SELECT embedding FROM {vec} WHERE rowid = :rowid

@@ -1,0 +1,56 @@
+"""Upload → 202 for a 200 KB PDF on one `ingestq serve` process: a fixed offered rate (open loop) and
+the max rate (closed loop), on each backend."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.service import databases, procs
+
+NAME = "pdf/pdfjs_wikipedia.pdf"  # 208 KB, text on every page
+
+
+def pdf() -> Path:
+    """The PDF from ../shared/corpora beside the checkout (or beside a parent folder: a git worktree), or
+    from $BENCH_CORPORA."""
+    if os.environ.get("BENCH_CORPORA"):
+        return Path(os.environ["BENCH_CORPORA"]) / NAME
+    for parent in Path(__file__).resolve().parents[2].parents:
+        candidate = parent / "shared" / "corpora" / NAME
+        if candidate.is_file():
+            return candidate
+    raise SystemExit(f"{NAME} not found in any ../shared/corpora above this checkout")
+
+
+def measure(
+    backend: str, rate: float, seconds: float, concurrency: int, log: Callable[[str], None]
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"backend": backend, "pdf_bytes": pdf().stat().st_size}
+    with databases.fresh(backend, "uploads") as (url, _):
+        server = procs.serve(url)
+        try:
+            endpoint = server.url + "/v1/documents"
+            base = {"mode": "upload", "url": endpoint, "pdf": str(pdf())}
+            # warm-up: imports, connections, the first documents and blobs
+            procs.load({**base, "rate": 20, "seconds": 1, "tag": "warm"})
+            out["load_before"] = procs.loadavg()
+            out["fixed"] = procs.load({**base, "rate": rate, "seconds": seconds, "tag": "fixed"})
+            out["fixed"]["offered_per_s"] = rate
+            log(f"uploads {backend} at {rate:g}/s: {_short(out['fixed'])}")
+            out["max"] = procs.load({**base, "seconds": seconds, "concurrency": concurrency, "tag": "max"})
+            out["max"]["concurrency"] = concurrency
+            out["load_after"] = procs.loadavg()
+            log(f"uploads {backend} max, {concurrency} in flight: {_short(out['max'])}")
+        finally:
+            server.stop()
+    return out
+
+
+def _short(r: dict[str, Any]) -> str:
+    return (
+        f"{r['achieved_per_s']:.0f}/s p50 {r.get('p50_ms', 0):.1f} ms p99 {r.get('p99_ms', 0):.1f} ms "
+        f"statuses {r['statuses']}"
+    )
