@@ -11,6 +11,7 @@ from typing import Any
 
 from ingestq.builtin import PROBE_KIND
 from ingestq.clock import ManualClock
+from ingestq.errors import StoreError
 from ingestq.model.job import Job, JobFilter, JobState, NewJob, OutcomeKind
 from ingestq.store.base import Store
 from ingestq.tasks.registry import Registry, task
@@ -355,3 +356,39 @@ async def test_nul_characters_never_reach_the_store(store: Store) -> None:
     )
     retried = await state_of(store, raises.id)
     assert (retried.state, retried.last_error) == (JobState.QUEUED, "ValueError: bad\\x00byte")
+
+
+class DownStore:
+    """The real store, except that the first `failures` outcome writes fail as an unreachable database
+    does (StoreError), whichever write method they use."""
+
+    def __init__(self, store: Store, failures: int) -> None:
+        self._store, self.failures = store, failures
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._store, name)
+        if name not in ("job_finish_many", "job_finish_and_claim"):
+            return attr
+
+        async def down(*args: Any, **kwargs: Any) -> Any:
+            if self.failures > 0:
+                self.failures -= 1
+                raise StoreError("PostgreSQL at db:5432 is unavailable: no connection within 15s")
+            return await attr(*args, **kwargs)
+
+        return down
+
+
+async def test_an_outage_is_not_taken_for_a_refused_outcome(store: Store) -> None:
+    # Three failed writes make the completer try the outcomes one by one, to find one the store refuses.
+    # A single write failing because the database is still away is no refusal: the outcome used to be
+    # written as a failure the moment the database answered again (a succeeded job recorded as failed:
+    # seen under PostgreSQL restarts every 2-4 s, docs/reliability.md).
+    clock = ManualClock()
+    (job,) = await insert(store, clock, [NewJob(kind=PROBE_KIND)])
+    down = DownStore(store, failures=4)
+    worker = Worker(down, None, WorkerConfig(poll_interval=0.01), clock)
+    await asyncio.wait_for(worker.run(drain=True), 30)
+    assert down.failures == 0
+    row = await state_of(store, job.id)
+    assert (row.state, row.last_error) == (JobState.SUCCEEDED, None)
