@@ -40,6 +40,7 @@ DEFAULT_JOBS = {
     "pg-outage": 4000,
     "sqlite-full-disk": 2000,
     "soak": 6000,  # --minutes M sets it (the soak is meant for --minutes 60)
+    "multi-host": 2000,  # the exactly-once batch; the partition batch is HostPlan.cut_jobs
 }
 
 
@@ -530,6 +531,12 @@ async def sqlite_full_disk(env: Env, opts: Options, name: str = "sqlite-full-dis
     return res
 
 
+async def _multi_host(env: Env, opts: Options, name: str = "multi-host") -> Result:
+    from bench.chaos.multihost import multi_host  # it builds on this module
+
+    return await multi_host(env, opts, name)
+
+
 SCENARIOS: dict[str, tuple[Callable[[Env, Options, str], Awaitable[Result]], tuple[str, ...]]] = {
     "sigkill": (sigkill, ("sqlite", "pg")),
     "rolling-sigterm": (rolling_sigterm, ("sqlite", "pg")),
@@ -538,5 +545,6 @@ SCENARIOS: dict[str, tuple[Callable[[Env, Options, str], Awaitable[Result]], tup
     "pg-outage": (pg_outage, ("pg",)),
     "sqlite-full-disk": (sqlite_full_disk, ("sqlite",)),
     "soak": (soak, ("sqlite", "pg")),
+    "multi-host": (_multi_host, ("pg",)),
 }
 IN_ALL = [name for name in SCENARIOS if name != "soak"]
