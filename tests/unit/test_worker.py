@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
+
 from ingestq.builtin import PROBE_KIND
 from ingestq.clock import ManualClock
 from ingestq.errors import StoreError
@@ -392,3 +394,47 @@ async def test_an_outage_is_not_taken_for_a_refused_outcome(store: Store) -> Non
     assert down.failures == 0
     row = await state_of(store, job.id)
     assert (row.state, row.last_error) == (JobState.SUCCEEDED, None)
+
+
+class LateClaimStore:
+    """The real store, except that the first claim reaches the database late: the clock moves past the
+    claim's leases before it returns (it waited for a connection, or on one hung by a partition), and
+    with `rescued` another worker's rescuer requeues the jobs meanwhile."""
+
+    def __init__(self, store: Store, clock: ManualClock, lease: float, rescued: bool) -> None:
+        self._store, self._clock, self._lease, self._rescued = store, clock, lease, rescued
+        self.late = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def job_claim(self, req: Any, now: Any) -> list[Job]:
+        jobs = await self._store.job_claim(req, now)
+        if jobs and self.late:
+            self.late = False
+            self._clock.advance(self._lease + 1)
+            if self._rescued:
+                assert await self._store.job_rescue_stale(self._clock.now()) == [j.id for j in jobs]
+        return jobs
+
+
+@pytest.mark.parametrize("rescued", [False, True], ids=["not-yet-rescued", "rescued-meanwhile"])
+async def test_a_late_claim_runs_its_jobs_once(store: Store, rescued: bool) -> None:
+    # Started at once, a job whose lease had passed while its claim travelled ran while a rescuer could
+    # requeue it: its outcome was refused and it ran again (twice in all). Confirmed by a heartbeat
+    # first, it runs once: under the extended lease, or (rescued meanwhile) as the next attempt.
+    clock = ManualClock()
+    registry = Registry()
+    calls: list[int] = []
+
+    @registry.task(name="count")
+    async def count(n: int) -> int:
+        calls.append(n)
+        return n
+
+    (job,) = await insert(store, clock, [NewJob(kind="count", payload={"n": 1})])
+    late = LateClaimStore(store, clock, 30.0, rescued)
+    worker = Worker(late, registry, WorkerConfig(lease_seconds=30.0, poll_interval=0.01), clock)
+    await asyncio.wait_for(worker.run(drain=True), 30)
+    row = await state_of(store, job.id)
+    assert (calls, row.state, row.attempt) == ([1], JobState.SUCCEEDED, 2 if rescued else 1)
