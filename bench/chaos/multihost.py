@@ -9,8 +9,9 @@
    database and are refused by the fence (owner and attempt): h1's workers log each refused outcome,
    and the rows keep the later attempt. Nothing is lost, and no job runs more often than its attempt
    count says (a rescued job runs again as a new attempt, which the lease rules allow). A claim h1 sent
-   just before the cut may reach the database only when the link returns, stamped with h1's time of
-   sending: its jobs' leases are then already expired, and they are rescued again (counted as attempts).
+   during the cut reaches the database only when the link returns, with leases already past: the
+   worker confirms those by a heartbeat before it runs them (reported as "of a claim delivered late"
+   if any such job ran twice).
 
 Needs root (network namespaces): the scenario fails with the reason otherwise, and the test skips.
 """
