@@ -40,6 +40,7 @@ DEFAULT_JOBS = {
     "pg-outage": 4000,
     "sqlite-full-disk": 2000,
     "soak": 6000,  # --minutes M sets it (the soak is meant for --minutes 60)
+    "multi-host": 2000,  # the exactly-once batch; the partition batch is HostPlan.cut_jobs
 }
 
 
@@ -537,6 +538,12 @@ def _ingest() -> Any:
     return ingest_faults
 
 
+async def _multi_host(env: Env, opts: Options, name: str = "multi-host") -> Result:
+    from bench.chaos.multihost import multi_host  # it builds on this module
+
+    return await multi_host(env, opts, name)
+
+
 SCENARIOS: dict[str, tuple[Callable[[Env, Options, str], Awaitable[Result]], tuple[str, ...]]] = {
     "sigkill": (sigkill, ("sqlite", "pg")),
     "rolling-sigterm": (rolling_sigterm, ("sqlite", "pg")),
@@ -547,5 +554,6 @@ SCENARIOS: dict[str, tuple[Callable[[Env, Options, str], Awaitable[Result]], tup
     "soak": (soak, ("sqlite", "pg")),
     "embed-faults": (lambda env, opts, name: _ingest().embed_faults(env, opts, name), ("sqlite", "pg")),
     "parser-kills": (lambda env, opts, name: _ingest().parser_kills(env, opts, name), ("sqlite",)),
+    "multi-host": (_multi_host, ("pg",)),
 }
 IN_ALL = [name for name in SCENARIOS if name != "soak"]

@@ -7,6 +7,7 @@ does not disturb the session's shared server; pg_terminate_backend runs against 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import tempfile
 import time
@@ -20,7 +21,9 @@ import psycopg
 import pytest
 
 from ingestq.errors import StoreError
-from ingestq.model.job import NewJob
+from ingestq.model.job import JobFilter, NewJob
+from ingestq.store.postgres.pool import RECONNECT_TIMEOUT_S
+from ingestq.store.postgres.revive import JITTER, PROBE_MAX_S
 from ingestq.store.postgres.store import PostgresStore
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
@@ -185,3 +188,60 @@ async def test_store_survives_terminated_connections(database_url: str) -> None:
     finally:
         await store.close()
         await producer.close()
+
+
+async def _fresh_store(own_server: OwnServer, **kwargs: Any) -> PostgresStore:
+    name = "r_" + os.urandom(6).hex()
+    with psycopg.connect(own_server.admin_url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    store = PostgresStore(own_server.admin_url.replace("/postgres?", f"/{name}?", 1), **kwargs)
+    await store.open()
+    await store.migrate()
+    return store
+
+
+@pytest.mark.slow
+async def test_every_idle_connection_broken_by_a_restart_is_replaced_without_a_pause(
+    own_server: OwnServer,
+) -> None:
+    # After a restart every idle pooled connection is broken. psycopg_pool's own checkout check paused
+    # 1 s, 2 s, 4 s between broken connections, so with 6 of them the first call after the restart
+    # outlasted a 5 s pool timeout and failed (StoreError); now each broken one is handed back at once.
+    store = await _fresh_store(own_server, pool_max_size=6, pool_timeout=5.0)
+    try:
+        async with contextlib.AsyncExitStack() as stack:  # six connections out at once: six idle ones after
+            for _ in range(6):
+                await stack.enter_async_context(store._connection())
+        assert store._pool is not None
+        assert store._pool.get_stats()["pool_available"] == 6
+        await asyncio.to_thread(own_server.restart)
+        assert await store.job_list(JobFilter(limit=1)) == []
+    finally:
+        await store.close()
+
+
+@pytest.mark.slow
+async def test_a_call_waiting_through_an_outage_resumes_once_the_server_is_back(
+    own_server: OwnServer,
+) -> None:
+    # The pool's retry chains give up after RECONNECT_TIMEOUT_S; a call still waiting for a connection
+    # then waited out its whole pool timeout (20 s here) however soon the server returned, and failed.
+    store = await _fresh_store(own_server, pool_max_size=3, pool_timeout=20.0)
+    try:
+        await asyncio.to_thread(own_server.stop)
+        try:
+            waiting = asyncio.create_task(store.job_list(JobFilter(limit=1)))
+            await asyncio.sleep(RECONNECT_TIMEOUT_S + 1.5)
+            assert not waiting.done()
+        finally:
+            await asyncio.to_thread(own_server.start)
+        back = time.monotonic()
+        assert await asyncio.wait_for(waiting, STEP_TIMEOUT) == []
+        # an upper bound, not a benchmark: well before the pool timeout (the old behaviour)
+        assert time.monotonic() - back < 10.0
+        # one prober paced the retries while the server was away: a few connects a second at most
+        assert store._pool is not None
+        probes = store._pool.revival.probes  # type: ignore[attr-defined]
+        assert probes <= (RECONNECT_TIMEOUT_S + 1.5) / (PROBE_MAX_S * (1 - JITTER)) + 5
+    finally:
+        await store.close()

@@ -9,8 +9,11 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
+
 from ingestq.builtin import PROBE_KIND
 from ingestq.clock import ManualClock
+from ingestq.errors import StoreError
 from ingestq.model.job import Job, JobFilter, JobState, NewJob, OutcomeKind
 from ingestq.store.base import Store
 from ingestq.tasks.registry import Registry, task
@@ -355,3 +358,83 @@ async def test_nul_characters_never_reach_the_store(store: Store) -> None:
     )
     retried = await state_of(store, raises.id)
     assert (retried.state, retried.last_error) == (JobState.QUEUED, "ValueError: bad\\x00byte")
+
+
+class DownStore:
+    """The real store, except that the first `failures` outcome writes fail as an unreachable database
+    does (StoreError), whichever write method they use."""
+
+    def __init__(self, store: Store, failures: int) -> None:
+        self._store, self.failures = store, failures
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._store, name)
+        if name not in ("job_finish_many", "job_finish_and_claim"):
+            return attr
+
+        async def down(*args: Any, **kwargs: Any) -> Any:
+            if self.failures > 0:
+                self.failures -= 1
+                raise StoreError("PostgreSQL at db:5432 is unavailable: no connection within 15s")
+            return await attr(*args, **kwargs)
+
+        return down
+
+
+async def test_an_outage_is_not_taken_for_a_refused_outcome(store: Store) -> None:
+    # Three failed writes make the completer try the outcomes one by one, to find one the store refuses.
+    # A single write failing because the database is still away is no refusal: the outcome used to be
+    # written as a failure the moment the database answered again (a succeeded job recorded as failed:
+    # seen under PostgreSQL restarts every 2-4 s, docs/reliability.md).
+    clock = ManualClock()
+    (job,) = await insert(store, clock, [NewJob(kind=PROBE_KIND)])
+    down = DownStore(store, failures=4)
+    worker = Worker(down, None, WorkerConfig(poll_interval=0.01), clock)
+    await asyncio.wait_for(worker.run(drain=True), 30)
+    assert down.failures == 0
+    row = await state_of(store, job.id)
+    assert (row.state, row.last_error) == (JobState.SUCCEEDED, None)
+
+
+class LateClaimStore:
+    """The real store, except that the first claim reaches the database late: the clock moves past the
+    claim's leases before it returns (it waited for a connection, or on one hung by a partition), and
+    with `rescued` another worker's rescuer requeues the jobs meanwhile."""
+
+    def __init__(self, store: Store, clock: ManualClock, lease: float, rescued: bool) -> None:
+        self._store, self._clock, self._lease, self._rescued = store, clock, lease, rescued
+        self.late = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def job_claim(self, req: Any, now: Any) -> list[Job]:
+        jobs = await self._store.job_claim(req, now)
+        if jobs and self.late:
+            self.late = False
+            self._clock.advance(self._lease + 1)
+            if self._rescued:
+                assert await self._store.job_rescue_stale(self._clock.now()) == [j.id for j in jobs]
+        return jobs
+
+
+@pytest.mark.parametrize("rescued", [False, True], ids=["not-yet-rescued", "rescued-meanwhile"])
+async def test_a_late_claim_runs_its_jobs_once(store: Store, rescued: bool) -> None:
+    # Started at once, a job whose lease had passed while its claim travelled ran while a rescuer could
+    # requeue it: its outcome was refused and it ran again (twice in all). Confirmed by a heartbeat
+    # first, it runs once: under the extended lease, or (rescued meanwhile) as the next attempt.
+    clock = ManualClock()
+    registry = Registry()
+    calls: list[int] = []
+
+    @registry.task(name="count")
+    async def count(n: int) -> int:
+        calls.append(n)
+        return n
+
+    (job,) = await insert(store, clock, [NewJob(kind="count", payload={"n": 1})])
+    late = LateClaimStore(store, clock, 30.0, rescued)
+    worker = Worker(late, registry, WorkerConfig(lease_seconds=30.0, poll_interval=0.01), clock)
+    await asyncio.wait_for(worker.run(drain=True), 30)
+    row = await state_of(store, job.id)
+    assert (calls, row.state, row.attempt) == ([1], JobState.SUCCEEDED, 2 if rescued else 1)

@@ -22,11 +22,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from ingestq.clock import Clock
+from ingestq.errors import StoreError
 from ingestq.model.job import ClaimRequest, Job, Outcome, OutcomeKind
 from ingestq.tasks.retry import error_message
 from ingestq.tasks.task import Finalizer
@@ -40,6 +42,10 @@ log = logging.getLogger("ingestq.worker")
 T = TypeVar("T")
 
 ISOLATE_AFTER = 3  # failed writes in a row before outcomes are tried one by one
+RETRY_MAX_S = 0.5
+"""The longest pause (jittered) between two tries of a failed write. While the database is away a write
+waits in the store for a connection rather than failing fast, so retries do not hammer it; a longer
+pause would leave finished jobs unrecorded (their slots taken) for seconds after it is back."""
 
 DoneCallback = Callable[[list[Outcome], set[int]], None]
 
@@ -186,8 +192,8 @@ class Completer:
                     if not pending:
                         return applied
                 log.warning("could not record %d outcomes (retrying in %.1fs): %s", len(pending), delay, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                delay = min(delay * 2, RETRY_MAX_S)
                 continue
             self._failing = False
             if claim is not None and self._claimer is not None:
@@ -201,6 +207,11 @@ class Completer:
         for outcome in outcomes:
             try:
                 applied |= await self._store.job_finish_many([outcome], self._clock.now())
+                continue
+            except StoreError:
+                # The database is unavailable (an outage, a restart), not refusing this outcome: writing it
+                # as a failure now would fail a job that succeeded, if the server is back a moment later.
+                left.append(outcome)
                 continue
             except Exception as exc:
                 ok = await self._write_as_failure(outcome, exc)
@@ -244,8 +255,8 @@ class Completer:
                     if result is not None:
                         return result
                 log.warning("could not record %d outcomes (retrying in %.1fs): %s", count, delay, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                delay = min(delay * 2, RETRY_MAX_S)
 
     def _drop(self, count: int, exc: Exception) -> None:
         log.warning("dropping %d outcomes, the store fails: %s", count, exc)

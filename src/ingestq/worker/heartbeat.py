@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import socket
 import time
 from collections.abc import Callable
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
     from ingestq.store.base import Store
 
 log = logging.getLogger("ingestq.worker")
+
+RETRY_S = 0.5
+"""After a failed beat, the next one comes this soon (jittered), or after the interval if that is shorter."""
 
 
 class Heartbeat:
@@ -113,17 +117,22 @@ class Heartbeat:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Beat every interval until `stop` (the worker beats once itself before starting this)."""
+        wait = self.interval
         while True:
             try:
-                async with asyncio.timeout(self.interval):
+                async with asyncio.timeout(wait):
                     await stop.wait()
                 return
             except TimeoutError:
                 pass
             try:
                 await self.beat()
+                wait = self.interval
             except Exception as exc:
-                log.warning("heartbeat failed (will retry): %s", exc)
+                # Soon, not a whole interval later: with the database restarting every few seconds, two or
+                # three beats lost in a row let the leases expire and the jobs be rescued from under us.
+                wait = min(self.interval, RETRY_S) * random.uniform(0.8, 1.2)
+                log.warning("heartbeat failed (retrying in %.1fs): %s", wait, exc)
 
 
 async def write_progress(

@@ -103,6 +103,7 @@ class Worker:
         self._executor = Executor(self.registry, clock, self.worker_id, retry_policy)
         self._executor.on_unavailable = self._on_unavailable
         self._rechecks: set[asyncio.Task[None]] = set()  # of kinds this machine cannot serve now
+        self._confirming: set[asyncio.Task[None]] = set()  # late claims waiting for a heartbeat
         caps = {k: spec.concurrency for k, spec in self.registry.tasks.items() if spec.concurrency}
         self._slots = Slots(self.config.concurrency, caps)
         self._held: dict[int, Running] = {}  # claimed, outcome not yet committed: each holds a slot
@@ -207,6 +208,8 @@ class Worker:
                 at_deadline.cancel()
             for recheck in self._rechecks:
                 recheck.cancel()
+            for confirm in self._confirming:
+                confirm.cancel()
             if self._executing:  # only after an unexpected error: the normal path released them above
                 self._stop_all(StopReason.SHUTDOWN)
                 tasks = [r.task for r in self._held.values() if r.task is not None and not r.task.done()]
@@ -401,10 +404,49 @@ class Worker:
 
     # --- one job ---------------------------------------------------------------------------------------
     def _start_all(self, jobs: list[Job]) -> None:
+        # A claim is stamped with this worker's time when it is sent, and its leases run from then. One
+        # that reached the database late (it waited for a connection, or hung on a connection cut by a
+        # partition) can return leases already past: a rescuer would requeue those jobs while they run
+        # here (seen in `bench.chaos multi-host`). They start only once a heartbeat has extended their
+        # leases (fenced by owner; if they were rescued meanwhile it reports them lost instead).
+        now = self.clock.now()
+        late = [j for j in jobs if j.lease_expires_at is not None and j.lease_expires_at <= now]
         for job in jobs:
-            self._start(job)
+            if not late or job not in late:
+                self._start(job)
+        if late:
+            self._confirm_late(late)
         if jobs and self.probes.armed("claimed"):  # the ids cost a list per batch: only when watched
             self.probes.hit("claimed", [job.id for job in jobs])
+
+    def _confirm_late(self, late: list[Job]) -> None:
+        log.warning("%d jobs claimed with leases already past: confirming them by a heartbeat", len(late))
+        for job in late:
+            self._hold(Running(job, JobContext(job)))
+            self._executing += 1  # as if running: a drain or a stop waits for them
+        task = asyncio.get_running_loop().create_task(self._start_confirmed(late))
+        self._confirming.add(task)
+        task.add_done_callback(self._confirming.discard)
+
+    async def _start_confirmed(self, late: list[Job]) -> None:
+        confirmed = False
+        try:
+            if self._heartbeat is not None:
+                await self._heartbeat.beat()  # a lost job is unheld by _on_lost
+                confirmed = True
+        except Exception as exc:
+            log.warning("could not confirm %d late-claimed jobs (giving them back): %s", len(late), exc)
+        finally:
+            self._executing -= len(late)
+            self._wake.set()
+        for job in late:
+            run = self._held.get(job.id)
+            if run is None or run.task is not None or run.job.attempt != job.attempt:
+                continue  # lost to a rescuer: not ours to run
+            if confirmed and not self._stopping:
+                self._start(job)
+            elif self._completer is not None:
+                self._completer.add(Outcome(job.id, self.worker_id, job.attempt, OutcomeKind.RELEASED))
 
     def _start(self, job: Job) -> None:
         loop = asyncio.get_running_loop()

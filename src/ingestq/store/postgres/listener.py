@@ -15,6 +15,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from ingestq.store.postgres.revive import pause
+
 log = logging.getLogger(__name__)
 
 CHANNEL = "ingestq_jobs"
@@ -22,7 +24,9 @@ LIVENESS_CHECK_S = 30.0
 """How often an idle listener proves its connection is alive. A dead peer that never closed the socket
 (a cut network) would otherwise leave the worker deaf; the poll fallback covers the gap meanwhile."""
 BACKOFF_START_S = 0.05
-BACKOFF_MAX_S = 5.0
+BACKOFF_MAX_S = 1.0
+"""Jittered (revive.pause). A refused connect costs a down server nothing; workers poll meanwhile anyway,
+and a longer pause would leave the worker deaf for seconds after a restart."""
 
 
 class Listener:
@@ -84,7 +88,7 @@ class Listener:
             self._ready.clear()
             if self.connections != established:
                 delay = BACKOFF_START_S  # it did connect: a fresh outage starts a fresh backoff
-            await asyncio.sleep(delay)
+            await asyncio.sleep(pause(delay))
             delay = min(delay * 2, BACKOFF_MAX_S)
 
     async def _listen(self) -> None:

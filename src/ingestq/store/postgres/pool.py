@@ -4,6 +4,7 @@ connection, and translate the driver's errors a user can cause into one-line ing
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator
@@ -23,6 +24,7 @@ from ingestq.store.postgres.connect import (
     store_error,
     where,
 )
+from ingestq.store.postgres.revive import Revival, RevivingPool
 from ingestq.store.postgres.statements import Q
 
 Conn = psycopg.AsyncConnection[tuple[Any, ...]]
@@ -72,19 +74,19 @@ class PostgresPool:
         except (psycopg.Error, OSError) as exc:
             raise store_error(self._url, exc) from None
         await probe.close()
-        pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+        pool: AsyncConnectionPool[Conn] = RevivingPool(
             self._url,
+            revival=Revival(self._probe),
             min_size=1,
             max_size=self._pool_max_size,
             kwargs={"autocommit": True, **self._kwargs},
-            # Connections broken by a server restart or pg_terminate_backend are replaced at checkout
-            # instead of failing a call (see check_idle_connection: no round trip while healthy).
-            check=check_idle_connection,
+            # No `check=`: _checkout tests idle connections itself (the pool's own loop sleeps 1 s, 2 s,
+            # ... between broken connections, and after a restart every idle one is broken).
             timeout=self._pool_timeout,
             # psycopg_pool retries a failed connect with a doubling delay until reconnect_timeout (5
-            # minutes by default), so after a long outage its next attempt could come minutes after the
-            # server is back. Giving up after a few seconds resets the backoff: the next checkout starts
-            # a fresh attempt at once, so a worker recovers within seconds of a restart.
+            # minutes by default). Giving up after a few seconds resets it: the next checkout starts a
+            # fresh attempt. Within those seconds RevivingPool runs the retries as soon as a probe
+            # connects (revive.py), so a worker resumes within a fraction of a second of a restart.
             reconnect_timeout=RECONNECT_TIMEOUT_S,
             open=False,
             name="ingestq",
@@ -96,6 +98,11 @@ class PostgresPool:
             raise store_error(self._url, exc) from None
         self._pool = pool
 
+    async def _probe(self) -> None:
+        """Does the server accept connections? (RevivingPool's revival asks while it is away.)"""
+        conn = await psycopg.AsyncConnection.connect(self._url, autocommit=True, **self._kwargs)
+        await conn.close()
+
     async def close(self) -> None:
         pool, self._pool = self._pool, None
         if pool is not None:
@@ -106,9 +113,14 @@ class PostgresPool:
         """A pooled connection (autocommit), with driver errors a user can cause as ingestq errors."""
         if self._pool is None:
             raise StoreError(NOT_OPEN)
+        pool = self._pool
         try:
-            async with self._pool.connection() as conn:
-                yield conn
+            conn = await self._checkout(pool)
+            try:
+                async with conn:  # as pool.connection(): ends a transaction left open, keeps it open
+                    yield conn
+            finally:
+                await pool.putconn(conn)
         except PoolTimeout:
             raise StoreError(
                 f"PostgreSQL at {self._where} is unavailable: no connection within {self._pool_timeout:g}s"
@@ -123,6 +135,24 @@ class PostgresPool:
             raise ValueError(f"PostgreSQL refused a value: {first_line(str(exc))}") from None
         except psycopg.OperationalError as exc:
             raise StoreError(f"PostgreSQL at {self._where}: {first_line(str(exc))}") from exc
+
+    async def _checkout(self, pool: AsyncConnectionPool[Conn]) -> Conn:
+        """A pooled connection that is not broken. After a server restart every idle connection is:
+        each is handed back at once (the pool discards it and connects a new one) and the next tried,
+        with no pause between them; once the idle ones are gone, getconn waits for a new connection."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._pool_timeout
+        while True:
+            conn = await pool.getconn(max(0.001, deadline - loop.time()))
+            try:
+                await check_idle_connection(conn)
+            except (psycopg.Error, OSError):
+                await pool.putconn(conn)
+                continue
+            except BaseException:
+                await pool.putconn(conn)
+                raise
+            return conn
 
     async def _fetchall(self, query: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         async with self._connection() as conn:
