@@ -139,7 +139,9 @@ async def test_checkpoints_run_on_the_store_thread_and_bound_the_wal(
     bounded = await _drain_and_measure_wal(tmp_path / "q.db")
     assert checkpoints
     assert all(name.startswith("ingestq-sqlite") for name in checkpoints)
-    assert bounded < unbounded / 3, (bounded, unbounded)
+    # Typically a fifth; a loaded machine once gave 0.39 (a passive checkpoint that could not finish
+    # leaves the WAL to grow until the next one): half still tells a bounded WAL from an unbounded one.
+    assert bounded < unbounded / 2, (bounded, unbounded)
 
 
 def test_busy_wait_backs_off_then_gives_up_at_its_timeout() -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from ingestq.errors import PermanentError
-from ingestq.pipeline.outbound import OutboundPolicy, address_allowed, embedded_ipv4, parse_networks
+from ingestq.outbound import OutboundPolicy, address_allowed, embedded_ipv4, parse_networks
 from ingestq.pipeline.sources import FetchLimits, FetchRefused, fetch_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))

@@ -123,7 +123,9 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"ingestq.worker"}),
     frozenset({"ingestq.pipeline.ingest", "ingestq.webhooks"}),
     frozenset({"ingestq.pipeline", "ingestq.store"}),
-    frozenset({"ingestq.tasks", "ingestq.builtin"}),
+    frozenset(
+        {"ingestq.tasks", "ingestq.builtin", "ingestq.outbound"}
+    ),  # outbound: rules for client-chosen URLs
     frozenset(LEAVES) | {"ingestq.model"},
 )
 

@@ -96,6 +96,8 @@ SQLITE_ONLY = {
         "document_key",
         # one upsert under the write lock; PostgreSQL locks the row, then inserts or updates
         "rate_bucket_put",
+        # a streamed upload: a zeroblob row filled by incremental blob I/O; PostgreSQL COPYs it in
+        "blob_put_empty",
     },
 }
 POSTGRES_ONLY = {
@@ -128,6 +130,9 @@ POSTGRES_ONLY = {
         "search_vector_exact",  # the fallback when HNSW filtering returns fewer than k
         "rate_bucket_insert",
         "rate_bucket_update",
+        # a streamed upload: skipped when stored already, else COPY FROM STDIN a chunk at a time
+        "blob_exists",
+        "blob_copy",
     },
 }
 

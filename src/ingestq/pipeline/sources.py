@@ -15,7 +15,7 @@ metadata at 169.254.169.254, a database on 127.0.0.1, anything on 10/8). So ever
 here, each resolved address is checked, and the request is sent to that checked address (the name
 goes in the Host header and TLS SNI): a DNS answer that changes between the check and the connection
 (rebinding) cannot slip through. Redirects are followed by hand, each hop checked the same way. The
-address rules (embedded IPv4 in IPv6 forms, allowed networks) live in `pipeline/outbound.py`.
+address rules (embedded IPv4 in IPv6 forms, allowed networks) live in `ingestq/outbound.py`.
 """
 
 from __future__ import annotations
@@ -29,14 +29,14 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from ingestq.errors import PermanentError, RetryableError
-from ingestq.pipeline.model import SourceDocument
-from ingestq.pipeline.outbound import (
+from ingestq.outbound import (
     IPNetwork,
     OutboundPolicy,
     OutboundRefused,
     OutboundUnresolved,
 )
-from ingestq.pipeline.outbound import resolve_checked as _resolve_checked
+from ingestq.outbound import resolve_checked as _resolve_checked
+from ingestq.pipeline.model import SourceDocument
 
 if TYPE_CHECKING:
     import httpx
@@ -189,7 +189,7 @@ def from_bytes(data: bytes, name: str, max_bytes: int, source: str = "") -> Sour
 
 
 async def resolve_checked(host: str, port: int, policy: OutboundPolicy) -> str:
-    """The checked address to connect to for `host` (see pipeline/outbound.py), with this module's
+    """The checked address to connect to for `host` (see ingestq/outbound.py), with this module's
     errors: FetchRefused (permanent) or FetchUnavailable (DNS may answer later)."""
     try:
         return await _resolve_checked(host, port, policy)

@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from ingestq import outbound
 from ingestq.errors import PermanentError, RetryableError
-from ingestq.pipeline import outbound
-from ingestq.pipeline.outbound import OutboundPolicy, OutboundRefused, OutboundUnresolved
+from ingestq.outbound import OutboundPolicy, OutboundRefused, OutboundUnresolved
 
 MAX_URL_LENGTH = 2048
 
@@ -58,7 +58,7 @@ def check_url(url: str) -> Target:
 async def resolve_checked(target: Target, allow_private: bool) -> str:
     """The one address to connect to, or TargetRefused if the name is local or any address it resolves
     to is not public (unless `allow_private`), or TargetUnavailable if it does not resolve. The rules are
-    URL ingestion's (pipeline/outbound.py: embedded IPv4, NAT64, 6to4, local names); the refusal does not
+    URL ingestion's (ingestq/outbound.py: embedded IPv4, NAT64, 6to4, local names); the refusal does not
     say what the name resolved to (a client could map internal DNS with it)."""
     try:
         return await outbound.resolve_checked(target.host, target.port, OutboundPolicy(allow_private))

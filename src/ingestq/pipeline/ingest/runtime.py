@@ -37,6 +37,7 @@ from typing import Any
 
 from ingestq.clock import SYSTEM_CLOCK, Clock
 from ingestq.errors import Unavailable
+from ingestq.outbound import parse_networks
 from ingestq.pipeline.chunk.token import TokenChunker
 from ingestq.pipeline.config import (
     PipelineConfig,
@@ -59,7 +60,6 @@ from ingestq.pipeline.ingest.attempt import IngestAttempt, one_line
 from ingestq.pipeline.ingest.enqueue import IngestStore, backfill_collection, index_store
 from ingestq.pipeline.ingest.kinds import register_ingestion
 from ingestq.pipeline.model import ParseOptions
-from ingestq.pipeline.outbound import parse_networks
 from ingestq.pipeline.sandbox import ParserPool, SandboxLimits
 from ingestq.pipeline.sources import FetchLimits
 from ingestq.settings import Settings
