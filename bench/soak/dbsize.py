@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # the tables whose rows the soak creates; the rest (queues, periodic, ...) stay a handful of rows
-TABLES = ("jobs", "documents", "chunks", "blobs", "embed_cache", "idempotency", "workers")
+TABLES = ("jobs", "finished_counts", "documents", "chunks", "blobs", "embed_cache", "idempotency", "workers")
 
 
 @dataclass
