@@ -53,6 +53,22 @@ async def test_embedding_cache_round_trip(store: Store) -> None:
     assert (await ix.embed_cache_get("m1", ["k3"]))["k3"] == [pytest.approx(0.1, rel=1e-6)]
 
 
+async def test_embedding_cache_prune_deletes_entries_written_before_the_cutoff(store: Store) -> None:
+    ix = await index_of(store)
+    await ix.embed_cache_put("m1", {"old1": [1.0], "old2": [2.0]}, T0)
+    await ix.embed_cache_put("m2", {"old3": [3.0]}, T0 + timedelta(minutes=1))
+    await ix.embed_cache_put("m1", {"new": [4.0]}, T0 + timedelta(hours=2))
+    cutoff = T0 + timedelta(hours=1)
+    assert await ix.embed_cache_prune(cutoff, limit=2) == 2  # bounded batches
+    assert await ix.embed_cache_prune(cutoff, limit=2) == 1
+    assert await ix.embed_cache_prune(cutoff, limit=2) == 0
+    assert await ix.embed_cache_get("m1", ["old1", "old2", "new"]) == {"new": [4.0]}
+    assert await ix.embed_cache_get("m2", ["old3"]) == {}
+    # a put refreshes the entry's age: written again after the cutoff, it stays
+    await ix.embed_cache_put("m1", {"new": [5.0]}, T0 + timedelta(hours=3))
+    assert await ix.embed_cache_prune(T0 + timedelta(hours=2, minutes=30)) == 0
+
+
 async def test_rate_bucket_update_holds_under_concurrency(store: Store, more_stores: StoreFactory) -> None:
     ix = await index_of(store)
     others = [await index_of(await more_stores()) for _ in range(2)]

@@ -55,18 +55,20 @@ async def test_a_queue_only_migration_applies_past_a_refused_one(
     embedded_pg: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A server without an extension refuses the index migration; the later queue-only migrations (3, the
-    workers' `unavailable`; 5, paused queues) still apply there, the index-only 4 does not, and the version
-    stays at the unbroken run (1)."""
+    workers' `unavailable`; 5, paused queues) still apply there, the index-only 4 and 6 do not, and the
+    version stays at the unbroken run (1)."""
     from ingestq.store.postgres import migrator
 
-    (first, (_, index_name, _), third, fourth, fifth) = migrator.MIGRATIONS
+    (first, (_, index_name, _), third, fourth, fifth, sixth) = migrator.MIGRATIONS
     assert migrator.QUEUE_ONLY in third[2]
     assert migrator.QUEUE_ONLY not in fourth[2]  # service dedupe: built on the documents tables
     assert migrator.QUEUE_ONLY in fifth[2]
+    assert migrator.QUEUE_ONLY not in sixth[2]  # the embedding cache's index
     refused = (
         "DO $$ BEGIN RAISE EXCEPTION 'no such extension' USING ERRCODE = 'feature_not_supported'; END $$;"
     )
-    monkeypatch.setattr(migrator, "MIGRATIONS", [first, (2, index_name, refused), third, fourth, fifth])
+    migrations = [first, (2, index_name, refused), third, fourth, fifth, sixth]
+    monkeypatch.setattr(migrator, "MIGRATIONS", migrations)
     name = embedded_pg.create_db(migrated=False)
     try:
         store = open_store(Settings(database_url=embedded_pg.url_for(name), auto_migrate=False))
@@ -74,7 +76,7 @@ async def test_a_queue_only_migration_applies_past_a_refused_one(
         try:
             with pytest.raises(FeatureUnavailable, match="no such extension"):
                 await store.migrate()
-            assert await store.schema_version() == (1, 5)
+            assert await store.schema_version() == (1, 6)
             now = datetime(2030, 1, 1, tzinfo=UTC)
             beat = WorkerBeat("w1", "host", 1, None, 1, (), 30.0, unavailable="parser down; fix it")
             await store.worker_heartbeat(beat, now)

@@ -148,6 +148,11 @@ INSERT INTO ingestq_embed_cache (model_id, key, vector, created_at)
 SELECT %(model_id)s, k, v, %(now)s FROM unnest(%(keys)s::text[], %(vectors)s::bytea[]) AS u(k, v)
 ON CONFLICT (model_id, key) DO UPDATE SET vector = excluded.vector, created_at = excluded.created_at
 
+-- name: embed_cache_prune
+DELETE FROM ingestq_embed_cache WHERE (model_id, key) IN (
+    SELECT model_id, key FROM ingestq_embed_cache WHERE created_at < %(before)s LIMIT %(limit)s
+)
+
 -- name: rate_bucket_lock
 SELECT requests, tokens, updated_at FROM ingestq_rate_buckets WHERE key = %(key)s FOR UPDATE
 

@@ -342,6 +342,11 @@ class IndexEngine:
                 Q["embed_cache_put"], [(model_id, k, pack_f32(v), now_ts) for k, v in items.items()]
             )
 
+    def embed_cache_prune(self, before: datetime, limit: int) -> int:
+        with self.e.write() as cur:
+            cur.execute(Q["embed_cache_prune"], {"before": ts(before), "limit": limit})
+            return int(self.e.conn.changes())
+
     def rate_bucket_update(self, key: str, update: Callable[[BucketRow | None], BucketRow]) -> BucketRow:
         # BEGIN IMMEDIATE holds the write lock from the read to the write: other processes wait.
         with self.e.write() as cur:

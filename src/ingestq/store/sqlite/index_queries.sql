@@ -148,6 +148,12 @@ WHERE c.model_id = :model_id AND c.key IN (SELECT value FROM json_each(:keys))
 INSERT INTO ingestq_embed_cache (model_id, key, vector, created_at) VALUES (?, ?, ?, ?)
 ON CONFLICT (model_id, key) DO UPDATE SET vector = excluded.vector, created_at = excluded.created_at
 
+-- name: embed_cache_prune
+-- WITHOUT ROWID: rows are named by their primary key
+DELETE FROM ingestq_embed_cache WHERE (model_id, key) IN (
+    SELECT model_id, key FROM ingestq_embed_cache WHERE created_at < :before LIMIT :limit
+)
+
 -- name: rate_bucket_lock
 -- read under the caller's BEGIN IMMEDIATE, which holds the write lock (PostgreSQL: FOR UPDATE)
 SELECT requests, tokens, updated_at FROM ingestq_rate_buckets WHERE key = :key
