@@ -25,6 +25,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ingestq.worker")
 
+# A blob is put just before the document that names it is registered (milliseconds apart); a blob put
+# again refreshes its age at most every 10 minutes (blob_put). An hour leaves the sweep a wide margin.
+BLOB_GRACE = 3600.0
+BLOB_BATCH = 100  # blobs may be large (upload_max_bytes): small deletes keep the write lock short
+
 
 class Rescuer:
     def __init__(self, store: Store, clock: Clock, probes: Probes = NO_PROBES) -> None:
@@ -73,6 +78,28 @@ class Cleaner:
             log.info("pruned %d finished jobs past retention", total)
         self._probes.hit("pruned", total)
         await self.prune_embed_cache()
+        await self.prune_blobs()
+        return total
+
+    async def prune_blobs(self) -> int:
+        """Uploaded bytes no document names any more (the document was deleted, or a new upload
+        replaced them), stored or put again more than BLOB_GRACE ago. Before this nothing deleted
+        them: the one-hour soak saw them pile up, one per upload, behind the deleted documents."""
+        if not isinstance(self._store, IndexStore):
+            return 0
+        before = self._clock.now() - timedelta(seconds=BLOB_GRACE)
+        total = 0
+        try:
+            while True:
+                n = await self._store.blob_prune(before, limit=BLOB_BATCH)
+                total += n
+                if n < BLOB_BATCH:
+                    break
+                await asyncio.sleep(0)
+        except FeatureUnavailable:  # PostgreSQL without pgvector: no blobs table
+            return 0
+        if total:
+            log.info("pruned %d uploaded blobs no document names", total)
         return total
 
     async def prune_embed_cache(self) -> int:

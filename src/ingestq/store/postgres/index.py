@@ -351,6 +351,9 @@ class PostgresIndex(PostgresPool):
         }
         await self._rows_none(Q["embed_cache_put"], params)
 
+    async def blob_prune(self, before: datetime, limit: int = 1000) -> int:
+        return await self._rows_none(Q["blob_prune"], {"before": before, "limit": limit})
+
     async def embed_cache_prune(self, before: datetime, limit: int = 10_000) -> int:
         return await self._rows_none(Q["embed_cache_prune"], {"before": before, "limit": limit})
 

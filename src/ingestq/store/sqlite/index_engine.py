@@ -135,6 +135,11 @@ class IndexEngine:
             cur.execute(Q["blob_put"], {"id": blob_id, "data": data, "size": len(data), "now": ts(now)})
         return blob_id
 
+    def blob_prune(self, before: datetime, limit: int) -> int:
+        with self.e.write() as cur:
+            cur.execute(Q["blob_prune"], {"before": ts(before), "limit": limit})
+            return int(self.e.conn.changes())
+
     def blob_get(self, blob_id: str) -> bytes | None:
         found = self._rows(Q["blob_get"], {"id": blob_id})
         return bytes(found[0][0]) if found else None
