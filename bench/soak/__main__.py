@@ -33,6 +33,9 @@ def parse(argv: list[str]) -> tuple[Options, float, float, bool]:
     p.add_argument("--job-rate", type=float, default=5.0, help="probe jobs per second (default 5)")
     p.add_argument("--doc-rate", type=float, default=0.5, help="documents per second (default 0.5)")
     p.add_argument("--retention", type=float, default=60.0, help="seconds succeeded jobs are kept")
+    p.add_argument(
+        "--cache-retention", type=float, default=600.0, help="seconds embedding-cache entries are kept"
+    )
     p.add_argument("--max-slope", type=float, default=20.0, help="memory check: MB/hour (default 20)")
     p.add_argument("--max-growth", type=float, default=0.1, help="database check: late/early peak - 1")
     p.add_argument("--keep", action="store_true", help="keep the scratch directory (logs, database)")
@@ -48,6 +51,7 @@ def parse(argv: list[str]) -> tuple[Options, float, float, bool]:
         job_rate=a.job_rate,
         doc_rate=a.doc_rate,
         retention=a.retention,
+        cache_retention=a.cache_retention,
         keep=a.keep,
     )
     return opts, a.max_slope, a.max_growth, a.report

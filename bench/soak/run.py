@@ -37,6 +37,7 @@ class Options:
     probe_seconds: float = 0.05
     keep_docs: int = 100  # indexed documents kept; older ones are deleted
     retention: float = 60.0  # seconds a succeeded (or cancelled) job is kept
+    cache_retention: float = 600.0  # seconds an embedding-cache entry is kept
     sample_every: float = 10.0
     drain: float = 300.0  # seconds the open jobs may take to finish once the load stops
     keep: bool = False  # keep the scratch directory (logs, database)
@@ -53,12 +54,13 @@ class Outcome:
 
 
 def settings_env(opts: Options) -> dict[str, str]:
-    """What the served processes get: short retention so finished jobs are pruned during the run
-    (failed ones kept: the soak must see every failure), the chosen embedder."""
+    """What the served processes get: short retention so finished jobs and embedding-cache entries are
+    pruned during the run (failed jobs kept: the soak must see every failure), the chosen embedder."""
     return {
         "INGESTQ_RETENTION_SUCCEEDED": str(opts.retention),
         "INGESTQ_RETENTION_CANCELLED": str(opts.retention),
         "INGESTQ_RETENTION_FAILED": "0",
+        "INGESTQ_EMBED_CACHE_RETENTION": str(opts.cache_retention),
         "INGESTQ_EMBEDDER": opts.embedder,
     }
 

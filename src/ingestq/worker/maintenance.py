@@ -26,8 +26,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("ingestq.worker")
 
 # A blob is put just before the document that names it is registered (milliseconds apart); a blob put
-# again refreshes its age at most every 10 minutes (blob_put). An hour leaves the sweep a wide margin.
-BLOB_GRACE = 3600.0
+# again refreshes its age at most every 5 minutes (blob_put): 15 minutes leave the sweep 10 of margin.
+BLOB_GRACE = 900.0
 BLOB_BATCH = 100  # blobs may be large (upload_max_bytes): small deletes keep the write lock short
 
 

@@ -23,12 +23,12 @@ CREATE INDEX CONCURRENTLY IF NOT EXISTS ingestq_chunks_hnsw_{coll_id} ON ingestq
 USING hnsw ((embedding::vector({dim})) vector_cosine_ops) WHERE coll_id = {coll_id}
 
 -- name: blob_put
--- The same bytes again: created_at is refreshed (at most every 10 minutes), so the orphan sweep
+-- The same bytes again: created_at is refreshed (at most every 5 minutes), so the orphan sweep
 -- (blob_prune, grace BLOB_GRACE) cannot take a blob between this put and the registration of the
 -- document that names it.
 INSERT INTO ingestq_blobs (id, data, size, created_at) VALUES (%(id)s, %(data)s, %(size)s, %(now)s)
 ON CONFLICT (id) DO UPDATE SET created_at = excluded.created_at
-WHERE ingestq_blobs.created_at < excluded.created_at - interval '10 minutes'
+WHERE ingestq_blobs.created_at < excluded.created_at - interval '5 minutes'
 
 -- name: blob_prune
 -- Uploaded bytes no document names any more (deleted, or replaced by a new upload)

@@ -19,12 +19,12 @@ ON CONFLICT (name) DO NOTHING
 CREATE VIRTUAL TABLE IF NOT EXISTS {vec} USING vec0(embedding float[{dimension}] distance_metric=cosine)
 
 -- name: blob_put
--- The same bytes again: created_at is refreshed (at most every 10 minutes: in SQLite an update rewrites
+-- The same bytes again: created_at is refreshed (at most every 5 minutes: in SQLite an update rewrites
 -- the whole row, the bytes too), so the orphan sweep (blob_prune, grace BLOB_GRACE) cannot take a blob
 -- between this put and the registration of the document that names it.
 INSERT INTO ingestq_blobs (id, data, size, created_at) VALUES (:id, :data, :size, :now)
 ON CONFLICT (id) DO UPDATE SET created_at = excluded.created_at
-WHERE ingestq_blobs.created_at < excluded.created_at - 600
+WHERE ingestq_blobs.created_at < excluded.created_at - 300
 
 -- name: blob_prune
 -- Uploaded bytes no document names any more (deleted, or replaced by a new upload)
