@@ -51,6 +51,7 @@ class Tally:
     deleted: int = 0
     late_ticks: int = 0  # sends held back because MAX_IN_FLIGHT requests were awaiting their answer
     answers: list[tuple[float, float]] = field(default_factory=list)  # (sent, seconds to the answer)
+    workers_succeeded: int | None = None  # the sum of the workers' "stopped: N succeeded" lines
     problems: list[str] = field(default_factory=list)  # refused requests, failed jobs, not indexed
 
 
@@ -101,6 +102,10 @@ class Load:
         self.pickups: list[Pickup] = []
         self.tally = Tally()
         self._window: deque[tuple[str, str]] = deque()
+        # documents whose ingest job succeeded, for `documents` to read back and delete: the tracker
+        # hands them over rather than waiting on the API itself (its pass must stay short: a job it has
+        # not seen yet may be pruned 60 s after it finished)
+        self._indexed_q: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
 
     # --- sending ------------------------------------------------------------------------------------
 
@@ -204,7 +209,7 @@ class Load:
                 Pickup(item.sent, (job.started_at - job.created_at).total_seconds(), item.kind)
             )
         if item.document is not None:
-            await self._indexed(*item.document)
+            self._indexed_q.put_nowait(item.document)
 
     async def _indexed(self, collection: str, document_id: str) -> None:
         r = await self.http.get(f"/v1/documents/{collection}/{document_id}")
@@ -222,6 +227,17 @@ class Load:
             else:
                 self.tally.deleted += 1
 
+    async def documents(self) -> None:
+        """Read back and delete the documents the tracker hands over, until cancelled."""
+        while True:
+            collection, document_id = await self._indexed_q.get()
+            try:
+                await self._indexed(collection, document_id)
+            except (httpx.HTTPError, ValueError) as exc:
+                self.tally.problems.append(f"document {document_id}: {type(exc).__name__}: {exc}")
+            finally:
+                self._indexed_q.task_done()
+
     async def track(self, stop: asyncio.Event, every: float = 2.0) -> None:
         while not stop.is_set():
             try:
@@ -237,6 +253,8 @@ class Load:
         while self.open and time.monotonic() < deadline:
             await self.track_once()
             await asyncio.sleep(1)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._indexed_q.join(), max(1.0, deadline - time.monotonic()))
 
     async def unaccounted(self) -> list[str]:
         """Jobs still open after the drain: gone (no row) or stuck (their state)."""

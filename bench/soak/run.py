@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -131,6 +132,7 @@ async def soak(opts: Options, log: bool = True) -> Outcome:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop_load.wait(), opts.sample_every)
 
+            reader = asyncio.create_task(load.documents())
             tasks = [
                 asyncio.create_task(load.run(stop_load)),
                 asyncio.create_task(load.track(stop_load)),
@@ -141,6 +143,7 @@ async def soak(opts: Options, log: bool = True) -> Outcome:
             stop_load.set()
             await asyncio.gather(*tasks)
             await load.drain(opts.drain)
+            reader.cancel()
             lost = await load.unaccounted()
         # a process that exited before we asked it to is a failure in itself
         died = [f"w{w.index}" for w in cluster.workers if w.proc.poll() is not None]
@@ -149,6 +152,12 @@ async def soak(opts: Options, log: bool = True) -> Outcome:
         await cluster.stop_all()
         exits: dict[str, int | None] = {f"w{w.index}": w.code for w in cluster.workers}
         exits["api"] = stop(served.proc)
+        # a count that does not depend on the tracker: each worker's own tally when it stops
+        load.tally.workers_succeeded = sum(
+            int(m.group(1))
+            for w in cluster.workers
+            for m in re.finditer(r"stopped: (\d+) succeeded", w.log.read_text(errors="replace"))
+        )
         return Outcome(load, samples, lost, duration, exits, root)
     finally:
         cluster.kill_all()
