@@ -156,7 +156,7 @@ async def soak(opts: Options, log: bool = True) -> Outcome:
         load.tally.workers_succeeded = sum(
             int(m.group(1))
             for w in cluster.workers
-            for m in re.finditer(r"stopped: (\d+) succeeded", w.log.read_text(errors="replace"))
+            for m in re.finditer(r"stopped: (?:[^\n]*?, )?(\d+) succeeded", w.log.read_text(errors="replace"))
         )
         return Outcome(load, samples, lost, duration, exits, root)
     finally:
