@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime as dt
+import json
 import logging
 import shlex
 import sys
@@ -74,7 +76,9 @@ def line(opts: Options, out: Outcome, fig: Figures) -> str:
         f"RSS slope MB/h ({slopes}); database {fig.db_early:.1f} → {fig.db_late:.1f} MB "
         f"(peaks early/late, slope {fig.db_slope or 0:+.1f} MB/h, {db}); "
         f"p99 pickup first {window / 60:.3g} min {first} s, last {window / 60:.3g} min {last} s "
-        f"(×{ratio}); p99 POST answer first {_s(fig.answer_p99_first)} s, last {_s(fig.answer_p99_last)} s; "
+        f"(×{ratio}; by kind "
+        + ", ".join(f"{k} {_s(a)} → {_s(b)} s" for k, (a, b) in fig.by_kind.items())
+        + f"); p99 POST answer first {_s(fig.answer_p99_first)} s, last {_s(fig.answer_p99_last)} s; "
         f"sends held back {t.late_ticks}"
     )
 
@@ -133,6 +137,13 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(checks(fig)), f"  exit codes: {out.exits}", sep="\n", flush=True)
     for problem in (out.lost + out.load.tally.problems)[:20]:
         print(f"  problem: {problem}", flush=True)
+    if out.root.exists():  # --keep: the raw figures beside the logs
+        raw = {
+            "samples": [dataclasses.asdict(x) for x in out.samples],
+            "pickups": [dataclasses.asdict(x) for x in out.load.pickups],
+            "answers": out.load.tally.answers,
+        }
+        (out.root / "soak.json").write_text(json.dumps(raw))
     if report:
         command = "python -m bench.soak " + shlex.join([a for a in argv if a not in ("--report", "--keep")])
         update(opts.backend, body(opts, out, fig, command))

@@ -34,6 +34,7 @@ class Figures:
     wal_max: float
     p99_first: float | None
     p99_last: float | None
+    by_kind: dict[str, tuple[float | None, float | None]]  # kind → (p99 first window, p99 last window)
     answer_p99_first: float | None  # POST /v1/jobs and /v1/documents: seconds to the answer
     answer_p99_last: float | None
     lost: list[str]
@@ -95,6 +96,13 @@ def analyse(
         wal_max=max((s.db.wal_mb for s in samples), default=0.0),
         p99_first=p99([p.seconds for p in pickups if p.t < window]),
         p99_last=p99([p.seconds for p in pickups if p.t >= duration - window]),
+        by_kind={
+            kind: (
+                p99([p.seconds for p in pickups if p.kind == kind and p.t < window]),
+                p99([p.seconds for p in pickups if p.kind == kind and p.t >= duration - window]),
+            )
+            for kind in sorted({p.kind for p in pickups})
+        },
         answer_p99_first=p99([s for t, s in tally.answers if t < window]),
         answer_p99_last=p99([s for t, s in tally.answers if t >= duration - window]),
         lost=lost,
