@@ -16,8 +16,9 @@ in turn, is `python -m bench.chaos soak`). One real `ingestq serve` (uvicorn) re
 (`POST /v1/jobs`, 0.05 s each) and small real documents (`POST /v1/documents`, Markdown and HTML from
 ../shared/corpora, each made unique) at fixed rates; two real `ingestq worker` processes run them with
 the local model. Succeeded jobs are kept 60 s (`INGESTQ_RETENTION_SUCCEEDED=60`; the cleaner runs
-every 5 minutes), failed ones forever (so none goes unseen), and documents are deleted again beyond the
-newest 100 indexed: nothing the load asks to keep grows, so the database should stay flat. Every ~10 s:
+every 5 minutes), failed ones forever (so none goes unseen), embedding-cache entries 10 minutes
+(`INGESTQ_EMBED_CACHE_RETENTION=600`), and documents are deleted again beyond the newest 100 indexed:
+nothing the load asks to keep grows, so the database should stay flat. Every ~10 s:
 resident memory (/proc) of the API and each worker (in brackets: the worker's parser processes),
 database size, row counts, backlog. Memory slopes are least squares after a 5-minute warm-up; pickup is
 `started_at - created_at` of every job.
