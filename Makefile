@@ -58,10 +58,14 @@ bench-install: $(STAMP) ## create .bench-venv with the peers (pgqueuer, procrast
 chaos: $(STAMP) ## the fault suite (kills, restarts, outages, full disk) on SQLite and PostgreSQL; rewrites docs/reliability.md's table (CHAOS_ARGS="--minutes 60")
 	$(BIN)/python -m bench.chaos all --report $(CHAOS_ARGS)
 
+soak: $(STAMP) ## the one-hour soak (steady load, no faults) on SQLite and PostgreSQL side by side; rewrites docs/reliability.md's Soak section (SOAK_ARGS="--minutes 60")
+	$(BIN)/python -m bench.soak --backend sqlite --report $(SOAK_ARGS) & sqlite=$$!; \
+	$(BIN)/python -m bench.soak --backend pg --report $(SOAK_ARGS); pg=$$?; wait $$sqlite && exit $$pg
+
 corpus: $(STAMP) ## ingest all of ../shared/corpora and write the per-file report into docs/
 	$(BIN)/python -m bench.corpus
 
 clean: ## remove .venv, caches and the demo database
 	rm -rf $(VENV) .ingestq .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install install-check deploy-check test lint fmt demo bench bench-install chaos corpus clean
+.PHONY: help install install-check deploy-check test lint fmt demo bench bench-install chaos soak corpus clean

@@ -104,6 +104,10 @@ class Settings:
     retention_succeeded: float = 24 * 3600.0
     retention_failed: float = 7 * 24 * 3600.0
     retention_cancelled: float = 24 * 3600.0
+    embed_cache_retention: float = 30 * 24 * 3600.0
+    """Seconds an embedding-cache entry is kept after it was written (0 or less: forever). The cache
+    spares a re-ingested unchanged chunk its model call; unpruned it keeps a vector for every chunk ever
+    embedded, deleted documents included (the one-hour soak measured it growing by every upload)."""
 
     # ingestion (see pipeline/ingest.py)
     embedder: Literal["local", "ollama", "openai", "fake"] = "local"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import tempfile
 from collections.abc import Callable
 from datetime import timedelta
@@ -13,7 +14,7 @@ import pytest
 from contract_helpers import T0, StoreFactory
 from index_helpers import index_of
 
-from ingestq.model.document import BucketRow
+from ingestq.model.document import BucketRow, DocumentRef
 from ingestq.store import Store
 
 
@@ -75,6 +76,52 @@ async def test_embedding_cache_round_trip(store: Store) -> None:
     # float32: what comes back is the float32 rounding of what went in
     await ix.embed_cache_put("m1", {"k3": [0.1]}, T0)
     assert (await ix.embed_cache_get("m1", ["k3"]))["k3"] == [pytest.approx(0.1, rel=1e-6)]
+
+
+async def test_blob_prune_deletes_the_bytes_no_document_names_past_the_cutoff(store: Store) -> None:
+    ix = await index_of(store)
+    named = await ix.blob_put(b"named", T0)
+    replaced = await ix.blob_put(b"replaced", T0)
+    deleted = await ix.blob_put(b"deleted", T0)
+    fresh = await ix.blob_put(b"fresh", T0 + timedelta(hours=2))
+    await ix.document_register(DocumentRef("c", "d1", "upload:a", replaced), T0)
+    await ix.document_register(DocumentRef("c", "d1", "upload:a", named), T0)  # a new upload of d1
+    await ix.document_register(DocumentRef("c", "d2", "upload:b", deleted), T0)
+    assert await ix.document_delete("c", "d2")
+    cutoff = T0 + timedelta(hours=1)
+    assert await ix.blob_prune(cutoff, limit=1) == 1  # bounded batches
+    assert await ix.blob_prune(cutoff, limit=1) == 1
+    assert await ix.blob_prune(cutoff) == 0
+    assert await ix.blob_get(replaced) is None
+    assert await ix.blob_get(deleted) is None
+    assert await ix.blob_get(named) == b"named"  # d1 names it
+    assert await ix.blob_get(fresh) == b"fresh"  # younger than the cutoff: its document may be on its way
+    # the same bytes put again refresh the age: an upload between put and register keeps its blob
+    again = await ix.blob_put(b"again", T0)
+    assert await ix.blob_put(b"again", T0 + timedelta(hours=2)) == again
+    assert await ix.blob_prune(cutoff) == 0
+    assert await ix.blob_get(again) == b"again"
+    # and so does a streamed upload of bytes stored already (the API's path)
+    streamed = await ix.blob_put(b"streamed", T0)
+    assert await ix.blob_put_file(io.BytesIO(b"streamed"), T0 + timedelta(hours=2)) == streamed
+    assert await ix.blob_prune(cutoff) == 0
+    assert await ix.blob_get(streamed) == b"streamed"
+
+
+async def test_embedding_cache_prune_deletes_entries_written_before_the_cutoff(store: Store) -> None:
+    ix = await index_of(store)
+    await ix.embed_cache_put("m1", {"old1": [1.0], "old2": [2.0]}, T0)
+    await ix.embed_cache_put("m2", {"old3": [3.0]}, T0 + timedelta(minutes=1))
+    await ix.embed_cache_put("m1", {"new": [4.0]}, T0 + timedelta(hours=2))
+    cutoff = T0 + timedelta(hours=1)
+    assert await ix.embed_cache_prune(cutoff, limit=2) == 2  # bounded batches
+    assert await ix.embed_cache_prune(cutoff, limit=2) == 1
+    assert await ix.embed_cache_prune(cutoff, limit=2) == 0
+    assert await ix.embed_cache_get("m1", ["old1", "old2", "new"]) == {"new": [4.0]}
+    assert await ix.embed_cache_get("m2", ["old3"]) == {}
+    # a put refreshes the entry's age: written again after the cutoff, it stays
+    await ix.embed_cache_put("m1", {"new": [5.0]}, T0 + timedelta(hours=3))
+    assert await ix.embed_cache_prune(T0 + timedelta(hours=2, minutes=30)) == 0
 
 
 async def test_rate_bucket_update_holds_under_concurrency(store: Store, more_stores: StoreFactory) -> None:

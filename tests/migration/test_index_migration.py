@@ -57,14 +57,15 @@ async def test_a_queue_only_migration_applies_past_a_refused_one(
     embedded_pg: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A server without an extension refuses the index migration; the later queue-only migrations (3, the
-    workers' `unavailable`; 5, paused queues) still apply there, the index-only 4 does not, and the version
-    stays at the unbroken run (1)."""
+    workers' `unavailable`; 5, paused queues) still apply there, the index-only 4 and 6 do not, and the
+    version stays at the unbroken run (1)."""
     from ingestq.store.postgres import migrator
 
     (first, (_, index_name, _), third, fourth, fifth, *later) = migrator.MIGRATIONS
     assert migrator.QUEUE_ONLY in third[2]
     assert migrator.QUEUE_ONLY not in fourth[2]  # service dedupe: built on the documents tables
     assert migrator.QUEUE_ONLY in fifth[2]
+    assert migrator.QUEUE_ONLY not in sixth[2]  # the embedding cache's index
     refused = (
         "DO $$ BEGIN RAISE EXCEPTION 'no such extension' USING ERRCODE = 'feature_not_supported'; END $$;"
     )

@@ -11,14 +11,16 @@ from test_worker import gated_registry, insert, running, state_of
 
 from ingestq.builtin import PROBE_KIND, probe_task
 from ingestq.clock import ManualClock
+from ingestq.model.document import DocumentRef
 from ingestq.model.job import ClaimRequest, JobFilter, JobState, NewJob, OutcomeKind, Progress, Retention
-from ingestq.store.base import Store
+from ingestq.settings import Settings
+from ingestq.store.base import IndexStore, Store
 from ingestq.tasks.registry import Registry
 from ingestq.tasks.task import JobContext
 from ingestq.worker import Periodic, Probes, Worker, WorkerConfig
 from ingestq.worker.executor import Running
 from ingestq.worker.heartbeat import Heartbeat
-from ingestq.worker.maintenance import Cleaner
+from ingestq.worker.maintenance import BLOB_GRACE, Cleaner
 from ingestq.worker.periodic import PeriodicScheduler
 
 
@@ -258,6 +260,41 @@ async def test_cleaner_prunes_finished_jobs_past_retention(store: Store) -> None
     clock.advance(timedelta(hours=1).total_seconds())
     assert await cleaner.run_once() == 1
     assert await store.job_get(bad.id) is None
+
+
+async def test_cleaner_prunes_the_embedding_cache_past_its_retention(store: Store) -> None:
+    # The one-hour soak (bench/soak) found the cache growing with every upload, deleted documents
+    # included: nothing ever deleted its entries.
+    assert isinstance(store, IndexStore)
+    clock = ManualClock()
+    await store.embed_cache_put("m", {"a": [1.0], "b": [2.0]}, clock.now())
+    keep_forever = Cleaner(store, clock, Retention(), batch=1)
+    cleaner = Cleaner(store, clock, Retention(), batch=1, embed_cache_retention=3600)
+    clock.advance(1800)
+    await store.embed_cache_put("m", {"c": [3.0]}, clock.now())
+    clock.advance(1801)
+    assert await keep_forever.prune_embed_cache() == 0
+    await cleaner.run_once()
+    assert set(await store.embed_cache_get("m", ["a", "b", "c"])) == {"c"}
+    assert WorkerConfig.from_settings(Settings(embed_cache_retention=0)).embed_cache_retention is None
+    assert WorkerConfig.from_settings(Settings()).embed_cache_retention == 30 * 24 * 3600
+
+
+async def test_cleaner_sweeps_uploaded_bytes_no_document_names(store: Store) -> None:
+    # The one-hour soak (bench/soak) found one blob per upload left behind each deleted document.
+    assert isinstance(store, IndexStore)
+    clock = ManualClock()
+    kept = await store.blob_put(b"kept", clock.now())
+    gone = await store.blob_put(b"gone", clock.now())
+    await store.document_register(DocumentRef("c", "kept", "upload:kept", kept), clock.now())
+    await store.document_register(DocumentRef("c", "gone", "upload:gone", gone), clock.now())
+    assert await store.document_delete("c", "gone")
+    cleaner = Cleaner(store, clock, Retention())
+    assert await cleaner.prune_blobs() == 0  # within the grace: its document may be on its way
+    clock.advance(BLOB_GRACE + 1)
+    await cleaner.run_once()
+    assert await store.blob_get(gone) is None
+    assert await store.blob_get(kept) == b"kept"
 
 
 async def test_registry_periodic_reaches_the_worker(store: Store) -> None:

@@ -309,6 +309,14 @@ class IndexStore(Protocol):
 
     async def embed_cache_put(self, model_id: str, items: dict[str, Vector], now: datetime) -> None: ...
 
+    async def blob_prune(self, before: datetime, limit: int = 1000) -> int:
+        """Delete up to `limit` uploaded blobs no document names, stored (or put again) before `before`."""
+        ...
+
+    async def embed_cache_prune(self, before: datetime, limit: int = 10_000) -> int:
+        """Retention of the embedding cache: delete up to `limit` entries written before `before`."""
+        ...
+
     async def rate_bucket_update(
         self, key: str, update: Callable[[BucketRow | None], BucketRow]
     ) -> BucketRow:

@@ -18,6 +18,7 @@ class WorkerConfig:
     lease_seconds: float = 15.0
     shutdown_grace: float = 30.0
     retention: Retention = field(default_factory=Retention)
+    embed_cache_retention: float | None = 30 * 24 * 3600.0  # see Settings.embed_cache_retention
     rescue_interval: float | None = None  # None: lease/3
     prune_interval: float = 300.0
     progress_interval: float = 0.5  # at most one progress write per job per interval
@@ -53,6 +54,7 @@ class WorkerConfig:
                 failed=keep(settings.retention_failed),
                 cancelled=keep(settings.retention_cancelled),
             ),
+            embed_cache_retention=keep(settings.embed_cache_retention),
         )
         return replace(config, **{k: v for k, v in overrides.items() if v is not None})
 

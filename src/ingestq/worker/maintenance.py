@@ -11,16 +11,24 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from ingestq.clock import Clock
+from ingestq.errors import FeatureUnavailable
 from ingestq.model.job import Retention
+from ingestq.store.base import IndexStore
 from ingestq.worker.probes import NO_PROBES, Probes
 
 if TYPE_CHECKING:
     from ingestq.store.base import Store
 
 log = logging.getLogger("ingestq.worker")
+
+# A blob is put just before the document that names it is registered (milliseconds apart); a blob put
+# again refreshes its age at most every 5 minutes (blob_put): 15 minutes leave the sweep 10 of margin.
+BLOB_GRACE = 900.0
+BLOB_BATCH = 100  # blobs may be large (upload_max_bytes): small deletes keep the write lock short
 
 
 class Rescuer:
@@ -38,8 +46,9 @@ class Rescuer:
 
 
 class Cleaner:
-    """Deletes finished jobs past their retention, in bounded batches so one pass never holds a long
-    write lock (SQLite has a single writer) however much history piled up."""
+    """Deletes finished jobs past their retention, then embedding-cache entries past theirs, in bounded
+    batches so one pass never holds a long write lock (SQLite has a single writer) however much history
+    piled up."""
 
     def __init__(
         self,
@@ -48,12 +57,14 @@ class Cleaner:
         retention: Retention,
         batch: int = 10_000,
         probes: Probes = NO_PROBES,
+        embed_cache_retention: float | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._retention = retention
         self._batch = batch
         self._probes = probes
+        self._cache_retention = embed_cache_retention
 
     async def run_once(self) -> int:
         total = 0
@@ -66,6 +77,50 @@ class Cleaner:
         if total:
             log.info("pruned %d finished jobs past retention", total)
         self._probes.hit("pruned", total)
+        await self.prune_embed_cache()
+        await self.prune_blobs()
+        return total
+
+    async def prune_blobs(self) -> int:
+        """Uploaded bytes no document names any more (the document was deleted, or a new upload
+        replaced them), stored or put again more than BLOB_GRACE ago. Before this nothing deleted
+        them: the one-hour soak saw them pile up, one per upload, behind the deleted documents."""
+        if not isinstance(self._store, IndexStore):
+            return 0
+        before = self._clock.now() - timedelta(seconds=BLOB_GRACE)
+        total = 0
+        try:
+            while True:
+                n = await self._store.blob_prune(before, limit=BLOB_BATCH)
+                total += n
+                if n < BLOB_BATCH:
+                    break
+                await asyncio.sleep(0)
+        except FeatureUnavailable:  # PostgreSQL without pgvector: no blobs table
+            return 0
+        if total:
+            log.info("pruned %d uploaded blobs no document names", total)
+        return total
+
+    async def prune_embed_cache(self) -> int:
+        """Entries written longer ago than the cache's retention. Without it the cache kept a vector
+        for every chunk ever embedded: the one-hour soak saw it grow with every upload while the
+        documents themselves were deleted."""
+        if self._cache_retention is None or not isinstance(self._store, IndexStore):
+            return 0
+        before = self._clock.now() - timedelta(seconds=self._cache_retention)
+        total = 0
+        try:
+            while True:
+                n = await self._store.embed_cache_prune(before, limit=self._batch)
+                total += n
+                if n < self._batch:
+                    break
+                await asyncio.sleep(0)
+        except FeatureUnavailable:  # PostgreSQL without pgvector: no index tables, no cache to prune
+            self._cache_retention = None
+        if total:
+            log.info("pruned %d embedding-cache entries past retention", total)
         return total
 
 

@@ -637,7 +637,13 @@ class Worker:
             except Exception as exc:
                 log.warning("maintenance pass failed: %s", exc)
             return []
-        cleaner = Cleaner(self.store, self.clock, cfg.retention, probes=self.probes)
+        cleaner = Cleaner(
+            self.store,
+            self.clock,
+            cfg.retention,
+            probes=self.probes,
+            embed_cache_retention=cfg.embed_cache_retention,
+        )
 
         async def rescue() -> None:
             # Beat first: the leases of this worker's own jobs are fresh when the rescuer looks, so it

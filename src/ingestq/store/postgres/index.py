@@ -142,6 +142,8 @@ class PostgresIndex(PostgresPool):
     async def blob_put_file(self, file: BinaryIO, now: datetime) -> str:
         blob_id, size = await asyncio.to_thread(file_digest, file)
         if await self._rows(Q["blob_exists"], {"id": blob_id}):
+            # stored already: keep the bytes from the orphan sweep until their document is registered
+            await self._rows_none(Q["blob_touch"], {"id": blob_id, "now": now})
             return blob_id
         async with self._connection() as conn:
             try:
@@ -374,6 +376,12 @@ class PostgresIndex(PostgresPool):
             "now": now,
         }
         await self._rows_none(Q["embed_cache_put"], params)
+
+    async def blob_prune(self, before: datetime, limit: int = 1000) -> int:
+        return await self._rows_none(Q["blob_prune"], {"before": before, "limit": limit})
+
+    async def embed_cache_prune(self, before: datetime, limit: int = 10_000) -> int:
+        return await self._rows_none(Q["embed_cache_prune"], {"before": before, "limit": limit})
 
     async def rate_bucket_update(
         self, key: str, update: Callable[[BucketRow | None], BucketRow]

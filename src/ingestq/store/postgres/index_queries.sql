@@ -23,8 +23,21 @@ CREATE INDEX CONCURRENTLY IF NOT EXISTS ingestq_chunks_hnsw_{coll_id} ON ingestq
 USING hnsw ((embedding::vector({dim})) vector_cosine_ops) WHERE coll_id = {coll_id}
 
 -- name: blob_put
+-- The same bytes again: created_at is refreshed (at most every 5 minutes), so the orphan sweep
+-- (blob_prune, grace BLOB_GRACE) cannot take a blob between this put and the registration of the
+-- document that names it.
 INSERT INTO ingestq_blobs (id, data, size, created_at) VALUES (%(id)s, %(data)s, %(size)s, %(now)s)
-ON CONFLICT (id) DO NOTHING
+ON CONFLICT (id) DO UPDATE SET created_at = excluded.created_at
+WHERE ingestq_blobs.created_at < excluded.created_at - interval '5 minutes'
+
+-- name: blob_prune
+-- Uploaded bytes no document names any more (deleted, or replaced by a new upload)
+DELETE FROM ingestq_blobs WHERE id IN (
+    SELECT b.id FROM ingestq_blobs b
+    WHERE b.created_at < %(before)s
+      AND NOT EXISTS (SELECT 1 FROM ingestq_documents d WHERE d.blob_id = b.id)
+    LIMIT %(limit)s
+)
 
 -- name: blob_exists
 SELECT 1 FROM ingestq_blobs WHERE id = %(id)s
@@ -33,6 +46,10 @@ SELECT 1 FROM ingestq_blobs WHERE id = %(id)s
 -- blob_put_file: the row streamed in COPY's text format (the bytea as \\x and hex, written a chunk at a
 -- time), so that neither side of the connection needs the whole upload in one message.
 COPY ingestq_blobs (id, data, size, created_at) FROM STDIN
+
+-- name: blob_touch
+-- blob_put_file of bytes stored already: blob_put's refresh of created_at (same throttle, same reason).
+UPDATE ingestq_blobs SET created_at = %(now)s WHERE id = %(id)s AND created_at < %(now)s - interval '5 minutes'
 
 -- name: blob_get
 SELECT data FROM ingestq_blobs WHERE id = %(id)s
@@ -160,6 +177,11 @@ SELECT key, vector FROM ingestq_embed_cache WHERE model_id = %(model_id)s AND ke
 INSERT INTO ingestq_embed_cache (model_id, key, vector, created_at)
 SELECT %(model_id)s, k, v, %(now)s FROM unnest(%(keys)s::text[], %(vectors)s::bytea[]) AS u(k, v)
 ON CONFLICT (model_id, key) DO UPDATE SET vector = excluded.vector, created_at = excluded.created_at
+
+-- name: embed_cache_prune
+DELETE FROM ingestq_embed_cache WHERE (model_id, key) IN (
+    SELECT model_id, key FROM ingestq_embed_cache WHERE created_at < %(before)s LIMIT %(limit)s
+)
 
 -- name: rate_bucket_lock
 SELECT requests, tokens, updated_at FROM ingestq_rate_buckets WHERE key = %(key)s FOR UPDATE

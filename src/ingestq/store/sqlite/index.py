@@ -128,6 +128,12 @@ class SqliteIndex(SqliteBase):
     async def embed_cache_put(self, model_id: str, items: dict[str, Vector], now: datetime) -> None:
         await self._ix_run(lambda ix: ix.embed_cache_put(model_id, items, now))
 
+    async def blob_prune(self, before: datetime, limit: int = 1000) -> int:
+        return await self._ix_run(lambda ix: ix.blob_prune(before, limit))
+
+    async def embed_cache_prune(self, before: datetime, limit: int = 10_000) -> int:
+        return await self._ix_run(lambda ix: ix.embed_cache_prune(before, limit))
+
     async def rate_bucket_update(
         self, key: str, update: Callable[[BucketRow | None], BucketRow]
     ) -> BucketRow:

@@ -143,11 +143,18 @@ class IndexEngine:
         blob_id, size = file_digest(file)
         with self.e.write() as cur:
             rows = _all(cur, Q["blob_put_empty"], {"id": blob_id, "size": size, "now": ts(now)})
-            if rows:  # new content (the same bytes already stored: nothing to write)
+            if rows:  # new content
                 with self.e.conn.blob_open("main", "ingestq_blobs", "data", rows[0][0], True) as blob:
                     for chunk in file_chunks(file):
                         blob.write(chunk)
+            else:  # the same bytes stored already: keep them from the orphan sweep until registered
+                cur.execute(Q["blob_touch"], {"id": blob_id, "now": ts(now)})
         return blob_id
+
+    def blob_prune(self, before: datetime, limit: int) -> int:
+        with self.e.write() as cur:
+            cur.execute(Q["blob_prune"], {"before": ts(before), "limit": limit})
+            return int(self.e.conn.changes())
 
     def blob_get(self, blob_id: str) -> bytes | None:
         found = self._rows(Q["blob_get"], {"id": blob_id})
@@ -358,6 +365,11 @@ class IndexEngine:
             cur.executemany(
                 Q["embed_cache_put"], [(model_id, k, pack_f32(v), now_ts) for k, v in items.items()]
             )
+
+    def embed_cache_prune(self, before: datetime, limit: int) -> int:
+        with self.e.write() as cur:
+            cur.execute(Q["embed_cache_prune"], {"before": ts(before), "limit": limit})
+            return int(self.e.conn.changes())
 
     def rate_bucket_update(self, key: str, update: Callable[[BucketRow | None], BucketRow]) -> BucketRow:
         # BEGIN IMMEDIATE holds the write lock from the read to the write: other processes wait.

@@ -19,8 +19,21 @@ ON CONFLICT (name) DO NOTHING
 CREATE VIRTUAL TABLE IF NOT EXISTS {vec} USING vec0(embedding float[{dimension}] distance_metric=cosine)
 
 -- name: blob_put
+-- The same bytes again: created_at is refreshed (at most every 5 minutes: in SQLite an update rewrites
+-- the whole row, the bytes too), so the orphan sweep (blob_prune, grace BLOB_GRACE) cannot take a blob
+-- between this put and the registration of the document that names it.
 INSERT INTO ingestq_blobs (id, data, size, created_at) VALUES (:id, :data, :size, :now)
-ON CONFLICT (id) DO NOTHING
+ON CONFLICT (id) DO UPDATE SET created_at = excluded.created_at
+WHERE ingestq_blobs.created_at < excluded.created_at - 300
+
+-- name: blob_prune
+-- Uploaded bytes no document names any more (deleted, or replaced by a new upload)
+DELETE FROM ingestq_blobs WHERE id IN (
+    SELECT b.id FROM ingestq_blobs b
+    WHERE b.created_at < :before
+      AND NOT EXISTS (SELECT 1 FROM ingestq_documents d WHERE d.blob_id = b.id)
+    LIMIT :limit
+)
 
 -- name: blob_put_empty
 -- blob_put_file: the row with a zeroblob of the right size, filled afterwards by incremental blob I/O (the
@@ -28,6 +41,10 @@ ON CONFLICT (id) DO NOTHING
 INSERT INTO ingestq_blobs (id, data, size, created_at) VALUES (:id, zeroblob(:size), :size, :now)
 ON CONFLICT (id) DO NOTHING
 RETURNING rowid
+
+-- name: blob_touch
+-- blob_put_file of bytes stored already: blob_put's refresh of created_at (same throttle, same reason).
+UPDATE ingestq_blobs SET created_at = :now WHERE id = :id AND created_at < :now - 300
 
 -- name: blob_get
 SELECT data FROM ingestq_blobs WHERE id = :id
@@ -159,6 +176,12 @@ WHERE c.model_id = :model_id AND c.key IN (SELECT value FROM json_each(:keys))
 -- name: embed_cache_put
 INSERT INTO ingestq_embed_cache (model_id, key, vector, created_at) VALUES (?, ?, ?, ?)
 ON CONFLICT (model_id, key) DO UPDATE SET vector = excluded.vector, created_at = excluded.created_at
+
+-- name: embed_cache_prune
+-- WITHOUT ROWID: rows are named by their primary key
+DELETE FROM ingestq_embed_cache WHERE (model_id, key) IN (
+    SELECT model_id, key FROM ingestq_embed_cache WHERE created_at < :before LIMIT :limit
+)
 
 -- name: rate_bucket_lock
 -- read under the caller's BEGIN IMMEDIATE, which holds the write lock (PostgreSQL: FOR UPDATE)
