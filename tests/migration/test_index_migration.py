@@ -57,15 +57,17 @@ async def test_a_queue_only_migration_applies_past_a_refused_one(
     embedded_pg: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A server without an extension refuses the index migration; the later queue-only migrations (3, the
-    workers' `unavailable`; 5, paused queues) still apply there, the index-only 4 and 6 do not, and the
-    version stays at the unbroken run (1)."""
+    workers' `unavailable`; 5, paused queues; 6, nothing on PostgreSQL) still apply there, those built on
+    the documents tables (4, 7, 8) do not, and the version stays at the unbroken run (1)."""
     from ingestq.store.postgres import migrator
 
     (first, (_, index_name, _), third, fourth, fifth, *later) = migrator.MIGRATIONS
-    assert migrator.QUEUE_ONLY in third[2]
-    assert migrator.QUEUE_ONLY not in fourth[2]  # service dedupe: built on the documents tables
-    assert migrator.QUEUE_ONLY in fifth[2]
-    assert migrator.QUEUE_ONLY not in sixth[2]  # the embedding cache's index
+    queue_only = {v for v, _, sql in migrator.MIGRATIONS if migrator.QUEUE_ONLY in sql}
+    by_name = {name: v for v, name, _ in migrator.MIGRATIONS}
+    assert {3, 5} <= queue_only
+    assert by_name["service_dedupe"] not in queue_only  # built on the documents tables
+    assert by_name["webhooks"] not in queue_only  # triggers on the documents table
+    assert by_name["index_retention"] not in queue_only  # the embedding cache's index
     refused = (
         "DO $$ BEGIN RAISE EXCEPTION 'no such extension' USING ERRCODE = 'feature_not_supported'; END $$;"
     )
@@ -80,6 +82,7 @@ async def test_a_queue_only_migration_applies_past_a_refused_one(
             with pytest.raises(FeatureUnavailable, match="no such extension"):
                 await store.migrate()
             assert await store.schema_version() == (1, migrator.LATEST)
+            assert await store.queue_schema_missing() == []  # the queue is current all the same
             now = datetime(2030, 1, 1, tzinfo=UTC)
             beat = WorkerBeat("w1", "host", 1, None, 1, (), 30.0, unavailable="parser down; fix it")
             await store.worker_heartbeat(beat, now)
