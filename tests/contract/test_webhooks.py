@@ -226,3 +226,30 @@ async def test_a_settled_document_is_announced_to_its_collection_and_its_callbac
     assert [e.url for e in await ix.webhook_endpoints_list("c")] == [URL_A]
     assert await ix.webhook_endpoints_set("c", [], OPTIONS, T0) == []
     assert [e.collection for e in await ix.webhook_endpoints_list(None)] == ["other"]
+
+
+async def test_finished_deliveries_are_pruned_past_their_retention_with_their_attempts(store: Store) -> None:
+    st = backend(store)
+    for n in range(3):
+        await st.job_insert_with_callbacks(NewJob(kind=f"k{n}"), [URL_A], OPTIONS, T0)
+        await finish(st, (await claim(st, kinds=(f"k{n}",)))[0], OutcomeKind.SUCCEEDED)
+    newest, middle, oldest = await st.webhook_delivery_list(DeliveryFilter())
+    jobs = {j.id: j for j in await claim(st, now=at(1), limit=3, kinds=(WEBHOOK_KIND,))}
+    for delivery, status, when in (
+        (oldest, DeliveryStatus.DELIVERED, 10),
+        (middle, DeliveryStatus.FAILED, 10),
+    ):
+        assert delivery.job_id is not None
+        await st.webhook_attempt_record(delivery.id, delivery.job_id, status, 200, None, 1.0, at(when))
+        await finish(st, jobs[delivery.job_id], OutcomeKind.SUCCEEDED, now=at(when))
+    # `newest` is still pending (its job runs): never pruned, however old
+    assert await st.webhook_prune(DeliveryStatus.PENDING, at(10_000), limit=10) == 0
+    assert (
+        await st.webhook_prune(DeliveryStatus.DELIVERED, at(10), limit=10) == 0
+    )  # not before its last activity
+    assert await st.webhook_prune(DeliveryStatus.DELIVERED, at(11), limit=10) == 1
+    assert await st.webhook_delivery_get(oldest.id) is None
+    assert await st.webhook_attempts(oldest.id) == []  # its attempts went with it
+    assert [d.id for d in await st.webhook_delivery_list(DeliveryFilter())] == [newest.id, middle.id]
+    assert await st.webhook_prune(DeliveryStatus.FAILED, at(11), limit=10) == 1
+    assert [d.id for d in await st.webhook_delivery_list(DeliveryFilter())] == [newest.id]

@@ -13,8 +13,10 @@ from ingestq.builtin import PROBE_KIND, probe_task
 from ingestq.clock import ManualClock
 from ingestq.model.document import DocumentRef
 from ingestq.model.job import ClaimRequest, JobFilter, JobState, NewJob, OutcomeKind, Progress, Retention
+from ingestq.model.webhook import DeliveryFilter, DeliveryOptions, DeliveryStatus
 from ingestq.settings import Settings
 from ingestq.store.base import IndexStore, Store
+from ingestq.store.webhook_base import WebhookStore
 from ingestq.tasks.registry import Registry
 from ingestq.tasks.task import JobContext
 from ingestq.worker import Periodic, Probes, Worker, WorkerConfig
@@ -295,6 +297,27 @@ async def test_cleaner_sweeps_uploaded_bytes_no_document_names(store: Store) -> 
     await cleaner.run_once()
     assert await store.blob_get(gone) is None
     assert await store.blob_get(kept) == b"kept"
+
+
+async def test_cleaner_prunes_finished_webhook_deliveries_with_the_jobs_retention(store: Store) -> None:
+    # Deliveries and their attempts were never deleted: their jobs were pruned, the rows stayed.
+    assert isinstance(store, WebhookStore)
+    clock = ManualClock()
+    options = DeliveryOptions(queue="hooks", max_attempts=1)
+    await store.job_insert_with_callbacks(
+        NewJob(kind=PROBE_KIND), ["https://a.example/h"], options, clock.now()
+    )
+    await Worker(store, None, WorkerConfig(queues=("default",)), clock).run(drain=True)
+    (delivery,) = await store.webhook_delivery_list(DeliveryFilter())
+    assert delivery.job_id is not None
+    await store.webhook_attempt_record(
+        delivery.id, delivery.job_id, DeliveryStatus.DELIVERED, 200, None, 1.0, clock.now()
+    )
+    cleaner = Cleaner(store, clock, Retention(succeeded=60, failed=3600, cancelled=60))
+    assert await cleaner.prune_webhooks() == 0
+    clock.advance(61)
+    await cleaner.run_once()
+    assert await store.webhook_delivery_get(delivery.id) is None
 
 
 async def test_registry_periodic_reaches_the_worker(store: Store) -> None:

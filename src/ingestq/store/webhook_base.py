@@ -70,6 +70,11 @@ class WebhookStore(Protocol):
         """Append attempt n+1 and set the delivery's status, last status code and error (one transaction)."""
         ...
 
+    async def webhook_prune(self, status: DeliveryStatus, before: datetime, limit: int) -> int:
+        """Delete up to `limit` deliveries in `status` (delivered or failed: never a pending one) whose
+        last activity was before `before`, with their attempts; return how many. Oldest first."""
+        ...
+
     async def webhook_redeliver(self, delivery_id: int, now: datetime) -> WebhookDelivery:
         """Enqueue a new job for the delivery (same message id and body), status pending. Raises
         DeliveryNotFound, or InvalidJobState while its latest job is still queued or running."""

@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING
 from ingestq.clock import Clock
 from ingestq.errors import FeatureUnavailable
 from ingestq.model.job import Retention
+from ingestq.model.webhook import DeliveryStatus
 from ingestq.store.base import IndexStore
+from ingestq.store.webhook_base import WebhookStore
 from ingestq.worker.probes import NO_PROBES, Probes
 
 if TYPE_CHECKING:
@@ -79,6 +81,36 @@ class Cleaner:
         self._probes.hit("pruned", total)
         await self.prune_embed_cache()
         await self.prune_blobs()
+        await self.prune_webhooks()
+        return total
+
+    async def prune_webhooks(self) -> int:
+        """Finished webhook deliveries (and their attempts) kept as long as finished jobs: delivered ones
+        as succeeded jobs, failed ones as failed jobs. Their delivery jobs are pruned with the other
+        jobs; before this the delivery rows stayed for ever."""
+        if not isinstance(self._store, WebhookStore):
+            return 0
+        now = self._clock.now()
+        kept = (
+            (DeliveryStatus.DELIVERED, self._retention.succeeded),
+            (DeliveryStatus.FAILED, self._retention.failed),
+        )
+        total = 0
+        try:
+            for status, seconds in kept:
+                if seconds is None:
+                    continue
+                before = now - timedelta(seconds=seconds)
+                while True:
+                    n = await self._store.webhook_prune(status, before, limit=self._batch)
+                    total += n
+                    if n < self._batch:
+                        break
+                    await asyncio.sleep(0)
+        except FeatureUnavailable:  # PostgreSQL without pgvector: no webhook tables
+            return total
+        if total:
+            log.info("pruned %d webhook deliveries past retention", total)
         return total
 
     async def prune_blobs(self) -> int:

@@ -108,6 +108,12 @@ class PostgresWebhooks(PostgresPool):
             await conn.execute(W["webhook_attempt_insert"], params)
             await conn.execute(W["webhook_delivery_attempted"], params)
 
+    async def webhook_prune(self, status: DeliveryStatus, before: datetime, limit: int) -> int:
+        params = {"status": DeliveryStatus(status).value, "before": before, "limit": limit}
+        async with self._connection() as conn:
+            cur = await conn.execute(W["webhook_prune"], params)
+            return cur.rowcount
+
     async def webhook_redeliver(self, delivery_id: int, now: datetime) -> WebhookDelivery:
         async with self._connection() as conn, conn.transaction():
             cur = await conn.execute(W["webhook_delivery_get"] + " FOR UPDATE", {"id": delivery_id})

@@ -73,3 +73,13 @@ RETURNING id
 
 -- name: webhook_delivery_requeued
 UPDATE ingestq_webhook_deliveries SET status = 'pending', job_id = :job_id WHERE id = :id
+
+-- name: webhook_prune
+-- The retention cleaner: finished deliveries, oldest first through the (status, id) index; attempts go
+-- with them (ON DELETE CASCADE). A pending delivery has a live job and is never taken.
+DELETE FROM ingestq_webhook_deliveries WHERE id IN (
+    SELECT id FROM ingestq_webhook_deliveries
+    WHERE status = :status AND status <> 'pending'
+      AND coalesce(delivered_at, last_attempt_at, created_at) < :before
+    ORDER BY id LIMIT :limit
+)

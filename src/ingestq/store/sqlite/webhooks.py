@@ -103,6 +103,12 @@ class _Ops:
             cur.execute(W["webhook_delivery_attempted"], params)
 
     @staticmethod
+    def prune(e: Engine, params: dict[str, Any]) -> int:
+        with e.write() as cur:
+            cur.execute(W["webhook_prune"], params)
+            return int(e.conn.changes())
+
+    @staticmethod
     def redeliver(e: Engine, delivery_id: int, now: datetime) -> WebhookDelivery:
         with e.write() as cur:
             if not cur.execute(W["webhook_delivery_get"], {"id": delivery_id}).fetchall():
@@ -177,6 +183,10 @@ class SqliteWebhooks(SqliteBase):
             "now": ts(now),
         }
         await self._run(_Ops.attempt_record, self._e, params)
+
+    async def webhook_prune(self, status: DeliveryStatus, before: datetime, limit: int) -> int:
+        params = {"status": DeliveryStatus(status).value, "before": ts(before), "limit": limit}
+        return await self._run(_Ops.prune, self._e, params)
 
     async def webhook_redeliver(self, delivery_id: int, now: datetime) -> WebhookDelivery:
         delivery = await self._run(_Ops.redeliver, self._e, delivery_id, now)
