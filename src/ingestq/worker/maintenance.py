@@ -15,11 +15,9 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from ingestq.clock import Clock
-from ingestq.errors import FeatureUnavailable
+from ingestq.errors import FeatureUnavailable, SchemaError
 from ingestq.model.job import Retention
 from ingestq.model.webhook import DeliveryStatus
-from ingestq.store.base import IndexStore
-from ingestq.store.webhook_base import WebhookStore
 from ingestq.worker.probes import NO_PROBES, Probes
 
 if TYPE_CHECKING:
@@ -88,6 +86,8 @@ class Cleaner:
         """Finished webhook deliveries (and their attempts) kept as long as finished jobs: delivered ones
         as succeeded jobs, failed ones as failed jobs. Their delivery jobs are pruned with the other
         jobs; before this the delivery rows stayed for ever."""
+        from ingestq.store.webhook_base import WebhookStore  # here: a worker starts without the protocols
+
         if not isinstance(self._store, WebhookStore):
             return 0
         now = self._clock.now()
@@ -107,7 +107,7 @@ class Cleaner:
                     if n < self._batch:
                         break
                     await asyncio.sleep(0)
-        except FeatureUnavailable:  # PostgreSQL without pgvector: no webhook tables
+        except (FeatureUnavailable, SchemaError):  # PostgreSQL without pgvector: no webhook tables
             return total
         if total:
             log.info("pruned %d webhook deliveries past retention", total)
@@ -117,6 +117,8 @@ class Cleaner:
         """Uploaded bytes no document names any more (the document was deleted, or a new upload
         replaced them), stored or put again more than BLOB_GRACE ago. Before this nothing deleted
         them: the one-hour soak saw them pile up, one per upload, behind the deleted documents."""
+        from ingestq.store.base import IndexStore  # here: a worker starts without the store's protocols
+
         if not isinstance(self._store, IndexStore):
             return 0
         before = self._clock.now() - timedelta(seconds=BLOB_GRACE)
@@ -138,6 +140,8 @@ class Cleaner:
         """Entries written longer ago than the cache's retention. Without it the cache kept a vector
         for every chunk ever embedded: the one-hour soak saw it grow with every upload while the
         documents themselves were deleted."""
+        from ingestq.store.base import IndexStore  # here: a worker starts without the store's protocols
+
         if self._cache_retention is None or not isinstance(self._store, IndexStore):
             return 0
         before = self._clock.now() - timedelta(seconds=self._cache_retention)
