@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from ingestq.clock import Clock
-from ingestq.errors import FeatureUnavailable, SchemaError
+from ingestq.errors import FeatureUnavailable
 from ingestq.model.job import Retention
 from ingestq.model.webhook import DeliveryStatus
 from ingestq.worker.probes import NO_PROBES, Probes
@@ -107,7 +107,7 @@ class Cleaner:
                     if n < self._batch:
                         break
                     await asyncio.sleep(0)
-        except (FeatureUnavailable, SchemaError):  # PostgreSQL without pgvector: no webhook tables
+        except FeatureUnavailable:  # PostgreSQL without pgvector: no webhook tables
             return total
         if total:
             log.info("pruned %d webhook deliveries past retention", total)

@@ -43,10 +43,16 @@ INDEX_TABLES = frozenset(
         "ingestq_chunks",
         "ingestq_embed_cache",
         "ingestq_rate_buckets",
+        # webhooks (migration 7) build on the documents tables: absent with them
+        "ingestq_webhook_endpoints",
+        "ingestq_job_callbacks",
+        "ingestq_document_callbacks",
+        "ingestq_webhook_deliveries",
+        "ingestq_webhook_attempts",
     }
 )
 NO_INDEX_SCHEMA = (
-    "documents and search are not set up in this database: it needs the pgvector extension "
+    "documents, search and webhooks are not set up in this database: it needs the pgvector extension "
     "(install it on the server, then run `ingestq db migrate`); the queue works without it"
 )
 NOT_OPEN = "the PostgreSQL store is not open (call `await store.open()` first)"
