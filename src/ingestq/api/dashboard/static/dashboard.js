@@ -36,6 +36,11 @@
   var pendingTick = null;
 
   function live() { return !!document.querySelector("[data-live]"); }
+  // A fragment marked data-live-poll shows what moves without job events (workers' heartbeats and busy
+  // slots): with the stream on, it still refreshes at the polling interval, not only every 30 s.
+  function slowPollMs() {
+    return document.querySelector("[data-live-poll]") ? Math.max(1, seconds) * 1000 : SLOW_POLL_MS;
+  }
   function setMode(mode) { body.setAttribute("data-live-mode", mode); }
   function tick() {
     if (document.hidden || !window.htmx) { return; }
@@ -67,7 +72,7 @@
     source = opened;
     opened.addEventListener("open", function () {
       if (source !== opened) { return; }
-      startPolling(SLOW_POLL_MS);
+      startPolling(slowPollMs());
       setMode("sse");
     });
     ["job", "progress", "reset"].forEach(function (name) {
