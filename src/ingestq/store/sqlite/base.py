@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal, ParamSpec, TypeVar
+from typing import Literal, ParamSpec, TypeVar, cast
 
 import apsw
 
@@ -14,6 +14,7 @@ from ingestq.errors import StoreError
 from ingestq.store.sqlite.connection import connect
 from ingestq.store.sqlite.dispatch import Dispatch
 from ingestq.store.sqlite.engine import Engine
+from ingestq.store.sqlite.reader import PointReader
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -26,6 +27,7 @@ class SqliteBase:
         self._synchronous: Literal["NORMAL", "FULL"] = synchronous
         self._dispatch: Dispatch | None = None
         self._engine: Engine | None = None
+        self._reader: PointReader | None = None
 
     def __repr__(self) -> str:
         return f"SqliteStore({str(self.path)!r})"
@@ -45,6 +47,15 @@ class SqliteBase:
     async def _run_urgent(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         return await self._d.run_urgent(fn, *args, **kwargs)
 
+    async def _point(self, call: Callable[[Engine], R]) -> R:
+        """A bounded read by key, on the loop's thread when it can be (see reader.py)."""
+        reader = self._reader
+        if reader is not None:
+            ran, result = reader.try_read(call)
+            if ran:
+                return cast(R, result)
+        return await self._run(lambda: call(self._e))
+
     @property
     def _e(self) -> Engine:
         if self._engine is None:
@@ -57,13 +68,17 @@ class SqliteBase:
             label, self._busy_timeout_ms, inline=self._synchronous == "NORMAL"
         )
 
-        def open_engine() -> Engine:
+        def open_engine() -> tuple[Engine, PointReader]:
             engine = Engine(self._connect(), label)
             dispatch.attach(engine.conn)
-            return engine
+            try:
+                return engine, PointReader(self._connect(), label)
+            except BaseException:
+                engine.close()
+                raise
 
         try:
-            self._engine = await dispatch.run(open_engine)
+            self._engine, self._reader = await dispatch.run(open_engine)
         except BaseException:
             dispatch.shutdown_now()
             self._dispatch = None
@@ -71,6 +86,14 @@ class SqliteBase:
 
     async def _close_engine(self) -> None:
         engine, self._engine = self._engine, None
+        reader, self._reader = self._reader, None
         dispatch, self._dispatch = self._dispatch, None
+
+        def finish() -> None:
+            if reader is not None:
+                reader.close()
+            if engine is not None:
+                engine.close()
+
         if dispatch is not None:
-            await dispatch.close(engine.close if engine is not None else lambda: None)
+            await dispatch.close(finish)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, BinaryIO, TypeVar, cast
 
 from ingestq.store.sqlite.base import SqliteBase
 
@@ -51,6 +51,17 @@ class SqliteIndex(SqliteBase):
     async def _ix_run(self, call: Callable[[IndexEngine], R]) -> R:
         return await self._run(lambda: call(self._ix()))
 
+    async def _ix_point(self, call: Callable[[IndexEngine], R]) -> R:
+        """A bounded read of the index tables by key, on the loop's thread when it can be (reader.py)."""
+        reader = self._reader
+        if reader is not None:
+            if not reader.has_index:
+                await self._run(reader.load_index)  # sqlite-vec and numpy load off the loop, once
+            ran, result = reader.try_index_read(call)
+            if ran:
+                return cast(R, result)
+        return await self._ix_run(call)
+
     async def collection_ensure(self, name: str, model_id: str, dimension: int, now: datetime) -> Collection:
         return await self._ix_run(lambda ix: ix.collection_ensure(name, model_id, dimension, now))
 
@@ -73,13 +84,13 @@ class SqliteIndex(SqliteBase):
         return await self._ix_run(lambda ix: ix.document_register(ref, now))
 
     async def document_get(self, collection: str, document_id: str) -> Document | None:
-        return await self._ix_run(lambda ix: ix.document_get(collection, document_id))
+        return await self._ix_point(lambda ix: ix.document_get(collection, document_id))
 
     async def document_list(self, flt: DocumentFilter) -> list[Document]:
         return await self._ix_run(lambda ix: ix.document_list(flt))
 
     async def document_by_content(self, collection: str, content_hash: str) -> Document | None:
-        return await self._ix_run(lambda ix: ix.document_by_content(collection, content_hash))
+        return await self._ix_point(lambda ix: ix.document_by_content(collection, content_hash))
 
     async def idempotency_get(self, key: str, now: datetime) -> IdempotentReply | None:
         return await self._ix_run(lambda ix: ix.idempotency_get(key, now))
@@ -99,7 +110,7 @@ class SqliteIndex(SqliteBase):
         return await self._ix_run(lambda ix: ix.document_chunks(collection, document_id, with_vectors))
 
     async def document_token_count(self, collection: str, document_id: str) -> int:
-        return await self._ix_run(lambda ix: ix.document_token_count(collection, document_id))
+        return await self._ix_point(lambda ix: ix.document_token_count(collection, document_id))
 
     async def document_commit(self, write: IndexWrite, outcome: Outcome, now: datetime) -> bool:
         return await self._ix_run(lambda ix: ix.document_commit(write, outcome, now))

@@ -113,9 +113,11 @@ class SqliteStore(SqliteWebhooks, SqliteIndex):
         return ids
 
     async def job_get(self, job_id: int) -> Job | None:
-        return await self._run(self._e.job_get, job_id)
+        return await self._point(lambda e: e.job_get(job_id))
 
     async def job_list(self, flt: JobFilter) -> list[Job]:
+        if flt.document_id is not None and flt.limit <= 100:  # one document's jobs, by its index
+            return await self._point(lambda e: e.job_list(flt))
         return await self._run(self._e.job_list, flt)
 
     # The worker's hot path (claims and outcomes) runs on the loop's thread when it can: see dispatch.py.
