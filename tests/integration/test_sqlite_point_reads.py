@@ -11,8 +11,8 @@ import apsw
 import pytest
 
 from ingestq.errors import StoreError
-from ingestq.model.document import DocumentRef
-from ingestq.model.job import JobFilter, NewJob
+from ingestq.model.document import Document, DocumentRef
+from ingestq.model.job import Job, JobFilter, NewJob
 from ingestq.store.sqlite.store import SqliteStore
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
@@ -51,7 +51,7 @@ async def test_status_reads_answer_while_the_store_thread_waits_for_another_writ
         write = asyncio.create_task(store.job_insert_many([NewJob(kind="k")], T0))
         await _until_the_thread_is_busy(store)
 
-        async def poll() -> tuple[object, ...]:
+        async def poll() -> tuple[Job | None, list[Job], Document | None, int, Document | None]:
             return (
                 await store.job_get(job.id),
                 await store.job_list(JobFilter(document_id="doc-1", limit=50)),
@@ -62,9 +62,11 @@ async def test_status_reads_answer_while_the_store_thread_waits_for_another_writ
 
         got, listed, doc, tokens, by_hash = await asyncio.wait_for(poll(), timeout=3)
         assert not write.done()  # the poll did not wait for the write
-        assert got is not None and got.id == job.id
+        assert got is not None
+        assert got.id == job.id
         assert [j.id for j in listed] == [job.id]
-        assert doc is not None and doc.id == "doc-1"
+        assert doc is not None
+        assert doc.id == "doc-1"
         assert tokens == 0
         assert by_hash is None
         holder.execute("COMMIT")
@@ -83,7 +85,8 @@ async def test_a_point_read_sees_what_another_connection_committed_just_before(t
     try:
         [job] = await other.job_insert_many([NewJob(kind="k")], T0)
         seen = await store.job_get(job.id)
-        assert seen is not None and seen.id == job.id
+        assert seen is not None
+        assert seen.id == job.id
         # and after a write on this store's own thread
         [mine] = await store.job_insert_many([NewJob(kind="k2")], T0)
         assert (await store.job_get(mine.id)) is not None

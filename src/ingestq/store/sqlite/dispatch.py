@@ -177,6 +177,10 @@ class Dispatch:
         try:
             # PASSIVE, as SQLite's auto-checkpoint: copies what no reader still needs, never waits.
             self._conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
+        except apsw.BusyError:
+            # Another process is checkpointing this WAL right now: that checkpoint does the same work.
+            # Workers sharing one file meet like this dozens of times an hour; it is not worth a warning.
+            log.debug("%s: WAL checkpoint skipped: another connection is checkpointing", self._label)
         except apsw.Error as exc:  # the next commit over the threshold tries again
             log.warning("%s: WAL checkpoint failed: %s", self._label, exc)
 
