@@ -171,6 +171,12 @@ class Settings:
     api_tokens: SecretStr | None = None
     """Bearer tokens with their roles, `admin:<token>,read:<token>` (each at least 16 characters). Unset:
     the service answers on a loopback address only, and every request is admin."""
+    auth_max_failures: int = field(default=10, metadata=_bounds(ge=0))
+    """Wrong tokens (dashboard sign-ins, bearer tokens) one client address may present within
+    auth_failure_window; past it, every token from that address gets 429 with Retry-After, uncompared.
+    0: no limit. Counted per service process. See api/auth_failures.py."""
+    auth_failure_window: float = field(default=300.0, metadata=_bounds(gt=0))
+    """Seconds over which auth_max_failures counts (a sliding window)."""
     api_json_max_bytes: int = field(default=1024**2, metadata=_bounds(ge=1))
     """Largest request body the service reads for JSON and form routes (413 beyond, before it is read);
     uploads and `POST /v1/documents` have their own cap, upload_max_bytes. See api/limits.py."""

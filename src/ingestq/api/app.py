@@ -21,6 +21,7 @@ from starlette.responses import Response
 
 from ingestq import __version__
 from ingestq.api.auth import Tokens
+from ingestq.api.auth_failures import AuthFailures
 from ingestq.api.dashboard import dashboard_router
 from ingestq.api.errors import to_response
 from ingestq.api.events.stream import close_feed
@@ -68,7 +69,8 @@ def ingestq_lifespan(
         secret = resolved.api_tokens
         tokens = Tokens.parse(secret.get_secret_value() if secret is not None else None)
         async with await Runtime.open(resolved, registry) as runtime:
-            setattr(app.state, STATE_KEY, ServiceState(runtime, tokens))
+            failures = AuthFailures(resolved.auth_max_failures, resolved.auth_failure_window)
+            setattr(app.state, STATE_KEY, ServiceState(runtime, tokens, failures))
             worker: Worker | None = runtime.worker() if with_worker else None
             task = asyncio.create_task(worker.run(), name="ingestq-worker") if worker else None
             try:

@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from ingestq.api.auth import Role, Tokens
+from ingestq.api.auth_failures import AuthFailures
 from ingestq.api.errors import ApiError
 from ingestq.client.client import Client
 from ingestq.runtime import Runtime
@@ -22,6 +23,7 @@ from ingestq.runtime import Runtime
 class ServiceState:
     runtime: Runtime
     tokens: Tokens
+    failures: AuthFailures
 
 
 STATE_KEY = "ingestq"
@@ -56,9 +58,32 @@ def _presented_token(request: Request) -> str | None:
     return None
 
 
+def client_address(request: Request) -> str | None:
+    return request.client.host if request.client is not None else None
+
+
+def refuse_if_locked_out(state: ServiceState, address: str | None) -> None:
+    """429 for an address that presented too many wrong tokens lately (see api/auth_failures.py)."""
+    wait = state.failures.retry_after(address)
+    if wait is not None:
+        raise ApiError(
+            429,
+            "too_many_failed_attempts",
+            f"too many wrong tokens from this address: try again in {wait} s",
+            {"Retry-After": str(wait)},
+        )
+
+
 def _role(request: Request) -> Role:
-    role = service_state(request).tokens.role_of(_presented_token(request))
+    state = service_state(request)
+    presented = _presented_token(request)
+    address = client_address(request)
+    if presented is not None:  # no token is no guess: only presented ones count and get refused
+        refuse_if_locked_out(state, address)
+    role = state.tokens.role_of(presented)
     if role is None:
+        if presented is not None:
+            state.failures.failed(address)
         raise ApiError(
             401, "unauthorized", "a valid bearer token is required", {"WWW-Authenticate": "Bearer"}
         )

@@ -34,7 +34,7 @@ from ingestq.api.dashboard.session import (
 )
 from ingestq.api.dashboard.throughput import throughput
 from ingestq.api.dashboard.timeline import stage_timeline
-from ingestq.api.state import ServiceState, service_state
+from ingestq.api.state import ServiceState, client_address, service_state
 from ingestq.api.uploads import safe_name
 from ingestq.client.client import Client
 from ingestq.client.documents import DocumentNotFound, Documents
@@ -266,8 +266,18 @@ async def login(request: Request) -> Response:
     state = _state(request)
     base = _base(request)
     form = await request.form()
-    role = state.service.tokens.role_of(_text(form, "token").strip() or None)
+    presented = _text(form, "token").strip() or None
+    address = client_address(request)
+    failures = state.service.failures
+    if presented is not None and (wait := failures.retry_after(address)) is not None:
+        error = f"Too many wrong tokens from this address: try again in {wait} s."
+        page = _render(request, "login.html", None, http_status=429, error=error)
+        page.headers["Retry-After"] = str(wait)
+        return page
+    role = state.service.tokens.role_of(presented)
     if role is None or state.service.tokens.open:
+        if presented is not None:
+            failures.failed(address)
         return _render(request, "login.html", None, http_status=401, error="That token is not valid.")
     cookie, _ = state.signer.issue(role)
     response = RedirectResponse(base + "/", status_code=303)
