@@ -152,7 +152,9 @@ class Settings:
     # webhooks (docs/webhooks.md)
     webhook_secret: SecretStr | None = None
     """The signing key of every delivery (Standard Webhooks): `whsec_` + base64 of 24 to 64 random bytes.
-    Unset: callback URLs are refused where they are registered, and a worker fails deliveries at once."""
+    To rotate, give the new and the old secret (space- or comma-separated, up to 4): each delivery is
+    signed with each. Unset: callback URLs are refused where they are registered, and a worker fails
+    deliveries at once."""
     webhook_allow_private: bool = False
     """Let deliveries reach loopback, private and link-local addresses (off: SSRF protection)."""
     webhook_timeout: float = field(default=10.0, metadata=_bounds(gt=0))

@@ -16,6 +16,7 @@ from ingestq.model.job import JobState, NewJob
 from ingestq.model.webhook import DeliveryFilter, DeliveryStatus, WebhookDelivery
 from ingestq.runtime import Runtime
 from ingestq.settings import Settings
+from ingestq.webhooks.signing import new_secret
 
 
 @pytest.fixture
@@ -126,6 +127,22 @@ async def test_a_huge_answer_is_read_only_up_to_the_cap(runtime: Runtime) -> Non
         delivery = await deliver_once(runtime, receiver.url, webhook_max_response_bytes=1024)
         assert len(receiver.received) == 1
     assert (delivery.status, delivery.last_status_code) == (DeliveryStatus.DELIVERED, 200)
+
+
+async def test_during_a_rotation_receivers_on_the_old_and_on_the_new_secret_both_accept(
+    runtime: Runtime,
+) -> None:
+    """INGESTQ_WEBHOOK_SECRET="<new> <old>" on the worker: a receiver still on the old secret and one
+    already on the new accept the delivery (the receiver answers 401 to a signature it cannot verify)."""
+    fresh = new_secret()
+    for secret in (SECRET, fresh):
+        with receiving([200], secret=secret) as receiver:
+            delivery = await deliver_once(runtime, receiver.url, webhook_secret=f"{fresh} {SECRET}")
+            assert len(receiver.received) == 1
+        assert (delivery.status, delivery.last_status_code) == (DeliveryStatus.DELIVERED, 200)
+    with receiving([200], secret=new_secret()) as stranger:
+        delivery = await deliver_once(runtime, stranger.url, webhook_secret=f"{fresh} {SECRET}")
+    assert (delivery.status, delivery.last_status_code) == (DeliveryStatus.FAILED, 401)
 
 
 async def test_a_worker_without_the_secret_fails_deliveries_at_once(runtime: Runtime) -> None:

@@ -9,7 +9,14 @@ import pytest
 
 from ingestq.errors import ConfigError
 from ingestq.webhooks.send import retry_after_seconds
-from ingestq.webhooks.signing import headers, new_secret, parse_secret, signature, verify
+from ingestq.webhooks.signing import (
+    headers,
+    new_secret,
+    parse_secret,
+    parse_secrets,
+    signature,
+    verify,
+)
 
 # The example of the Standard Webhooks reference libraries (standard-webhooks/standard-webhooks).
 SPEC_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -22,7 +29,7 @@ SPEC_SIGNATURE = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
 def test_the_specification_example() -> None:
     key = parse_secret(SPEC_SECRET)
     assert signature(key, SPEC_ID, SPEC_TIMESTAMP, SPEC_BODY) == SPEC_SIGNATURE
-    sent = headers(key, SPEC_ID, SPEC_TIMESTAMP, SPEC_BODY)
+    sent = headers([key], SPEC_ID, SPEC_TIMESTAMP, SPEC_BODY)
     assert (sent["webhook-id"], sent["webhook-timestamp"], sent["webhook-signature"]) == (
         SPEC_ID,
         str(SPEC_TIMESTAMP),
@@ -67,3 +74,36 @@ def test_retry_after_as_seconds_or_a_date() -> None:
     assert retry_after_seconds("Mon, 31 Dec 2029 00:00:00 GMT", now) == 0.0
     assert retry_after_seconds("soon", now) is None
     assert retry_after_seconds(None, now) is None
+
+
+def test_a_rotation_signs_with_both_secrets_and_either_receiver_verifies() -> None:
+    """INGESTQ_WEBHOOK_SECRET="<new> <old>": a receiver still on the old secret and one already on the
+    new one both accept the same delivery; a third secret matches neither signature."""
+    new, old = new_secret(), SPEC_SECRET
+    keys = parse_secrets(f"{new}, {old}")
+    assert keys == [parse_secret(new), parse_secret(old)]
+    sent = headers(keys, SPEC_ID, SPEC_TIMESTAMP, SPEC_BODY)
+    entries = sent["webhook-signature"].split(" ")
+    assert len(entries) == 2
+    assert entries[1] == SPEC_SIGNATURE
+    for secret in (new, old):
+        assert verify(
+            parse_secret(secret), SPEC_ID, str(SPEC_TIMESTAMP), SPEC_BODY, sent["webhook-signature"]
+        )
+    stranger = parse_secret(new_secret())
+    assert not verify(stranger, SPEC_ID, str(SPEC_TIMESTAMP), SPEC_BODY, sent["webhook-signature"])
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "is empty"),
+        (" , ", "is empty"),
+        (" ".join([SPEC_SECRET] * 5), "holds 5 secrets: at most 4"),
+        (f"{SPEC_SECRET} whsec_not-base64!", "not valid base64"),
+    ],
+)
+def test_a_bad_list_of_secrets_is_refused_in_one_line(text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        parse_secrets(text)
+    assert "MfKQ9r8G" not in str(info.value)

@@ -26,7 +26,7 @@ from ingestq.model.webhook import (
 from ingestq.settings import Settings
 from ingestq.store.webhook_base import WebhookStore
 from ingestq.webhooks.deliver import webhook_store
-from ingestq.webhooks.signing import parse_secret
+from ingestq.webhooks.signing import parse_secrets
 from ingestq.webhooks.target import TargetRefused, check_url
 
 MAX_CALLBACKS = 10
@@ -62,7 +62,7 @@ class Webhooks:
         secret = self.settings.webhook_secret
         if secret is None:
             raise ConfigError("callbacks need INGESTQ_WEBHOOK_SECRET (whsec_...) to sign deliveries")
-        parse_secret(secret.get_secret_value())
+        parse_secrets(secret.get_secret_value())
         for url in unique:
             try:
                 check_url(url)

@@ -48,14 +48,14 @@ class Deliverer:
             allow_private=settings.webhook_allow_private,
         )
 
-    def _key(self) -> bytes:
+    def _keys(self) -> list[bytes]:
         secret = self._settings.webhook_secret
         if secret is None:
             raise PermanentError(
                 "INGESTQ_WEBHOOK_SECRET is not set on this worker: deliveries cannot be signed"
             )
         try:
-            return signing.parse_secret(secret.get_secret_value())
+            return signing.parse_secrets(secret.get_secret_value())
         except ConfigError as exc:
             raise PermanentError(str(exc)) from None
 
@@ -68,9 +68,9 @@ class Deliverer:
         now = self._clock.now()
         code: int | None = None
         try:
-            key = self._key()
+            keys = self._keys()
             body = delivery.body.encode()
-            headers = signing.headers(key, delivery.message_id, int(now.timestamp()), body)
+            headers = signing.headers(keys, delivery.message_id, int(now.timestamp()), body)
             answer = await post(delivery.url, headers, body, self._limits)
             code = answer.status_code
             _judge(answer, self._settings.webhook_backoff_max)

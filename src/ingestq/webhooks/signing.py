@@ -4,8 +4,11 @@
     webhook-timestamp: the attempt's time, integer unix seconds
     webhook-signature: "v1," + base64(HMAC-SHA256(key, f"{id}.{timestamp}.{body}"))
 
-The key is the base64 part of a `whsec_...` secret. `verify` is the receiver's side, for tests and for
-the documentation's example receiver.
+The key is the base64 part of a `whsec_...` secret. To rotate it without a window where receivers
+refuse deliveries, the setting may hold several secrets (new first, separated by spaces or commas):
+every delivery then carries one `v1,` signature per secret, space-separated, as the specification
+allows, and a receiver accepts it if any one matches its secret. `verify` is the receiver's side, for
+tests and for the documentation's example receiver.
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ import base64
 import binascii
 import hashlib
 import hmac
+from collections.abc import Sequence
 
 from ingestq.errors import ConfigError
 
 PREFIX = "whsec_"
 MIN_KEY_BYTES = 24
 MAX_KEY_BYTES = 64
+MAX_SECRETS = 4  # a rotation needs two; more only lengthens every delivery's headers
 
 
 def parse_secret(secret: str) -> bytes:
@@ -37,16 +42,26 @@ def parse_secret(secret: str) -> bytes:
     return key
 
 
+def parse_secrets(text: str) -> list[bytes]:
+    """The keys of the setting's secrets (space- or comma-separated, new first), or ConfigError."""
+    secrets = text.replace(",", " ").split()
+    if not secrets:
+        raise ConfigError("INGESTQ_WEBHOOK_SECRET is empty: give a whsec_ secret")
+    if len(secrets) > MAX_SECRETS:
+        raise ConfigError(f"INGESTQ_WEBHOOK_SECRET holds {len(secrets)} secrets: at most {MAX_SECRETS}")
+    return [parse_secret(secret) for secret in secrets]
+
+
 def signature(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
     signed = b"%s.%d.%s" % (message_id.encode(), timestamp, body)
     return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
 
-def headers(key: bytes, message_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+def headers(keys: Sequence[bytes], message_id: str, timestamp: int, body: bytes) -> dict[str, str]:
     return {
         "webhook-id": message_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": signature(key, message_id, timestamp, body),
+        "webhook-signature": " ".join(signature(key, message_id, timestamp, body) for key in keys),
         "content-type": "application/json",
         "user-agent": "ingestq-webhooks",
     }
