@@ -210,6 +210,43 @@ PAGES = {
 }
 
 
+def test_no_page_or_table_scrolls_sideways_on_a_phone(browser: Any, served: WithWorker) -> None:
+    """On a 390 px phone every page fits its width, and so does every table inside its scroll box (the
+    Workers table used to hide its last columns off the right edge)."""
+    url = served.database_url
+    held = pages_seed.enqueue(url, "ingestq.probe", [{"seconds": 60}], queue="phone")
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True
+    )
+    try:
+        page = context.new_page()
+        sign_in(page, served)
+        wide: dict[str, list[str]] = {}
+        for name, path in PAGES.items():
+            page.goto(served.url + path)
+            if name == "workers":  # the served worker's row, once it has sent a heartbeat
+                page.wait_for_selector("#live-workers tr[data-worker-id]", timeout=30_000)
+            found = page.evaluate(
+                """() => {
+                  const out = [];
+                  const root = document.documentElement;
+                  if (root.scrollWidth > root.clientWidth + 1) out.push(`page ${root.scrollWidth}px`);
+                  for (const table of document.querySelectorAll('table')) {
+                    const box = table.closest('.card') || table.parentElement;
+                    const width = Math.ceil(table.getBoundingClientRect().width);
+                    if (width > box.clientWidth + 1) out.push(`#${table.id} ${width}px in ${box.clientWidth}px`);
+                  }
+                  return out;
+                }"""
+            )
+            if found:
+                wide[name] = found
+        assert wide == {}
+    finally:
+        context.close()
+        pages_seed.cancel(url, held)
+
+
 def test_screenshots_of_every_page(browser: Any, served: WithWorker) -> None:
     shots = os.environ.get("INGESTQ_TEST_SCREENSHOTS")
     if not shots:
