@@ -234,7 +234,9 @@ def test_no_page_or_table_scrolls_sideways_on_a_phone(browser: Any, served: With
                   for (const table of document.querySelectorAll('table')) {
                     const box = table.closest('.card') || table.parentElement;
                     const width = Math.ceil(table.getBoundingClientRect().width);
-                    if (width > box.clientWidth + 1) out.push(`#${table.id} ${width}px in ${box.clientWidth}px`);
+                    if (width > box.clientWidth + 1) {
+                      out.push(`#${table.id} ${width}px in ${box.clientWidth}px`);
+                    }
                   }
                   return out;
                 }"""
