@@ -316,11 +316,18 @@ async def _ingest_json(
 
 
 async def _existing(request: Request, docs: Documents, collection: str, digest: str) -> Accepted | None:
-    """The document of `collection` that already holds these bytes, with its latest job, if any."""
+    """The document of `collection` that already holds these bytes, with its latest job, if any.
+
+    None for a pending document without any job: an earlier request registered it and then failed
+    before its job was queued (the process died, the database went away, a callback could not be
+    registered). Ingesting it again queues the job it never got, instead of answering `pending`
+    for a document that no worker will ever take."""
     doc = await docs.store.document_by_content(collection, digest)
     if doc is None:
         return None
     jobs = await _jobs_of(docs.client, collection, doc.id, None)
+    if not jobs and doc.status is DocumentStatus.PENDING:
+        return None
     return _accepted_one(request, doc, jobs[0] if jobs else None, duplicate=True)
 
 
