@@ -111,7 +111,7 @@ async def test_sqlite_reads_the_window_through_the_finished_index(tmp_path: Path
             )
         conn.execute("ANALYZE")
         cases: dict[str, dict[str, Any]] = {
-            "job_finished_buckets": {"since": SINCE.timestamp(), "width": 60.0},
+            "job_finished_buckets": {"since": SINCE.timestamp(), "width": 60.0, "buckets": 60},
             "job_purge_count": {"state": "succeeded", "queue": None, "finished_before": OLDEST.timestamp()},
         }
         for name, params in cases.items():
@@ -119,5 +119,11 @@ async def test_sqlite_reads_the_window_through_the_finished_index(tmp_path: Path
             jobs = [step for step in plan if "ingestq_jobs" in step]
             assert jobs, plan
             assert all("INDEX ingestq_jobs_finished" in step and "finished_at" in step for step in jobs), plan
+        # the newest finish of a state: the end of its range of the index (SQLite's max() shortcut)
+        plan = [
+            row[3]
+            for row in conn.execute(f"EXPLAIN QUERY PLAN {LITE['job_finished_last']}", {"state": "failed"})
+        ]
+        assert plan == ["SEARCH ingestq_jobs USING COVERING INDEX ingestq_jobs_finished (state=?)"], plan
     finally:
         conn.close()

@@ -126,9 +126,24 @@ def job_purge_count(
     return total
 
 
+# Most buckets one call counts; finishes beyond the last are counted in it (it is open-ended).
+MAX_BUCKETS = 10_000
+
+
 def job_finished_buckets(engine: Engine, since: datetime, width: float) -> list[FinishedBucket]:
-    found = engine.read(Q["job_finished_buckets"], {"since": ts(since), "width": float(width)})
-    return [FinishedBucket(int(index), JobState(state), int(n)) for index, state, n in found]
+    since_ts = ts(since)
+    with engine.snapshot():
+        newest = [
+            engine.read(Q["job_finished_last"], {"state": state})[0][0] for state in ("succeeded", "failed")
+        ]
+        stamps = [t for t in newest if t is not None and t >= since_ts]
+        if not stamps:
+            return []
+        buckets = min(int((max(stamps) - since_ts) // width) + 1, MAX_BUCKETS)
+        found = engine.read(
+            Q["job_finished_buckets"], {"since": since_ts, "width": float(width), "buckets": buckets}
+        )
+    return [FinishedBucket(int(index), JobState(state), int(n)) for index, state, n in found if n]
 
 
 def job_prune(engine: Engine, retention: Retention, now: datetime, limit: int) -> int:
