@@ -49,6 +49,18 @@ def _children() -> dict[int, list[int]]:
     return tree
 
 
+def descendants(pid: int) -> list[int]:
+    """Live descendants of `pid` (a worker's parser processes, huey's process workers)."""
+    tree = _children()
+    found: list[int] = []
+    todo = list(tree.get(pid, []))
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        todo.extend(tree.get(p, []))
+    return found
+
+
 def tree_cpu_seconds(pid: int) -> float:
     """user + system CPU of `pid` and its live descendants (huey's process workers are children)."""
     tree = _children()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from bench import machine
 from bench.chaos.harness import INGESTQ
 
 PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 1024 / 1024
@@ -77,19 +78,4 @@ def rss_mb(pid: int) -> float | None:
 
 def children(pid: int) -> list[int]:
     """Live descendants of `pid` (a worker's parser processes)."""
-    tree: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        tree.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry.name))
-    found: list[int] = []
-    todo = list(tree.get(pid, []))
-    while todo:
-        p = todo.pop()
-        found.append(p)
-        todo.extend(tree.get(p, []))
-    return found
+    return machine.descendants(pid)
