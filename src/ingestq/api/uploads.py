@@ -73,7 +73,6 @@ class FilePart:
 class Form:
     files: list[FilePart]
     fields: dict[str, str]
-    body_sha256: str  # of the raw body, for Idempotency-Key fingerprints
 
     def close(self) -> None:
         for part in self.files:
@@ -109,25 +108,23 @@ def safe_name(raw: str) -> str:
     return last[-MAX_NAME:]
 
 
-async def _counted(request: Request, body_cap: int, hasher: Any) -> AsyncIterator[bytes]:
+async def _counted(request: Request, body_cap: int) -> AsyncIterator[bytes]:
     total = 0
     async for chunk in request.stream():
         total += len(chunk)
         if total > body_cap:
             raise too_large("the request body", body_cap)
-        hasher.update(chunk)
         yield chunk
 
 
-async def read_json(request: Request, body_cap: int) -> tuple[Any, str]:
-    """The JSON body (any value) and the sha256 of its bytes; 413 past `body_cap`, 422 if malformed."""
+async def read_json(request: Request, body_cap: int) -> Any:
+    """The JSON body (any value); 413 past `body_cap`, 422 if malformed."""
     check_declared_length(request, body_cap)
-    hasher = hashlib.sha256()
     body = bytearray()
-    async for chunk in _counted(request, body_cap, hasher):
+    async for chunk in _counted(request, body_cap):
         body.extend(chunk)
     try:
-        return json.loads(body), hasher.hexdigest()
+        return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(422, "invalid_request", f"the body is not JSON: {exc}") from None
 
@@ -228,11 +225,10 @@ async def read_multipart(request: Request, part_cap: int, body_cap: int) -> Form
     except LookupError:
         charset = "utf-8"
     state = _Parser(part_cap, charset)
-    hasher = hashlib.sha256()
     try:
         try:
             parser = MultipartParser(boundary, state.callbacks())
-            async for chunk in _counted(request, body_cap, hasher):
+            async for chunk in _counted(request, body_cap):
                 parser.write(chunk)
             parser.finalize()
         except MultipartParseError as exc:
@@ -246,4 +242,4 @@ async def read_multipart(request: Request, part_cap: int, body_cap: int) -> Form
     except BaseException:
         state.close()  # a refused body's spooled bytes go at once
         raise
-    return Form(state.files, state.fields, hasher.hexdigest())
+    return Form(state.files, state.fields)
