@@ -7,6 +7,7 @@ overview saw a chart cached at a fixed age stay at its value from before the las
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ import pytest
 
 from ingestq.api.dashboard import throughput as tp
 from ingestq.client.client import Client
+from ingestq.clock import ManualClock
+from ingestq.model.job import ClaimRequest, Outcome, OutcomeKind
 from ingestq.settings import Settings
 from ingestq.store.sqlite.store import SqliteStore
 
@@ -73,3 +76,55 @@ async def test_a_cheap_chart_is_computed_for_each_request(
         await asyncio.sleep(tp.REUSE_FACTOR * cost + 0.05)
         await tp.throughput(client)
         assert len(seen) == 2
+
+
+async def _finish(client: Client, outcome: OutcomeKind, when: datetime, n: int) -> None:
+    jobs = [client.new_job("ingestq.probe", {}, queue="q", run_at=when) for _ in range(n)]
+    await client.store.job_insert_many(jobs, when)
+    claimed = await client.store.job_claim(ClaimRequest("t", n, 60.0, ("q",)), when)
+    await client.store.job_finish_many([Outcome(j.id, "t", j.attempt, outcome) for j in claimed], when)
+
+
+def _minute(chart: tp.Throughput, minutes_ago: int) -> tuple[int, int]:
+    (bar,) = [b for b in chart.bars if b.minutes_ago == minutes_ago]
+    return bar.succeeded, bar.failed
+
+
+async def test_minutes_that_ended_are_counted_once_and_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole hour is counted the first time; after that only the minutes that may still change:
+    with a million jobs in the hour the full count was the overview's p99 (330 ms on PostgreSQL)."""
+    asked: list[datetime] = []
+    original = SqliteStore.job_finished_buckets
+
+    async def recorded(self: SqliteStore, since: datetime, width: float) -> Any:
+        asked.append(since)
+        return await original(self, since, width)
+
+    monkeypatch.setattr(SqliteStore, "job_finished_buckets", recorded)
+    monkeypatch.setattr(tp, "CACHE_SECONDS", 0.0)  # every call computes: what is counted is the point
+    clock = ManualClock(datetime(2030, 1, 1, 12, 30, 20, tzinfo=UTC))
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'q.db'}")
+    async with Client.connect(settings, clock=clock) as client:
+        now = clock.now()
+        await _finish(client, OutcomeKind.SUCCEEDED, now - timedelta(minutes=20), 3)
+        await _finish(client, OutcomeKind.FAILED, now - timedelta(minutes=20), 1)
+        await _finish(client, OutcomeKind.SUCCEEDED, now, 2)
+
+        first = await tp.throughput(client)
+        assert asked == [first.since]  # the whole hour
+        assert (_minute(first, 20), _minute(first, 0)) == ((3, 1), (2, 0))
+
+        clock.advance(50)  # 12:31:10; a job finishes in the minute under way
+        await _finish(client, OutcomeKind.FAILED, clock.now(), 1)
+        second = await tp.throughput(client)
+        # from the first minute not settled: 12:28 (it ended at 12:29, less than 2 minutes before 12:31:10)
+        assert asked[1] == datetime(2030, 1, 1, 12, 28, tzinfo=UTC)
+        assert (_minute(second, 21), _minute(second, 1), _minute(second, 0)) == ((3, 1), (2, 0), (0, 1))
+        assert (second.succeeded, second.failed) == (5, 2)
+
+        clock.advance(40 * 60)  # 13:11:10: the 12:10 minute has left the window
+        third = await tp.throughput(client)
+        assert (third.succeeded, third.failed) == (2, 1)
+        assert asked[2] == datetime(2030, 1, 1, 12, 29, tzinfo=UTC)  # the first minute not kept
