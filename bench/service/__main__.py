@@ -1,7 +1,7 @@
 """`python -m bench.service`: the service benchmarks (see bench/service/__init__.py); `make bench` runs
 it after `python -m bench.run`.
 
-    python -m bench.service                   # every section, both backends (≈ 15 min)
+    python -m bench.service                   # every section, both backends (≈ 25 min)
     python -m bench.service --quick           # shorter windows, history up to 100k (≈ 5 min)
     python -m bench.service --only sqlite --sections uploads,flat
 """
@@ -21,8 +21,9 @@ from typing import Any
 from bench import harness, machine, pgserver
 from bench.harness import OUT, ROOT
 from bench.service import flat_http, polls, report, uploads
+from bench.service import sse as sse_section
 
-SECTIONS = ("uploads", "polls", "flat")
+SECTIONS = ("uploads", "polls", "flat", "sse")
 
 
 def log(msg: str) -> None:
@@ -53,6 +54,24 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def _measure(args: argparse.Namespace, backends: list[str], results: dict[str, Any], log: Any) -> None:
+    quick = args.quick
+    if "uploads" in args.sections:
+        for backend in backends:
+            results["uploads"][backend] = uploads.measure(backend, args.rate, 5 if quick else 15, 16, log)
+    if "polls" in args.sections:
+        results["polls"] = polls.measure(
+            backends, 20 if quick else 30, 10 if quick else 20, 20, 10 if quick else 20, log
+        )
+    if "flat" in args.sections:
+        sizes = flat_http.SIZES[:2] if quick else flat_http.SIZES
+        for backend in backends:
+            results["flat"][backend] = flat_http.measure(backend, sizes, 50, log)
+    if "sse" in args.sections:
+        for backend in backends:
+            results["sse"][backend] = sse_section.measure(backend, 50 if quick else 200, 40, log)
+
+
 def main(argv: list[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:] or shlex.split(os.environ.get("SERVICE_BENCH_ARGS", ""))
@@ -60,7 +79,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.render:
         report.write(args.out, report.render(json.loads(Path(args.render).read_text())))
         return 0
-    quick = args.quick
     backends = [args.only] if args.only else ["sqlite", "postgresql"]
     started = datetime.now(UTC)
     t0 = time.time()
@@ -73,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         "uploads": {},
         "polls": {},
         "flat": {},
+        "sse": {},
     }
     if "postgresql" in backends:
         pg, note = pgserver.choose(args.pg)
@@ -83,17 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             harness.use_pg(pg.url)
             results["postgresql"] = pg.description
     try:
-        if "uploads" in args.sections:
-            for backend in backends:
-                results["uploads"][backend] = uploads.measure(backend, args.rate, 5 if quick else 15, 16, log)
-        if "polls" in args.sections:
-            results["polls"] = polls.measure(
-                backends, 20 if quick else 30, 10 if quick else 20, 20, 10 if quick else 20, log
-            )
-        if "flat" in args.sections:
-            sizes = flat_http.SIZES[:2] if quick else flat_http.SIZES
-            for backend in backends:
-                results["flat"][backend] = flat_http.measure(backend, sizes, 50, log)
+        _measure(args, backends, results, log)
     finally:
         if pg is not None:
             pg.stop()

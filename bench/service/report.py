@@ -47,11 +47,49 @@ def _cpu(r: dict[str, Any]) -> str:
     return f"{r['server_cpu_ms_per_upload']:.2f} + {r['client_cpu_ms_per_request']:.2f}"
 
 
+def _sse(res: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The event-stream goal rows and the rows of its table."""
+    goals: list[str] = []
+    rows: list[str] = []
+    for backend, r in (res.get("sse") or {}).items():
+        goals.append(
+            f"| {backend}: SSE, {r['subscribers']} subscribers on one process, state change → event "
+            f"p99 ≤ {r['goal_p99_ms']:g} ms | p99 {r['p99_ms']} ms (p50 {r['p50_ms']}), "
+            f"{r['missing']} of {r['samples'] + r['missing']:,} events missing | "
+            f"{_verdict(r['meets_goal'])} |"
+        )
+        rows.append(
+            f"| {backend} | {r['subscribers']} | {r['changes']} | {r['samples']:,} | {r['missing']} | "
+            f"{r['p50_ms']} | {r['p90_ms']} | {r['p99_ms']} | {r['max_ms']} | {r['serve_cpu_s']} | "
+            f"{r['subscribers_cpu_s']} |"
+        )
+    return goals, rows
+
+
+def _sse_table(rows: list[str]) -> list[str]:
+    if not rows:
+        return []
+    return [
+        "",
+        "### Server-Sent Events: subscribers on one process",
+        "",
+        "bench/sse.py, run by this command: one `ingestq serve` process, the `/v1/events` streams held "
+        "by a second process that stamps each `job` event on arrival, a third playing the worker "
+        "through the store (enqueue, claim, finish one job at a time, 50–150 ms apart) and stamping "
+        "each commit. Latency = arrival − commit, for every (subscriber, job, state).",
+        "",
+        "| backend | subscribers | state changes | samples | missing | p50 ms | p90 ms | p99 ms | max ms "
+        "| serve CPU s | subscribers CPU s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+        *rows,
+    ]
+
+
 def render(res: dict[str, Any]) -> str:
     m = res["machine"]
     out = [
         BEGIN,
-        "## Service: uploads, status polls, restart loss, flat pages (issue 9)",
+        "## Service: uploads, status polls, restart loss, flat pages, event streams (issue 9)",
         "",
         f"- Command: `{res['command']}` (`make bench` runs it after `python -m bench.run`)",
         f"- Date: {res['started']} → {res['finished']} ({res['duration_s'] / 60:.1f} min); load average at "
@@ -130,6 +168,8 @@ def render(res: dict[str, Any]) -> str:
                 f"{p50s[-1] / p50s[0]:.2f}× its {int(sizes[0]):,} figure | "
                 f"{_verdict(p50s[-1] <= 50)} |"
             )
+    sse_goals, sse_rows = _sse(res)
+    out += sse_goals
     if rows:
         out += [
             "",
@@ -189,5 +229,6 @@ def render(res: dict[str, Any]) -> str:
             "|---|---|" + "---|" * len(sizes) + "---|",
             *flat_rows,
         ]
+    out += _sse_table(sse_rows)
     out += ["", END]
     return "\n".join(out)
