@@ -45,6 +45,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--render", help="write the section from an earlier bench/out/service-*.json, measure nothing"
     )
+    p.add_argument(
+        "--reuse",
+        help="an earlier bench/out/service-*.json: the sections not measured now are taken from it, and "
+        "the report says so (to measure one section again without the others)",
+    )
     p.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"), help="report path (default BENCHMARKS.md)")
     args = p.parse_args(argv)
     args.sections = [s for s in args.sections.split(",") if s]
@@ -70,6 +75,19 @@ def _measure(args: argparse.Namespace, backends: list[str], results: dict[str, A
     if "sse" in args.sections:
         for backend in backends:
             results["sse"][backend] = sse_section.measure(backend, 50 if quick else 200, 40, log)
+
+
+def _reuse(results: dict[str, Any], earlier: dict[str, Any], measured: list[str]) -> None:
+    taken = [name for name in SECTIONS if name not in measured and earlier.get(name)]
+    for name in taken:
+        results[name] = earlier[name]
+    if taken:
+        results.setdefault("postgresql", earlier.get("postgresql", "not measured"))
+        results.setdefault("notes", []).append(
+            f"{', '.join(measured)} measured by this command; {', '.join(taken)} from the run of "
+            f"{earlier['started']}–{earlier['finished']} (`{earlier['command']}`, load average "
+            f"{earlier['load_start']} at its start)"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if pg is not None:
             pg.stop()
+    if args.reuse:
+        _reuse(results, json.loads(Path(args.reuse).read_text()), args.sections)
     results["finished"] = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     results["duration_s"] = time.time() - t0
     results["load_end"] = " ".join(f"{x:.2f}" for x in machine.loadavg())
