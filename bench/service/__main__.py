@@ -1,7 +1,7 @@
 """`python -m bench.service`: the service benchmarks (see bench/service/__init__.py); `make bench` runs
 it after `python -m bench.run`.
 
-    python -m bench.service                   # every section, both backends (≈ 25 min)
+    python -m bench.service                   # every section, both backends (≈ 10 min)
     python -m bench.service --quick           # shorter windows, history up to 100k (≈ 5 min)
     python -m bench.service --only sqlite --sections uploads,flat
 """

@@ -67,18 +67,22 @@ FROM ingestq_documents WHERE collection = :collection AND id = :id
 
 -- name: document_by_content
 -- the collection's document holding these bytes: an upload whose latest bytes they are (blob ids are the
--- sha256), or a document read from a path or URL whose served version was built from them
-SELECT collection, id, source, status, version, media_type, content_hash, title, metadata, chunk_count,
-       model_id, settings_hash, error, blob_id, created_at, updated_at
-FROM ingestq_documents
-WHERE collection = :collection AND blob_id = :hash
-UNION ALL
-SELECT collection, id, source, status, version, media_type, content_hash, title, metadata, chunk_count,
-       model_id, settings_hash, error, blob_id, created_at, updated_at
-FROM ingestq_documents
-WHERE collection = :collection AND content_hash = :hash AND blob_id IS NULL
-ORDER BY id
-LIMIT 1
+-- sha256), or a document read from a path or URL whose served version was built from them. Each branch is
+-- worked out apart (MATERIALIZED), by its own index: given `ORDER BY id` over the compound select, the
+-- planner merged both branches along the (collection, id) key instead, reading every document of the
+-- collection for each upload (its cost grew with the collection: half the upload path's CPU at 10,000).
+WITH found AS MATERIALIZED (
+    SELECT collection, id, source, status, version, media_type, content_hash, title, metadata, chunk_count,
+           model_id, settings_hash, error, blob_id, created_at, updated_at
+    FROM ingestq_documents
+    WHERE collection = :collection AND blob_id = :hash
+    UNION ALL
+    SELECT collection, id, source, status, version, media_type, content_hash, title, metadata, chunk_count,
+           model_id, settings_hash, error, blob_id, created_at, updated_at
+    FROM ingestq_documents
+    WHERE collection = :collection AND content_hash = :hash AND blob_id IS NULL
+)
+SELECT * FROM found ORDER BY id LIMIT 1
 
 -- name: document_list
 -- keyset pagination by (id, collection): within a collection, the (collection, id) unique index
