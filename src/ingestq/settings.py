@@ -185,6 +185,10 @@ class Settings:
     dashboard_read_only: bool = False
     """The dashboard (`/dashboard`) shows everything but offers and accepts no action, whatever the
     signed-in token's role (a read token is always read-only)."""
+    uploads_in_flight: int = field(default=64, metadata=_bounds(ge=0))
+    """`POST /v1/documents` requests one service process receives at once; beyond it a new one gets 503
+    `busy` with Retry-After before its body is read. Each holds up to 1 MiB of memory while it streams.
+    0: no cap. See api/admission.py."""
     sse_max_streams: int = field(default=500, metadata=_bounds(ge=0))
     """Server-Sent Event streams (`/v1/events`, `/v1/jobs/{id}/events`, the dashboard's) one service
     process holds at once; beyond it a new stream gets 503 with Retry-After. Each costs a connection

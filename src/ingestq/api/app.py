@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ingestq import __version__
+from ingestq.api.admission import InFlight
 from ingestq.api.auth import Tokens
 from ingestq.api.auth_failures import AuthFailures
 from ingestq.api.dashboard import dashboard_router
@@ -70,7 +71,8 @@ def ingestq_lifespan(
         tokens = Tokens.parse(secret.get_secret_value() if secret is not None else None)
         async with await Runtime.open(resolved, registry) as runtime:
             failures = AuthFailures(resolved.auth_max_failures, resolved.auth_failure_window)
-            setattr(app.state, STATE_KEY, ServiceState(runtime, tokens, failures))
+            uploads = InFlight(resolved.uploads_in_flight)
+            setattr(app.state, STATE_KEY, ServiceState(runtime, tokens, failures, uploads))
             worker: Worker | None = runtime.worker() if with_worker else None
             task = asyncio.create_task(worker.run(), name="ingestq-worker") if worker else None
             try:

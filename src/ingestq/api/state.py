@@ -12,6 +12,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from ingestq.api.admission import InFlight
 from ingestq.api.auth import Role, Tokens
 from ingestq.api.auth_failures import AuthFailures
 from ingestq.api.errors import ApiError
@@ -24,6 +25,7 @@ class ServiceState:
     runtime: Runtime
     tokens: Tokens
     failures: AuthFailures
+    uploads: InFlight
 
 
 STATE_KEY = "ingestq"

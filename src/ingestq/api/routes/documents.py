@@ -50,7 +50,7 @@ from ingestq.api.document_schemas import (
 from ingestq.api.errors import ApiError, ShapedRoute
 from ingestq.api.idempotency import fingerprint, key_of, remember, replay
 from ingestq.api.schemas import ErrorBody
-from ingestq.api.state import Admin, IngestqRuntime, Reader
+from ingestq.api.state import Admin, IngestqRuntime, Reader, service_state
 from ingestq.api.uploads import (
     FORM_OVERHEAD,
     FilePart,
@@ -76,7 +76,8 @@ _ERROR_TEXT = {
     413: "A file is over INGESTQ_UPLOAD_MAX_BYTES, or the request over that plus 1 MiB (nothing was stored)",
     415: "Neither multipart/form-data nor application/json",
     422: "Invalid request: body, path, query, source, or an Idempotency-Key reused for another request",
-    503: "The database is unavailable: retry after the Retry-After header's seconds",
+    503: "The database is unavailable, or (uploads) the process receives INGESTQ_UPLOADS_IN_FLIGHT "
+    "already: retry after the Retry-After header's seconds",
 }
 
 
@@ -189,19 +190,20 @@ async def ingest_documents(
 ) -> JSONResponse:
     docs = documents_of(request, runtime)
     key = key_of(idempotency_key, "POST /v1/documents")
-    run, asked, form = await _read_ingest(request, docs, runtime)
-    try:
-        if key is None:
-            return _accepted(await run())
-        wanted = fingerprint(asked)
-        replayed = await replay(docs.store, key, wanted, runtime.client.clock.now())
-        if replayed is not None:
-            return replayed
-        response = _accepted(await run())
-        return await remember(docs.store, key, wanted, response, runtime.client.clock.now())
-    finally:
-        if form is not None:
-            form.close()  # the spooled uploads: stored by now, or not wanted
+    with service_state(request).uploads.admit():  # 503 past INGESTQ_UPLOADS_IN_FLIGHT (api/admission.py)
+        run, asked, form = await _read_ingest(request, docs, runtime)
+        try:
+            if key is None:
+                return _accepted(await run())
+            wanted = fingerprint(asked)
+            replayed = await replay(docs.store, key, wanted, runtime.client.clock.now())
+            if replayed is not None:
+                return replayed
+            response = _accepted(await run())
+            return await remember(docs.store, key, wanted, response, runtime.client.clock.now())
+        finally:
+            if form is not None:
+                form.close()  # the spooled uploads: stored by now, or not wanted
 
 
 async def _read_ingest(
