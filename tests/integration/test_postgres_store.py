@@ -66,7 +66,10 @@ async def test_concurrent_migrate_applies_once(fresh_url: str) -> None:
     try:
         assert await stores[0].schema_version() == (0, LATEST)
         results = await asyncio.gather(*(s.migrate() for s in stores))
-        assert sorted(results) == [[], [], [], [], list(range(1, LATEST + 1))]
+        # Each migration is its own transaction under the advisory lock, so the stores may share the
+        # work out (one applies 1-4, another 5-9): what matters is that each is applied exactly once.
+        assert sorted(v for applied in results for v in applied) == list(range(1, LATEST + 1))
+        assert all(applied == sorted(applied) for applied in results)
         assert await stores[0].schema_version() == (LATEST, LATEST)
     finally:
         for s in stores:

@@ -69,6 +69,8 @@ class PostgresPool:
         self._where = where(self._url)
         self._pool_max_size = pool_max_size
         self._pool: AsyncConnectionPool[Conn] | None = None
+        self._urgent: AsyncConnectionPool[Conn] | None = None
+        self._urgent_opening = asyncio.Lock()
 
     async def open(self) -> None:
         if self._pool is not None:
@@ -80,11 +82,14 @@ class PostgresPool:
         except (psycopg.Error, OSError) as exc:
             raise store_error(self._url, exc) from None
         await probe.close()
+        self._pool = await self._new_pool(self._pool_max_size, "ingestq")
+
+    async def _new_pool(self, size: int, name: str) -> AsyncConnectionPool[Conn]:
         pool: AsyncConnectionPool[Conn] = RevivingPool(
             self._url,
             revival=Revival(self._probe),
             min_size=1,
-            max_size=self._pool_max_size,
+            max_size=size,
             kwargs={"autocommit": True, **self._kwargs},
             # No `check=`: _checkout tests idle connections itself (the pool's own loop sleeps 1 s, 2 s,
             # ... between broken connections, and after a restart every idle one is broken).
@@ -95,14 +100,14 @@ class PostgresPool:
             # connects (revive.py), so a worker resumes within a fraction of a second of a restart.
             reconnect_timeout=RECONNECT_TIMEOUT_S,
             open=False,
-            name="ingestq",
+            name=name,
         )
         try:
             await pool.open(wait=True, timeout=self._pool_timeout)
         except PoolTimeout as exc:
             await pool.close()
             raise store_error(self._url, exc) from None
-        self._pool = pool
+        return pool
 
     async def _probe(self) -> None:
         """Does the server accept connections? (RevivingPool's revival asks while it is away.)"""
@@ -111,15 +116,37 @@ class PostgresPool:
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
-        if pool is not None:
-            await pool.close()
+        urgent, self._urgent = self._urgent, None
+        for each in (urgent, pool):
+            if each is not None:
+                await each.close()
 
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[Conn]:
         """A pooled connection (autocommit), with driver errors a user can cause as ingestq errors."""
         if self._pool is None:
             raise StoreError(NOT_OPEN)
-        pool = self._pool
+        async with self._connection_of(self._pool) as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def _urgent_connection(self) -> AsyncIterator[Conn]:
+        """The connection kept for a worker's heartbeat, which extends the leases of the jobs it holds:
+        from the shared pool, a heartbeat waited for a connection behind bulk writes (index commits of
+        64 documents at once, a backfill) and, past the pool timeout, the worker's leases expired and its
+        live jobs were rescued from under it. Opened at the first heartbeat (an API process never pays
+        for it): one more connection per worker process."""
+        if self._pool is None:
+            raise StoreError(NOT_OPEN)
+        if self._urgent is None:
+            async with self._urgent_opening:
+                if self._urgent is None:
+                    self._urgent = await self._new_pool(1, "ingestq-urgent")
+        async with self._connection_of(self._urgent) as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def _connection_of(self, pool: AsyncConnectionPool[Conn]) -> AsyncIterator[Conn]:
         try:
             conn = await self._checkout(pool)
             try:

@@ -365,7 +365,7 @@ class PostgresStore(PostgresWebhooks, PostgresIndex):
             "ids": list(beat.job_ids),
             "lease_expires_at": now + timedelta(seconds=beat.lease_seconds),
         }
-        async with self._connection() as conn, conn.pipeline(), conn.transaction():
+        async with self._urgent_connection() as conn, conn.pipeline(), conn.transaction():
             await conn.execute(Q["worker_upsert"], params)
             held_cur = await conn.execute(Q["job_extend_leases"], params)
             await conn.execute(Q["worker_delete_silent"], params)
