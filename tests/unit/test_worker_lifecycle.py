@@ -12,7 +12,16 @@ from test_worker import gated_registry, insert, running, state_of
 from ingestq.builtin import PROBE_KIND, probe_task
 from ingestq.clock import ManualClock
 from ingestq.model.document import DocumentRef
-from ingestq.model.job import ClaimRequest, JobFilter, JobState, NewJob, OutcomeKind, Progress, Retention
+from ingestq.model.job import (
+    ClaimRequest,
+    JobFilter,
+    JobState,
+    NewJob,
+    OutcomeKind,
+    Progress,
+    Retention,
+    WorkerBeat,
+)
 from ingestq.model.webhook import DeliveryFilter, DeliveryOptions, DeliveryStatus
 from ingestq.settings import Settings
 from ingestq.store.base import IndexStore, Store
@@ -183,6 +192,9 @@ async def test_progress_is_throttled_and_flushed_by_the_heartbeat(store: Store) 
         reported.set()
         await gate.wait()
 
+    # A heartbeat first, from nobody: on PostgreSQL it opens the store's heartbeat connection, so the
+    # worker's own first heartbeat is quick and done before its job reports, as the assertions assume.
+    await store.worker_heartbeat(WorkerBeat("warm", "h", 1, None, 1, (), 30.0), clock.now())
     (job,) = await insert(store, clock, [NewJob(kind="steps")])
     worker = Worker(store, registry, WorkerConfig(progress_interval=3600), clock)
     async with running(worker):
