@@ -34,17 +34,14 @@ from bench.fast_embed import (
 
 pytestmark = pytest.mark.slow
 
-# SQLite: thousands, as the issue asks; PostgreSQL (fsync on every commit on this machine) fewer, so
-# that the suite stays bounded.
-DOCUMENTS = {"sqlite": 2_000}
-PG_DOCUMENTS = 1_000
+DOCUMENTS = 2_000  # "thousands", as the issue asks, on both backends (15 s on SQLite, 23 s on PostgreSQL)
 PRE_DOCUMENTS = 20  # x 50 sections: ~2,000 chunks in the store before the timed batch
 DIMENSION = 8
 # A short lease (heartbeats every second) shows the defect with a few thousand documents rather than
 # 8,000. On the code before the fix (932db32) this test failed on both backends: SQLite 93 and 149 of
 # 2,000 jobs past attempt 1 as 'lease expired: worker lost' (max attempt 3) in two runs, PostgreSQL 545 of
-# 1,000, and up to 408 ingestion jobs running in one worker (cap 64). At a 5 s lease only the cap check
-# failed there.
+# 1,000 (its run had 1,000 documents then), and up to 408 ingestion jobs running in one worker (cap 64).
+# At a 5 s lease only the cap check failed there.
 LEASE = "3"
 
 
@@ -62,11 +59,9 @@ def run_ingest(folder: Path, env: dict[str, str], log: Path) -> str:
     return text
 
 
-def test_thousands_of_small_documents_ingest_at_attempt_1(
-    index_database_url: str, backend: str, tmp_path: Path
-) -> None:
+def test_thousands_of_small_documents_ingest_at_attempt_1(index_database_url: str, tmp_path: Path) -> None:
     url = index_database_url
-    count = DOCUMENTS.get(backend, PG_DOCUMENTS)
+    count = DOCUMENTS
     docs = write_markdown(tmp_path / "docs", count)
     pre = write_markdown(tmp_path / "pre", PRE_DOCUMENTS, sections=50, start=1_000_000)
     log = tmp_path / "ingestq.log"

@@ -1,5 +1,5 @@
-"""The stores build Job positionally on their hot paths (one helper each), which mypy cannot check for
-four `str | None` fields in a row. These tests pin Job's field order, the column order of every
+"""The stores build Job from rows whose columns are in Job's field order, a mapping mypy cannot check
+(four `str | None` fields in a row). These tests pin Job's field order, the column order of every
 job-returning query, and each builder against a job whose fields all differ, so a swap fails here."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The layering rules of DESIGN.md, checked on the source: imports flow one way, SQL stays in the backends."""
+"""The layering rules of docs/architecture.md, checked on the source: imports flow one way, SQL stays in
+the backends."""
 
 from __future__ import annotations
 
@@ -114,7 +115,8 @@ def test_sql_lives_only_in_the_backends(path: Path) -> None:
     assert not hits, f"{path.name} contains SQL {hits}"
 
 
-# DESIGN.md's layers, top first: a module may import its own layer and the layers below, never one above.
+# docs/architecture.md's layers, top first: a module may import its own layer and the layers below,
+# never one above.
 # (Within a layer, the rules above and the cycle check below keep the order.)
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"ingestq.cli", "ingestq.api", "ingestq.benchmark", "ingestq.__main__"}),

@@ -20,7 +20,6 @@ from ingestq.model.job import (
     OutcomeKind,
     Progress,
     Retention,
-    WorkerBeat,
 )
 from ingestq.model.webhook import DeliveryFilter, DeliveryOptions, DeliveryStatus
 from ingestq.settings import Settings
@@ -192,11 +191,12 @@ async def test_progress_is_throttled_and_flushed_by_the_heartbeat(store: Store) 
         reported.set()
         await gate.wait()
 
-    # A heartbeat first, from nobody: on PostgreSQL it opens the store's heartbeat connection, so the
-    # worker's own first heartbeat is quick and done before its job reports, as the assertions assume.
-    await store.worker_heartbeat(WorkerBeat("warm", "h", 1, None, 1, (), 30.0), clock.now())
     (job,) = await insert(store, clock, [NewJob(kind="steps")])
-    worker = Worker(store, registry, WorkerConfig(progress_interval=3600), clock)
+    # Only the beat the test asks for may flush: the worker's first beat ends before its first claim, the
+    # heartbeat task's next one is 100 s away, and no rescuer runs (it beats before each pass, and its
+    # first pass, at start, raced the job's reports: CI read 2/3 where 1/3 was due).
+    config = WorkerConfig(progress_interval=3600, lease_seconds=300, maintenance=False)
+    worker = Worker(store, registry, config, clock)
     async with running(worker):
         await asyncio.wait_for(reported.wait(), 10)
         assert (await state_of(store, job.id)).progress == Progress("parse", 1, 3)
@@ -217,6 +217,33 @@ async def test_drain_rescues_a_dead_workers_job_first(store: Store) -> None:
     done = await state_of(store, job.id)
     assert (done.state, done.attempt) == (JobState.SUCCEEDED, 2)
     assert done.errors[0].attempt == 1
+
+
+async def test_the_rescuer_never_takes_its_own_workers_live_job(store: Store) -> None:
+    """Issue 8: a worker never rescues its own live jobs. Its heartbeat task is starved here (lease 30 s,
+    so the next beat is 10 s of real time away) while manual time jumps past the lease the first beat
+    wrote; the rescuer, every 20 ms, must beat before it looks. Without that beat it requeues the job."""
+    clock = ManualClock()
+    registry, gates = gated_registry()
+    (job,) = await insert(store, clock, [NewJob(kind="gated", payload={"key": "live"})])
+    probes = Probes()
+    started, rescued, completed = probes.arm("job_started"), probes.arm("rescued"), probes.arm("completed")
+    config = WorkerConfig(lease_seconds=30, rescue_interval=0.02)
+    worker = Worker(store, registry, config, clock, probes)
+    async with running(worker):
+        await started.next()
+        # Every pass so far and one that ends now; then the jump, with no await in between, so that no
+        # pass is between its beat and its look when time moves (a jump there would beat the rule too).
+        passes = [await rescued.next() for _ in range(rescued.hits + 1)]
+        clock.advance(45)  # past the lease of the first heartbeat (first beat + 30 s)
+        passes += [await rescued.next() for _ in range(3)]
+        assert [ids for ids in passes if job.id in ids] == []
+        held = await state_of(store, job.id)
+        assert (held.state, held.attempt, held.lease_owner) == (JobState.RUNNING, 1, worker.worker_id)
+        gates["live"].set()
+        assert job.id in await completed.next()
+    done = await state_of(store, job.id)
+    assert (done.state, done.attempt, done.errors) == (JobState.SUCCEEDED, 1, ())
 
 
 async def _periodic_jobs(store: Store) -> int:

@@ -23,31 +23,29 @@ def claim_order_key(job: Job) -> tuple[int, datetime, int]:
 
 
 def queued_job(job_id: int, new: NewJob, run_at: datetime, created_at: datetime) -> Job:
-    """The Job an enqueue just wrote, built from what it wrote (no read back). Positional, in Job's field
-    order (tests/unit/test_job_rows.py pins it): this runs once per enqueued job, and a frozen dataclass's
-    keyword call costs a quarter more."""
+    """The Job an enqueue just wrote, built from what it wrote (no read back)."""
     return Job(
-        job_id,
-        new.queue,
-        new.kind,
-        new.payload,
-        new.priority,
-        _QUEUED,
-        run_at,
-        0,  # attempt
-        new.max_attempts,
-        new.dedupe_key,
-        None,  # lease_owner
-        None,  # lease_expires_at
-        False,  # cancel_requested
-        None,  # progress
-        None,  # result
-        None,  # last_error
-        (),  # errors
-        new.document_id,
-        created_at,
-        None,  # started_at
-        None,  # finished_at
+        id=job_id,
+        queue=new.queue,
+        kind=new.kind,
+        payload=new.payload,
+        priority=new.priority,
+        state=_QUEUED,
+        run_at=run_at,
+        attempt=0,
+        max_attempts=new.max_attempts,
+        dedupe_key=new.dedupe_key,
+        lease_owner=None,
+        lease_expires_at=None,
+        cancel_requested=False,
+        progress=None,
+        result=None,
+        last_error=None,
+        errors=(),
+        document_id=new.document_id,
+        created_at=created_at,
+        started_at=None,
+        finished_at=None,
     )
 
 

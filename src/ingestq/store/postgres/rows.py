@@ -32,9 +32,8 @@ def errors_from_json(value: Any) -> tuple[ErrorRecord, ...]:
 
 
 def job_from_row(row: Sequence[Any]) -> Job:
-    """A row whose columns follow Job's field order (every job-returning query in queries.sql).
-    Positional arguments: this runs once per claimed job, and keywords cost a third more. The one
-    positional builder of this backend; tests/unit/test_job_rows.py pins the order."""
+    """A row whose columns follow Job's field order (every job-returning query in queries.sql;
+    tests/unit/test_job_rows.py pins that order)."""
     (
         id_,
         queue,
@@ -59,25 +58,25 @@ def job_from_row(row: Sequence[Any]) -> Job:
         finished_at,
     ) = row
     return Job(
-        id_,
-        queue,
-        kind,
-        payload,
-        priority,
-        _STATES[state],
-        run_at,
-        attempt,
-        max_attempts,
-        dedupe_key,
-        lease_owner,
-        lease_expires_at,
-        cancel_requested,
-        progress_from_json(progress) if progress else None,
-        result,
-        last_error,
-        errors_from_json(errors) if errors else (),
-        document_id,
-        created_at,
-        started_at,
-        finished_at,
+        id=id_,
+        queue=queue,
+        kind=kind,
+        payload=payload,
+        priority=priority,
+        state=_STATES[state],
+        run_at=run_at,
+        attempt=attempt,
+        max_attempts=max_attempts,
+        dedupe_key=dedupe_key,
+        lease_owner=lease_owner,
+        lease_expires_at=lease_expires_at,
+        cancel_requested=cancel_requested,
+        progress=progress_from_json(progress) if progress else None,
+        result=result,
+        last_error=last_error,
+        errors=errors_from_json(errors) if errors else (),
+        document_id=document_id,
+        created_at=created_at,
+        started_at=started_at,
+        finished_at=finished_at,
     )

@@ -96,30 +96,28 @@ def claimed_job(row: Sequence[Any], owner: str, lease_expires_at: datetime, star
     come from the caller instead of the row (building claimed jobs is the store's main cost per job)."""
     (id_, queue, kind, payload, priority, run_at, attempt, max_attempts, dedupe_key, progress) = row[:10]
     (result, last_error, errors, document_id, created) = row[10:]
-    # Positional, in field order: a frozen dataclass's keyword call costs a quarter more. The one
-    # positional builder of this backend; tests/unit/test_job_rows.py pins the order.
     return Job(
-        id_,
-        queue,
-        kind,
-        _payload(payload),
-        priority,
-        _RUNNING,
-        _fromts(run_at, UTC),
-        attempt,
-        max_attempts,
-        dedupe_key,
-        owner,
-        lease_expires_at,
-        False,
-        None if progress is None else _progress(progress),
-        None if result is None else _loads(result),
-        last_error,
-        () if errors == "[]" else _errors(errors),
-        document_id,
-        _fromts(created, UTC),
-        started_at,
-        None,
+        id=id_,
+        queue=queue,
+        kind=kind,
+        payload=_payload(payload),
+        priority=priority,
+        state=_RUNNING,
+        run_at=_fromts(run_at, UTC),
+        attempt=attempt,
+        max_attempts=max_attempts,
+        dedupe_key=dedupe_key,
+        lease_owner=owner,
+        lease_expires_at=lease_expires_at,
+        cancel_requested=False,
+        progress=None if progress is None else _progress(progress),
+        result=None if result is None else _loads(result),
+        last_error=last_error,
+        errors=() if errors == "[]" else _errors(errors),
+        document_id=document_id,
+        created_at=_fromts(created, UTC),
+        started_at=started_at,
+        finished_at=None,
     )
 
 
