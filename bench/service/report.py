@@ -107,7 +107,9 @@ def render(res: dict[str, Any]) -> str:
         "- One `ingestq serve` process (uvicorn) per measurement; the load comes from a separate process "
         "(bench/service/load.py: HTTP/1.1 over keep-alive connections, written for the purpose because "
         "httpx cost 2 ms of CPU per upload on the cores the server needs): open loop at a fixed rate "
-        "(latency from each request's scheduled send time) or closed loop at the max rate.",
+        "(latency from each request's scheduled send time) or closed loop at the max rate. Uploads are "
+        "measured after a warm-up of twice a window at the offered rate (bench/service/uploads.py, WARM: "
+        "a PostgreSQL fresh from initdb has no WAL segment to recycle before its first checkpoint).",
         *(f"- {note}" for note in res.get("notes", [])),
         "",
         "| goal | measured | verdict |",

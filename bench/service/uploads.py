@@ -31,6 +31,14 @@ REPEATS = 3
 shared 2-core machine one 15 s window's p99 moved from 18 to 46 ms between runs of the same code."""
 
 
+WARM = 2
+"""Warm-up at the offered rate, in measurement windows (30 s): imports, connections, the first documents
+and blobs, and on PostgreSQL a checkpoint's worth of WAL. A server fresh from initdb has no WAL segment to
+recycle, so at 40 MB/s of blobs it zero-fills and syncs a new 16 MB segment every 0.4 s (waits
+`WalInitWrite`, 40-70 ms each) until its first checkpoint (about 25 s at 200/s, max_wal_size 1 GB); a
+server that has been running recycles its segments. With a 1 s warm-up the first window measured that."""
+
+
 def measure(
     backend: str, rate: float, seconds: float, concurrency: int, log: Callable[[str], None]
 ) -> dict[str, Any]:
@@ -40,8 +48,7 @@ def measure(
         try:
             endpoint = server.url + "/v1/documents"
             base = {"mode": "upload", "url": endpoint, "pdf": str(pdf())}
-            # warm-up: imports, connections, the first documents and blobs
-            procs.load({**base, "rate": 20, "seconds": 1, "tag": "warm"})
+            procs.load({**base, "rate": rate, "seconds": WARM * seconds, "tag": "warm"})
             out["load_before"] = procs.loadavg()
             fixed = []
             for i in range(REPEATS):
