@@ -26,7 +26,7 @@ from docgen import (
 
 from ingestq.pipeline.errors import DocumentTooLarge, ParserCrashed
 from ingestq.pipeline.model import ParseOptions, SourceDocument
-from ingestq.pipeline.sandbox import ParserPool, SandboxLimits
+from ingestq.pipeline.sandbox import ParserPool, SandboxLimits, _Child, _PipeConnection
 
 GOOD = SourceDocument(make_pdf([["Still serving."]]), "good.pdf")
 
@@ -243,3 +243,33 @@ def _alive(pid: int) -> bool:
             return stat.read().split(")")[-1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_a_child_killed_by_two_threads_at_once_closes_its_pipes_once() -> None:
+    """The pool closing while its start-up check starts a child: the closer and the starter's failure
+    path both kill that child. Its pipe fds were closed twice, and the second os.close raised EBADF out
+    of the pool's close (CI: `ingestq worker` stopped by SIGTERM during its check exited 1 with
+    "error: [Errno 9] Bad file descriptor"), or could have closed an fd reused meanwhile."""
+    closes: list[int] = []
+
+    class SlowClose(_PipeConnection):
+        def close(self) -> None:
+            closes.append(threading.get_ident())
+            time.sleep(0.1)  # the other thread's kill arrives while this close is under way
+            super().close()
+
+    to_child_r, to_child_w = os.pipe()
+    from_child_r, from_child_w = os.pipe()
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    child = _Child(process, SlowClose(from_child_r, to_child_w))
+    try:
+        threads = [threading.Thread(target=child.kill) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert len(closes) == 1
+        assert process.poll() is not None
+    finally:
+        os.close(to_child_r)
+        os.close(from_child_w)

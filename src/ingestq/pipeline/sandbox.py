@@ -238,6 +238,11 @@ class _Child:
     process: subprocess.Popen[bytes]
     conn: _PipeConnection
     tasks: int = 0
+    # `kill` runs on two threads at once when the pool closes while a child is starting (the closer kills
+    # it, the starter's own failure path kills it again): the pipe's fds must be closed once, or the second
+    # os.close fails with EBADF, or closes an fd number that something else has been given since.
+    _close_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _conn_closed: bool = False
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -250,7 +255,11 @@ class _Child:
         with contextlib.suppress(OSError):
             self.process.kill()
         self.wait(10)
-        self.conn.close()
+        with self._close_lock:
+            if self._conn_closed:
+                return
+            self._conn_closed = True
+            self.conn.close()
 
     def describe_death(self) -> str:
         self.wait(5)
