@@ -113,6 +113,21 @@ def external_pg() -> Iterator[PgServer]:
             conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE_DB} WITH (FORCE)")
 
 
+PG_SERVERS = ["embedded_pg"] + (["external_pg"] if _external_pg_url() else [])
+
+
+@pytest.fixture(params=PG_SERVERS)
+def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh migrated database on each PostgreSQL server of the run (the embedded one, and the
+    machine's when INGESTQ_TEST_PG_URL is set): for tests of the PostgreSQL store's own connections."""
+    server: PgServer = request.getfixturevalue(request.param)
+    name = server.create_db()
+    try:
+        yield server.url_for(name)
+    finally:
+        server.drop_db(name)
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)

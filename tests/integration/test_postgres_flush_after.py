@@ -5,26 +5,9 @@ waited behind it: the whole p99 of uploads on PostgreSQL (connect.py, FLUSH_OPTI
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from typing import Any
 from urllib.parse import quote
 
-import pytest
-
 from ingestq.store.postgres.store import PostgresStore
-
-SERVERS = ["embedded_pg"] + (["external_pg"] if os.environ.get("INGESTQ_TEST_PG_URL") else [])
-
-
-@pytest.fixture(params=SERVERS)
-def url(request: pytest.FixtureRequest) -> Iterator[str]:
-    server: Any = request.getfixturevalue(request.param)
-    name = server.create_db()
-    try:
-        yield server.url_for(name)
-    finally:
-        server.drop_db(name)
 
 
 async def _flush_after(url: str) -> str:
@@ -39,10 +22,10 @@ async def _flush_after(url: str) -> str:
         await store.close()
 
 
-async def test_store_sessions_flush_their_writes_as_they_go(url: str) -> None:
-    assert await _flush_after(url) == "256kB"
+async def test_store_sessions_flush_their_writes_as_they_go(pg_url: str) -> None:
+    assert await _flush_after(pg_url) == "256kB"
 
 
-async def test_the_urls_own_setting_wins(url: str) -> None:
-    sep = "&" if "?" in url else "?"
-    assert await _flush_after(f"{url}{sep}options={quote('-c backend_flush_after=0')}") == "0"
+async def test_the_urls_own_setting_wins(pg_url: str) -> None:
+    sep = "&" if "?" in pg_url else "?"
+    assert await _flush_after(f"{pg_url}{sep}options={quote('-c backend_flush_after=0')}") == "0"

@@ -7,31 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
-
-import pytest
 
 from ingestq.model.job import ClaimRequest, NewJob, WorkerBeat
 from ingestq.store.postgres.store import PostgresStore
 
-SERVERS = ["embedded_pg"] + (["external_pg"] if os.environ.get("INGESTQ_TEST_PG_URL") else [])
 
-
-@pytest.fixture(params=SERVERS)
-def url(request: pytest.FixtureRequest) -> Iterator[str]:
-    server: Any = request.getfixturevalue(request.param)
-    name = server.create_db()
-    try:
-        yield server.url_for(name)
-    finally:
-        server.drop_db(name)
-
-
-async def test_a_heartbeat_gets_through_while_every_pooled_connection_is_busy(url: str) -> None:
-    store = PostgresStore(url, pool_max_size=2, pool_timeout=2.0)
+async def test_a_heartbeat_gets_through_while_every_pooled_connection_is_busy(pg_url: str) -> None:
+    store = PostgresStore(pg_url, pool_max_size=2, pool_timeout=2.0)
     await store.open()
     try:
         now = datetime(2030, 1, 1, tzinfo=UTC)
