@@ -35,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.harness import OUT, ROOT
+from bench.harness import CHILD_PYTHONPATH, OUT, ROOT
 from bench.machine import loadavg
 from bench.markdown_chunks import MARKDOWN
 from ingestq.client.client import Client
@@ -157,7 +157,11 @@ class Ingestq:
             Path(f"{self.db}{suffix}").unlink(missing_ok=True)
         self.log = workdir / "ingestq.log"
         self.timeout = timeout
-        self.env = {**os.environ, "INGESTQ_DATABASE_URL": f"sqlite:///{self.db}", "PYTHONPATH": str(ROOT)}
+        self.env = {
+            **os.environ,
+            "INGESTQ_DATABASE_URL": f"sqlite:///{self.db}",
+            "PYTHONPATH": CHILD_PYTHONPATH,
+        }
         self.settings = Settings(database_url=f"sqlite:///{self.db}")
 
     def ingest(self, corpus: Path) -> dict[str, Any]:
@@ -241,7 +245,7 @@ def _peer_python() -> Path:
 def llamaindex(corpus: Path, persist: Path, log_file: Path, again: bool, timeout: float) -> dict[str, Any]:
     argv = [str(_peer_python()), "-m", "bench.drivers.embed_llamaindex", "ingest", str(corpus)]
     argv += ["--persist", str(persist), "--model", str(bundled_model_path())]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": CHILD_PYTHONPATH}
     load_before = loadavg()
     t0 = time.time()
     stdout = _run([*argv, *(["--again"] if again else [])], env, log_file, timeout)
@@ -255,14 +259,14 @@ def llamaindex(corpus: Path, persist: Path, log_file: Path, again: bool, timeout
 
 def raw(corpus: Path, sample: Path, log_file: Path, timeout: float) -> dict[str, Any]:
     argv = [sys.executable, "-m", "bench.drivers.embed_raw", str(corpus), "--sample", str(sample)]
-    stdout = _run(argv, {**os.environ, "PYTHONPATH": str(ROOT)}, log_file, timeout)
+    stdout = _run(argv, {**os.environ, "PYTHONPATH": CHILD_PYTHONPATH}, log_file, timeout)
     return _last_json(stdout)
 
 
 def same_vectors(sample: Path, log_file: Path) -> dict[str, Any]:
     argv = [str(_peer_python()), "-m", "bench.drivers.embed_llamaindex", "vectors"]
     argv += ["--sample", str(sample), "--model", str(bundled_model_path())]
-    stdout = _run(argv, {**os.environ, "PYTHONPATH": str(ROOT)}, log_file, 600)
+    stdout = _run(argv, {**os.environ, "PYTHONPATH": CHILD_PYTHONPATH}, log_file, 600)
     return _last_json(stdout)
 
 

@@ -64,12 +64,17 @@ def pg_url(dbname: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, "/" + dbname, parts.query, parts.fragment))
 
 
+CHILD_PYTHONPATH = os.pathsep.join((str(ROOT / "src"), str(ROOT)))
+"""The benchmark's processes import ingestq from this checkout's src/, ahead of whatever the venv's
+editable install points at: a clone or worktree of older code (an A/B run) measures its own code."""
+
+
 @contextmanager
 def fresh_target(system: System) -> Iterator[Target]:
     OUT.mkdir(parents=True, exist_ok=True)
     tag = f"{system.name.replace(' ', '_').replace('/', '_')}_{uuid.uuid4().hex[:8]}"
     out = OUT / f"{tag}.lines"
-    env = {**os.environ, **system.env, "BENCH_OUT": str(out), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, **system.env, "BENCH_OUT": str(out), "PYTHONPATH": CHILD_PYTHONPATH}
     dbname = f"bench_{uuid.uuid4().hex[:12]}"
     if system.backend == "postgresql":
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
