@@ -6,9 +6,11 @@ import pytest
 from contract_helpers import LEASE, T0, at, claim, claim_one, insert, outcome
 from index_helpers import DIM, MODEL, chunk, commit, index_of, running_job, write
 
-from ingestq.errors import StoreError
+from ingestq.errors import QueueFull, StoreError
 from ingestq.model.document import DocumentFilter, DocumentRef, DocumentStatus, SearchQuery
-from ingestq.model.job import JobState, OutcomeKind
+from ingestq.model.job import JobFilter, JobState, NewJob, OutcomeKind, QueueConfig
+from ingestq.pipeline.ingest.enqueue import register_and_enqueue
+from ingestq.pipeline.ingest.kinds import INGEST_QUEUE
 from ingestq.store import Store
 from ingestq.store.base import Backend
 from ingestq.store.common import CANCELLED_BEFORE_INDEXED, LEASE_LOST
@@ -231,3 +233,35 @@ async def test_any_job_carrying_a_document_id_settles_its_document(store: Store)
     assert lost.id in await ix.job_rescue_stale(at(3 + LEASE + 1))
     assert await _state(ix, "d2") == (DocumentStatus.FAILED, LEASE_LOST)
     assert await _state(ix, "d3") == (DocumentStatus.PENDING, None)
+
+
+async def test_document_enqueue_registers_and_queues_in_one_go(store: Store) -> None:
+    ix = await index_of(store)
+    refs = [DocumentRef("c", f"d{i}", f"/{i}.txt") for i in range(3)]
+    jobs = [
+        NewJob("k", {"document_id": r.id}, queue="docs", dedupe_key=f"c/{r.id}", document_id=r.id)
+        for r in refs
+    ]
+    pairs = await ix.document_enqueue(refs, jobs, T0)
+    assert [(d.id, d.status, j.document_id, j.state) for d, j in pairs] == [
+        (f"d{i}", DocumentStatus.PENDING, f"d{i}", JobState.QUEUED) for i in range(3)
+    ]
+    # again while the jobs are queued: the same jobs come back (their dedupe keys), no new ones
+    again = await ix.document_enqueue(refs[:1], jobs[:1], at(1))
+    assert again[0][1].id == pairs[0][1].id
+    assert len(await store.job_list(JobFilter(queues=("docs",)))) == 3
+    with pytest.raises(ValueError, match="3 documents but 2 jobs"):
+        await ix.document_enqueue(refs, jobs[:2], T0)
+
+
+async def test_a_full_queue_leaves_no_document_pending_without_its_job(store: Store) -> None:
+    """The upload path registers a document and queues its job in one transaction: when the queue is
+    full, the upload is refused (429) with nothing half done. Registering first and queueing after left
+    the document pending forever, with no job to settle it."""
+    ix = await index_of(store)
+    await store.queue_configure(QueueConfig(INGEST_QUEUE, max_depth=1))
+    await register_and_enqueue(ix, [DocumentRef("c", "first", "/first.txt")], T0)
+    with pytest.raises(QueueFull):
+        await register_and_enqueue(ix, [DocumentRef("c", "second", "/second.txt")], at(1))
+    assert await ix.document_get("c", "second") is None
+    assert (await ix.document_counts("c"))[DocumentStatus.PENDING] == 1

@@ -255,6 +255,15 @@ class IndexStore(Protocol):
         (its current version stays searchable until the new one is committed)."""
         ...
 
+    async def document_enqueue(
+        self, refs: Sequence[DocumentRef], jobs: Sequence[NewJob], now: datetime
+    ) -> list[tuple[Document, Job]]:
+        """`document_register` of each ref and `job_insert_many` of `jobs` (refs[i]'s job is jobs[i]), in
+        one transaction: either the documents are pending with their jobs queued, or nothing changed
+        (QueueFull included). One commit where the two steps took one per document plus one for the jobs:
+        on PostgreSQL each is a WAL flush that an upload waits for."""
+        ...
+
     async def document_get(self, collection: str, document_id: str) -> Document | None: ...
 
     async def document_list(self, flt: DocumentFilter) -> list[Document]: ...

@@ -58,8 +58,10 @@ async def register_and_enqueue(
     still queued or running keeps that job (dedupe key): ingesting twice does not queue twice.
     `before_enqueue` runs between the two (a request's webhook callbacks are registered there, so that
     no worker can settle a document before they exist)."""
+    if before_enqueue is None:  # one transaction: no document is left pending without its job
+        return await store.document_enqueue(refs, [ingest_job(ref, force=force) for ref in refs], now)
     docs = [await store.document_register(ref, now) for ref in refs]
-    if before_enqueue is not None and docs:
+    if docs:
         await before_enqueue(docs)
     jobs = await store.job_insert_many([ingest_job(d, force=force) for d in docs], now) if docs else []
     return list(zip(docs, jobs, strict=True))

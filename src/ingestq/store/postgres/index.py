@@ -32,7 +32,7 @@ from ingestq.model.document import (
     SearchQuery,
     Vector,
 )
-from ingestq.model.job import Outcome, OutcomeKind
+from ingestq.model.job import Job, NewJob, Outcome, OutcomeKind
 from ingestq.store.index_common import (
     IDEMPOTENCY_PRUNE_BATCH,
     Fenced,
@@ -43,6 +43,7 @@ from ingestq.store.index_common import (
     file_digest,
     hit_from_row,
 )
+from ingestq.store.postgres import insert
 from ingestq.store.postgres.pool import Conn, PostgresPool
 from ingestq.store.postgres.statements import Q as QUEUE_Q
 from ingestq.store.postgres.statements import finish_params
@@ -85,6 +86,17 @@ def _same(value: Any) -> Any:
 
 def _document(row: Sequence[Any]) -> Document:
     return document_from_row(row, _same, _same)
+
+
+def _register_params(ref: DocumentRef, now: datetime) -> dict[str, Any]:
+    return {
+        "collection": ref.collection,
+        "id": ref.id,
+        "source": ref.source,
+        "metadata": _json(ref.metadata, "document metadata"),
+        "blob_id": ref.blob_id,
+        "now": now,
+    }
 
 
 def _collection(row: Sequence[Any]) -> Collection:
@@ -183,15 +195,22 @@ class PostgresIndex(PostgresPool):
 
     # --- documents ------------------------------------------------------------------------------------
     async def document_register(self, ref: DocumentRef, now: datetime) -> Document:
-        params = {
-            "collection": ref.collection,
-            "id": ref.id,
-            "source": ref.source,
-            "metadata": _json(ref.metadata, "document metadata"),
-            "blob_id": ref.blob_id,
-            "now": now,
-        }
-        return _document((await self._rows(Q["document_register"], params))[0])
+        return _document((await self._rows(Q["document_register"], _register_params(ref, now)))[0])
+
+    async def document_enqueue(
+        self, refs: Sequence[DocumentRef], jobs: Sequence[NewJob], now: datetime
+    ) -> list[tuple[Document, Job]]:
+        if len(refs) != len(jobs):
+            raise ValueError(f"{len(refs)} documents but {len(jobs)} jobs")
+        if not refs:
+            return []
+        # One pipeline: BEGIN, the registers and the job insert go out in one round trip, COMMIT in a
+        # second (the insert reads its rows before it returns). One commit, so one WAL flush.
+        async with self._connection() as conn, conn.pipeline(), conn.transaction():
+            cursors = [await conn.execute(Q["document_register"], _register_params(r, now)) for r in refs]
+            queued = await insert.insert(conn, jobs, now)
+            docs = [_document(row) for cur in cursors for row in await cur.fetchall()]
+        return list(zip(docs, queued, strict=True))
 
     async def document_get(self, collection: str, document_id: str) -> Document | None:
         found = await self._rows(Q["document_get"], {"collection": collection, "id": document_id})

@@ -151,20 +151,24 @@ class Engine:
     def job_insert_many(self, jobs: Sequence[NewJob], now: datetime) -> list[Job]:
         if not jobs:
             return []
-        now_ts = ts(now)
         with self.write() as cur:
-            if any(job.dedupe_key is not None for job in jobs):
-                out: list[Job] = []
-                grown: set[str] = set()
-                for job in jobs:
-                    inserted, fresh = self._insert_one(cur, job, now_ts)
-                    out.append(inserted)
-                    if fresh:
-                        grown.add(job.queue)
-            else:
-                out = self._insert_plain(cur, jobs, now_ts)
-                grown = {job.queue for job in jobs}
-            self._check_depths(cur, grown)
+            return self.insert_jobs(cur, jobs, now)
+
+    def insert_jobs(self, cur: apsw.Cursor, jobs: Sequence[NewJob], now: datetime) -> list[Job]:
+        """job_insert_many inside the caller's write transaction (QueueFull: the caller rolls back)."""
+        now_ts = ts(now)
+        if any(job.dedupe_key is not None for job in jobs):
+            out: list[Job] = []
+            grown: set[str] = set()
+            for job in jobs:
+                inserted, fresh = self._insert_one(cur, job, now_ts)
+                out.append(inserted)
+                if fresh:
+                    grown.add(job.queue)
+        else:
+            out = self._insert_plain(cur, jobs, now_ts)
+            grown = {job.queue for job in jobs}
+        self._check_depths(cur, grown)
         return out
 
     def _insert_plain(self, cur: apsw.Cursor, jobs: Sequence[NewJob], now_ts: float) -> list[Job]:

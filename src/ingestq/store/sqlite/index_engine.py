@@ -31,7 +31,7 @@ from ingestq.model.document import (
     SearchQuery,
     Vector,
 )
-from ingestq.model.job import Outcome
+from ingestq.model.job import Job, NewJob, Outcome
 from ingestq.store.index_common import (
     IDEMPOTENCY_PRUNE_BATCH,
     Fenced,
@@ -162,6 +162,21 @@ class IndexEngine:
 
     # --- documents ------------------------------------------------------------------------------------
     def document_register(self, ref: DocumentRef, now: datetime) -> Document:
+        with self.e.write() as cur:
+            return self._register(cur, ref, now)
+
+    def document_enqueue(
+        self, refs: Sequence[DocumentRef], jobs: Sequence[NewJob], now: datetime
+    ) -> list[tuple[Document, Job]]:
+        if len(refs) != len(jobs):
+            raise ValueError(f"{len(refs)} documents but {len(jobs)} jobs")
+        if not refs:
+            return []
+        with self.e.write() as cur:
+            docs = [self._register(cur, ref, now) for ref in refs]
+            return list(zip(docs, self.e.insert_jobs(cur, jobs, now), strict=True))
+
+    def _register(self, cur: apsw.Cursor, ref: DocumentRef, now: datetime) -> Document:
         params = {
             "collection": ref.collection,
             "id": ref.id,
@@ -170,10 +185,8 @@ class IndexEngine:
             "blob_id": ref.blob_id,
             "now": ts(now),
         }
-        with self.e.write() as cur:
-            cur.execute(Q["document_register"], params)
-            row = _all(cur, Q["document_get"], {"collection": ref.collection, "id": ref.id})
-        return _document(row[0])
+        cur.execute(Q["document_register"], params)
+        return _document(_all(cur, Q["document_get"], {"collection": ref.collection, "id": ref.id})[0])
 
     def document_get(self, collection: str, document_id: str) -> Document | None:
         found = self._rows(Q["document_get"], {"collection": collection, "id": document_id})

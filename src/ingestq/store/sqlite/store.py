@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal, ParamSpec, TypeVar
 
 from ingestq.errors import StoreError
+from ingestq.model.document import Document, DocumentRef
 from ingestq.model.job import (
     ClaimRequest,
     FinishedBucket,
@@ -105,6 +106,14 @@ class SqliteStore(SqliteWebhooks, SqliteIndex):
         if inserted:
             self._wakeup.set()
         return inserted
+
+    async def document_enqueue(
+        self, refs: Sequence[DocumentRef], jobs: Sequence[NewJob], now: datetime
+    ) -> list[tuple[Document, Job]]:
+        pairs = await self._ix_run(lambda ix: ix.document_enqueue(refs, jobs, now))
+        if pairs:
+            self._wakeup.set()
+        return pairs
 
     async def job_insert_bulk(self, template: NewJob, payloads: Sequence[str], now: datetime) -> list[int]:
         ids = await self._run(self._e.job_insert_bulk, template, payloads, now)
