@@ -12,10 +12,9 @@ import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Literal, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Literal, ParamSpec, TypeVar
 
 from ingestq.errors import StoreError
-from ingestq.model.document import Document, DocumentRef
 from ingestq.model.job import (
     ClaimRequest,
     FinishedBucket,
@@ -39,6 +38,9 @@ from ingestq.store.sqlite.connection import parse_sqlite_url
 from ingestq.store.sqlite.index import SqliteIndex
 from ingestq.store.sqlite.wakeup import ChangeWatcher, WatcherWaiter
 from ingestq.store.sqlite.webhooks import SqliteWebhooks
+
+if TYPE_CHECKING:  # the documents model is not loaded by a worker that only runs queue jobs
+    from ingestq.model.document import Document, DocumentRef
 
 P = ParamSpec("P")
 R = TypeVar("R")
