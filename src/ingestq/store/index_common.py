@@ -46,6 +46,13 @@ def file_digest(file: BinaryIO) -> tuple[str, int]:
     return hasher.hexdigest(), size
 
 
+def enqueue_pairs(documents: int, jobs: int) -> bool:
+    """document_enqueue's arguments: one job per document (ValueError otherwise); False when empty."""
+    if documents != jobs:
+        raise ValueError(f"{documents} documents but {jobs} jobs")
+    return documents > 0
+
+
 def document_from_row(row: Sequence[Any], json: Decode, time: Callable[[Any], datetime]) -> Document:
     (collection, id_, source, status, version, media_type, content_hash, title, metadata) = row[:9]
     (chunk_count, model_id, settings_hash, error, blob_id, created, updated) = row[9:]

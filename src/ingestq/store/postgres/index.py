@@ -39,6 +39,7 @@ from ingestq.store.index_common import (
     collection_from_row,
     commit_collection,
     document_from_row,
+    enqueue_pairs,
     file_chunks,
     file_digest,
     hit_from_row,
@@ -200,9 +201,7 @@ class PostgresIndex(PostgresPool):
     async def document_enqueue(
         self, refs: Sequence[DocumentRef], jobs: Sequence[NewJob], now: datetime
     ) -> list[tuple[Document, Job]]:
-        if len(refs) != len(jobs):
-            raise ValueError(f"{len(refs)} documents but {len(jobs)} jobs")
-        if not refs:
+        if not enqueue_pairs(len(refs), len(jobs)):
             return []
         # One pipeline: BEGIN, the registers and the job insert go out in one round trip, COMMIT in a
         # second (the insert reads its rows before it returns). One commit, so one WAL flush.

@@ -38,6 +38,7 @@ from ingestq.store.index_common import (
     collection_from_row,
     commit_collection,
     document_from_row,
+    enqueue_pairs,
     file_chunks,
     file_digest,
     hit_from_row,
@@ -168,9 +169,7 @@ class IndexEngine:
     def document_enqueue(
         self, refs: Sequence[DocumentRef], jobs: Sequence[NewJob], now: datetime
     ) -> list[tuple[Document, Job]]:
-        if len(refs) != len(jobs):
-            raise ValueError(f"{len(refs)} documents but {len(jobs)} jobs")
-        if not refs:
+        if not enqueue_pairs(len(refs), len(jobs)):
             return []
         with self.e.write() as cur:
             docs = [self._register(cur, ref, now) for ref in refs]
